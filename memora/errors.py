@@ -1,0 +1,145 @@
+"""The errors memora raises: one tree rooted at :class:`MemoraError`.
+
+Catch ``MemoraError`` for everything memora raises on purpose. The subclasses name what went wrong
+from the caller's point of view, and every message says how to fix it::
+
+    MemoraError
+    ├── ConfigError                  settings or options that cannot work
+    │   ├── InvalidOptionError       an unknown or out-of-range option (e.g. ``temprature=0.7``)
+    │   └── InvalidSchemaError       a JSON schema that is not a valid schema
+    ├── ModelError                   anything about a model
+    │   ├── ModelNotFoundError       an unknown model name or a path that does not exist
+    │   ├── ModelLoadError           a file that exists but cannot be loaded (corrupt, not GGUF)
+    │   ├── ContextOverflowError     a prompt (plus the output budget) longer than the context
+    │   ├── UnsupportedError         a capability this backend does not have (see ``supports_*``)
+    │   └── MissingDependencyError   an optional extra that is not installed
+    ├── GenerationError              a model call that did not produce a usable result
+    │   └── OutputValidationError    output that failed validation after the bounded retries;
+    │                                carries every raw output
+    └── BackendError                 a remote endpoint failed
+        ├── ConnectionFailedError    unreachable server, refused connection, timeout
+        ├── AuthenticationError      HTTP 401 / 403
+        ├── RateLimitError           HTTP 429 after the bounded retries
+        └── ServerError              HTTP 5xx after the bounded retries, or another bad status
+
+Errors never log and never swallow their cause: the original exception is chained
+(``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AuthenticationError",
+    "BackendError",
+    "ConfigError",
+    "ConnectionFailedError",
+    "ContextOverflowError",
+    "GenerationError",
+    "InvalidOptionError",
+    "InvalidSchemaError",
+    "MemoraError",
+    "MissingDependencyError",
+    "ModelError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "OutputValidationError",
+    "RateLimitError",
+    "ServerError",
+    "UnsupportedError",
+]
+
+
+class MemoraError(Exception):
+    """Root of every error memora raises on purpose."""
+
+
+class ConfigError(MemoraError):
+    """Settings or options that cannot work."""
+
+
+class InvalidOptionError(ConfigError, ValueError):
+    """An unknown option name or a value out of range."""
+
+
+class InvalidSchemaError(ConfigError, ValueError):
+    """A JSON schema that is not itself a valid schema."""
+
+
+class ModelError(MemoraError):
+    """Anything about a model."""
+
+
+class ModelNotFoundError(ModelError):
+    """An unknown model name, or a model path that does not exist."""
+
+
+class ModelLoadError(ModelError):
+    """A model file that exists but cannot be loaded."""
+
+
+class ContextOverflowError(ModelError):
+    """A prompt that, with the tokens reserved for the output, does not fit the context."""
+
+    def __init__(self, message: str, *, prompt_tokens: int, max_tokens: int, n_ctx: int) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.n_ctx = n_ctx
+
+
+class UnsupportedError(ModelError):
+    """A capability the backend does not have; check the ``supports_*`` attributes first."""
+
+
+class MissingDependencyError(ModelError, ImportError):
+    """An optional extra that is not installed."""
+
+
+class GenerationError(MemoraError):
+    """A model call that did not produce a usable result."""
+
+
+class OutputValidationError(GenerationError):
+    """Model output that still failed validation after the bounded retries.
+
+    ``outputs`` holds the raw text of every attempt and ``errors`` the reason each one failed.
+    """
+
+    def __init__(self, message: str, *, outputs: Sequence[str], errors: Sequence[str]) -> None:
+        super().__init__(message)
+        self.outputs = list(outputs)
+        self.errors = list(errors)
+
+
+class BackendError(MemoraError):
+    """A remote endpoint failed."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ConnectionFailedError(BackendError):
+    """The server could not be reached (refused, DNS, timeout)."""
+
+
+class AuthenticationError(BackendError):
+    """The server rejected the credentials (HTTP 401 or 403)."""
+
+
+class RateLimitError(BackendError):
+    """HTTP 429 after the bounded retries."""
+
+
+class ServerError(BackendError):
+    """HTTP 5xx after the bounded retries, or another unexpected status."""
+
+
+def missing_extra(module: str, extra: str) -> MissingDependencyError:
+    """The error for an optional dependency that is not installed."""
+    return MissingDependencyError(
+        f"{module} is not installed; install memora with the '{extra}' extra: "
+        f"pip install 'memora[{extra}]'"
+    )

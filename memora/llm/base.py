@@ -1,0 +1,275 @@
+"""The model contract: one small abstract class that every backend implements.
+
+A backend implements one generator, :meth:`LLM._run`, that yields text chunks and returns a
+:class:`Completion`; the base class builds blocking, streaming and JSON-schema generation on top
+of it. Prompts are either a plain string (a raw completion prompt) or a list of chat messages,
+which the backend renders with the model's own chat template.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar, overload
+
+import numpy as np
+from pydantic import BaseModel
+
+from memora.errors import ConfigError, OutputValidationError, UnsupportedError
+from memora.llm.options import SamplingOptions, parse_options
+from memora.llm.structured import OutputSpec, SchemaLike
+
+__all__ = ["LLM", "Completion", "Message", "Prompt", "Stream", "Usage", "as_messages"]
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length"]
+M = TypeVar("M", bound=BaseModel)
+
+#: Temperature used for the retries of JSON generation when the caller asked for greedy
+#: decoding: greedy retries would repeat the same output.
+RETRY_TEMPERATURE = 0.7
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message."""
+
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        role, content = data.get("role"), data.get("content")
+        if role not in ("system", "user", "assistant", "tool") or not isinstance(content, str):
+            raise ConfigError(
+                f"a chat message needs a role (system, user, assistant or tool) and text content, "
+                f"got {dict(data)!r}"
+            )
+        return cls(role=role, content=content)
+
+
+Prompt = str | Sequence[Message | Mapping[str, Any]]
+
+
+def as_messages(prompt: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
+    """Normalize a chat prompt; an empty list is an error."""
+    messages = [m if isinstance(m, Message) else Message.from_dict(m) for m in prompt]
+    if not messages:
+        raise ConfigError("a chat prompt needs at least one message")
+    return messages
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token accounting of one call. ``cached_tokens`` were served from a KV cache and not
+    evaluated again (llama.cpp prefix reuse, or what the server reports)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+    @property
+    def evaluated_prompt_tokens(self) -> int:
+        return self.prompt_tokens - self.cached_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The result of one generation."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    model: str
+
+
+@dataclass
+class Stream(Iterator[str]):
+    """Text chunks as they are generated; iterate it, or call :meth:`result` to wait for all.
+
+    After the last chunk, :attr:`completion` holds the full :class:`Completion`. Closing the
+    stream early (``close()``, leaving a ``with`` block, or dropping it) stops generation.
+    """
+
+    _chunks: Generator[str, None, Completion]
+    _completion: Completion | None = field(default=None, init=False)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._chunks)
+        except StopIteration as stop:
+            self._completion = stop.value
+            raise
+
+    @property
+    def completion(self) -> Completion | None:
+        """The finished completion, or None while chunks remain."""
+        return self._completion
+
+    def result(self) -> Completion:
+        """Consume the remaining chunks and return the whole completion."""
+        for _ in self:
+            pass
+        assert self._completion is not None
+        return self._completion
+
+    def text(self) -> str:
+        return self.result().text
+
+    def close(self) -> None:
+        self._chunks.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LLM(ABC):
+    """A language model. Subclasses implement :meth:`_run`, tokenization and :meth:`close`.
+
+    Capabilities are attributes so callers can pick a strategy without probing:
+
+    - ``supports_logits``: :meth:`logits` returns next-token logits over the vocabulary;
+    - ``supports_sequences``: multi-sequence KV decoding (explicit positions, sequence copy);
+    - ``supports_tokenize``: :meth:`tokenize` / :meth:`detokenize` are exact;
+    - ``supports_raw_json``: JSON-schema output also for plain-string prompts (not only chat).
+    """
+
+    supports_logits: bool = False
+    supports_sequences: bool = False
+    supports_tokenize: bool = False
+    supports_raw_json: bool = False
+
+    name: str
+    n_ctx: int
+    defaults: SamplingOptions
+
+    # -- what a backend implements ---------------------------------------------------------
+
+    @abstractmethod
+    def _run(
+        self, prompt: Prompt, options: SamplingOptions, schema: dict[str, Any] | None
+    ) -> Generator[str, None, Completion]:
+        """Yield text chunks for ``prompt``; return the completion. Constrain to ``schema``
+        (a checked JSON schema) when given."""
+
+    @abstractmethod
+    def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        """Token ids of ``text`` (no BOS). ``special=True`` parses special-token markup."""
+
+    @abstractmethod
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Text of ``tokens``."""
+
+    @abstractmethod
+    def count_tokens(self, prompt: Prompt) -> int:
+        """Tokens ``prompt`` takes in the context, chat template included."""
+
+    def logits(self, prompt: Prompt) -> np.ndarray:
+        """Next-token logits after ``prompt``: float32, one per vocabulary entry."""
+        raise UnsupportedError(
+            f"{type(self).__name__} has no next-token logits (supports_logits is False); "
+            "use a local llama.cpp model (LlamaCppLLM) for logit-based scoring"
+        )
+
+    def close(self) -> None:  # noqa: B027 - a backend without resources needs no override
+        """Release native resources or connections. Idempotent."""
+
+    # -- what callers use ------------------------------------------------------------------
+
+    def stream(self, prompt: Prompt, **options: Any) -> Stream:
+        """Generate, yielding text as it comes (see :class:`Stream`)."""
+        opts = parse_options(self.defaults, **options)
+        return Stream(self._run(prompt, opts, None))
+
+    def generate(self, prompt: Prompt, **options: Any) -> Completion:
+        """Generate and return the whole completion."""
+        return self.stream(prompt, **options).result()
+
+    @overload
+    def generate_json(
+        self, prompt: Prompt, schema: type[M], *, retries: int = ..., **options: Any
+    ) -> M: ...
+
+    @overload
+    def generate_json(
+        self, prompt: Prompt, schema: Mapping[str, Any], *, retries: int = ..., **options: Any
+    ) -> Any: ...
+
+    def generate_json(
+        self, prompt: Prompt, schema: SchemaLike, *, retries: int = 2, **options: Any
+    ) -> Any:
+        """Generate output constrained to a JSON schema and return the validated data.
+
+        ``schema`` is a JSON schema (returns the parsed JSON) or a pydantic model class (returns
+        an instance). Output that fails validation is sampled again, at most ``retries`` more
+        times, with another seed (and temperature 0.7 when greedy was asked for); then
+        :class:`OutputValidationError` is raised carrying every raw output.
+        """
+        if retries < 0:
+            raise ConfigError(f"retries must be >= 0, got {retries}")
+        spec = OutputSpec.from_schema(schema)
+        if isinstance(prompt, str) and not self.supports_raw_json:
+            raise UnsupportedError(
+                f"{type(self).__name__} constrains JSON output only for chat prompts; pass a "
+                "list of messages, e.g. [{'role': 'user', 'content': prompt}]"
+            )
+        opts = parse_options(self.defaults, **options)
+        outputs: list[str] = []
+        errors: list[str] = []
+        for attempt in range(retries + 1):
+            attempt_opts = opts if attempt == 0 else _retry_options(opts, attempt)
+            completion = Stream(self._run(prompt, attempt_opts, spec.schema)).result()
+            outputs.append(completion.text)
+            try:
+                return spec.parse(completion.text)
+            except ValueError as exc:
+                reason = str(exc)
+                if completion.finish_reason == "length":
+                    reason += f" (cut off at max_tokens={opts.max_tokens})"
+                errors.append(reason)
+        raise OutputValidationError(
+            f"model output did not validate after {retries + 1} attempts; last: {errors[-1]}. "
+            f"Fix: raise max_tokens (now {opts.max_tokens}) if the output was cut off, loosen the "
+            "schema's constraints, or use a stronger model",
+            outputs=outputs,
+            errors=errors,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, n_ctx={self.n_ctx})"
+
+
+def _retry_options(opts: SamplingOptions, attempt: int) -> SamplingOptions:
+    return opts.model_copy(
+        update={
+            "seed": (opts.seed or 0) + attempt,
+            "temperature": opts.temperature or RETRY_TEMPERATURE,
+        }
+    )

@@ -1,0 +1,24 @@
+"""Every example runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.slow
+def test_quickstart_streams_and_embeds() -> None:
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), "--threads", "1", "--max-tokens", "24"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "tokens/s" in out.stdout
+    assert "related sentences rank above the unrelated one: yes" in out.stdout

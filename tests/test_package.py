@@ -1,0 +1,76 @@
+"""The package itself: a cheap import, a pinned public API, the install layout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import memora
+
+HEAVY = {"torch", "llama_cpp", "faiss", "textual", "openai", "sentence_transformers"}
+
+
+def test_import_memora_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, memora, memora.llm, memora.errors, memora.settings\n"
+        f"print(sorted({sorted(HEAVY)!r} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_public_api_is_pinned() -> None:
+    assert memora.__all__ == [
+        "LLM",
+        "AuthenticationError",
+        "BackendError",
+        "Completion",
+        "ConfigError",
+        "ConnectionFailedError",
+        "ContextOverflowError",
+        "Embedder",
+        "GenerationError",
+        "InvalidOptionError",
+        "InvalidSchemaError",
+        "LlamaCppLLM",
+        "MemoraError",
+        "Message",
+        "MissingDependencyError",
+        "ModelError",
+        "ModelLoadError",
+        "ModelNotFoundError",
+        "OpenAILLM",
+        "OutputValidationError",
+        "RateLimitError",
+        "SamplingOptions",
+        "SentenceTransformerEmbedder",
+        "ServerError",
+        "Settings",
+        "Stream",
+        "UnsupportedError",
+        "Usage",
+        "available_models",
+        "load_embedder",
+        "load_model",
+        "load_settings",
+        "model_path",
+    ]
+    for name in memora.__all__:
+        assert getattr(memora, name) is not None
+
+
+def test_every_error_descends_from_memora_error() -> None:
+    errors = [getattr(memora, n) for n in memora.__all__ if n.endswith("Error")]
+    assert len(errors) == 16
+    assert all(issubclass(e, memora.MemoraError) for e in errors)
+
+
+def test_agents_and_tui_install_under_memora() -> None:
+    import memora.agents
+    import memora.tui
+
+    assert memora.agents.__file__ is not None and memora.agents.__file__.endswith(
+        "agents/__init__.py"
+    )
+    assert memora.tui.__file__ is not None and memora.tui.__file__.endswith("tui/__init__.py")
+    assert "agents" not in sys.modules, "nothing may claim the generic top-level name 'agents'"

@@ -1,0 +1,1 @@
+"""Terminal UI for interactive fiction (the TUI issue builds this package)."""
