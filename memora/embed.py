@@ -84,7 +84,10 @@ class SentenceTransformerEmbedder:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load the embedder from {path}: {exc}") from exc
         self._name = str(model) if not Path(model).exists() else path.name
-        self._dim = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        self._dim = int(dimension())
         self.batch_size = batch_size
         self._lock = threading.Lock()
 

@@ -17,7 +17,12 @@ from typing import Any, Literal, Self, TypeVar, overload
 import numpy as np
 from pydantic import BaseModel
 
-from memora.errors import ConfigError, OutputValidationError, UnsupportedError
+from memora.errors import (
+    ConfigError,
+    ContextOverflowError,
+    OutputValidationError,
+    UnsupportedError,
+)
 from memora.llm.options import SamplingOptions, parse_options
 from memora.llm.structured import OutputSpec, SchemaLike
 
@@ -106,7 +111,8 @@ class Stream(Iterator[str]):
         try:
             return next(self._chunks)
         except StopIteration as stop:
-            self._completion = stop.value
+            if self._completion is None:  # an exhausted generator stops again with None
+                self._completion = stop.value
             raise
 
     @property
@@ -186,6 +192,21 @@ class LLM(ABC):
             f"{type(self).__name__} has no next-token logits (supports_logits is False); "
             "use a local llama.cpp model (LlamaCppLLM) for logit-based scoring"
         )
+
+    def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
+        """Raise :class:`ContextOverflowError` unless the prompt plus the output budget fits."""
+        if prompt_tokens == 0:
+            raise ConfigError("the prompt is empty; pass some text")
+        if prompt_tokens + max_tokens > self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt has {prompt_tokens} tokens and max_tokens={max_tokens}, together more "
+                f"than the context of {self.n_ctx} tokens. Fix: shorten the prompt, lower "
+                "max_tokens, or use a larger context (load a local model with a larger n_ctx; "
+                "start a server with a larger context)",
+                prompt_tokens=prompt_tokens,
+                max_tokens=max_tokens,
+                n_ctx=self.n_ctx,
+            )
 
     def close(self) -> None:  # noqa: B027 - a backend without resources needs no override
         """Release native resources or connections. Idempotent."""

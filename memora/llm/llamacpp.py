@@ -147,7 +147,7 @@ class LlamaCppLLM(LLM):
         return int(self._llama.token_eos())
 
     def is_end_of_generation(self, token: int) -> bool:
-        return bool(llama_cpp.llama_token_is_eog(self._llama._model.vocab, token))
+        return bool(llama_cpp.llama_vocab_is_eog(self._llama._model.vocab, token))
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -200,7 +200,7 @@ class LlamaCppLLM(LLM):
         self, prompt: Prompt, options: SamplingOptions, schema: dict[str, Any] | None
     ) -> Generator[str, None, Completion]:
         tokens = self.prompt_tokens(prompt)
-        self._check_fits(len(tokens), options.max_tokens)
+        self.check_fits(len(tokens), options.max_tokens)
         grammar = _grammar(json.dumps(schema, sort_keys=True)) if schema is not None else None
         with self._lock:
             self._ensure_open()
@@ -257,7 +257,7 @@ class LlamaCppLLM(LLM):
     def logits(self, prompt: Prompt) -> np.ndarray:
         """Next-token logits after ``prompt`` (float32, ``n_vocab`` long); reuses the KV prefix."""
         tokens = self.prompt_tokens(prompt)
-        self._check_fits(len(tokens), 0)
+        self.check_fits(len(tokens), 0)
         with self._lock:
             self._ensure_open()
             keep = self._reusable_prefix(tokens)
@@ -309,20 +309,6 @@ class LlamaCppLLM(LLM):
     def _ensure_open(self) -> None:
         if self._closed:
             raise ConfigError(f"{self.name} was closed; load the model again")
-
-    def _check_fits(self, n_prompt: int, max_tokens: int) -> None:
-        if n_prompt == 0:
-            raise ConfigError("the prompt is empty; pass some text")
-        if n_prompt + max_tokens > self.n_ctx:
-            train = self._llama._model.n_ctx_train()
-            raise ContextOverflowError(
-                f"the prompt has {n_prompt} tokens and max_tokens={max_tokens}, together more "
-                f"than the context of {self.n_ctx} tokens. Fix: shorten the prompt, lower "
-                f"max_tokens, or load the model with a larger n_ctx (it was trained on {train})",
-                prompt_tokens=n_prompt,
-                max_tokens=max_tokens,
-                n_ctx=self.n_ctx,
-            )
 
     def _reusable_prefix(self, tokens: Sequence[int]) -> int:
         """Tokens of ``tokens`` whose KV cells are already in sequence 0 (at least one token is

@@ -114,6 +114,8 @@ class OpenAILLM(LLM):
         self, prompt: Prompt, options: SamplingOptions, schema: dict[str, Any] | None
     ) -> Generator[str, None, Completion]:
         params = self._params(options)
+        if self.supports_tokenize:  # exact counts: fail before sending what cannot fit
+            self.check_fits(self.count_tokens(prompt), options.max_tokens)
         with self._errors():
             if isinstance(prompt, str):
                 if schema is not None:  # pragma: no cover - LLM.generate_json checks first
@@ -151,8 +153,9 @@ class OpenAILLM(LLM):
                 close()
         if finish is None:
             raise GenerationError(
-                f"the stream from {self._origin} ended without a finish reason; the server "
-                "dropped the connection mid-answer. Retry, or check the server's log"
+                f"the stream from {self._origin} ended without a finish reason: the server "
+                "dropped the answer midway (some servers do this for a prompt longer than their "
+                "context). Check the server's log, then retry"
             )
         full = "".join(text)
         return Completion(
@@ -292,6 +295,13 @@ def _translate(exc: openai.OpenAIError, llm: OpenAILLM) -> MemoraError:
         )
     if "context" in detail.lower() and status in (400, 413, 422, 500):
         return _overflow(detail, llm)
+    if "response_format" in detail:
+        other = "json_object" if llm.structured_output == "json_schema" else "json_schema"
+        return ServerError(
+            f"{where} does not accept this response_format (HTTP {status}): {detail}. Fix: "
+            f"create the model with structured_output='{other}'",
+            status_code=status,
+        )
     if status >= 500:
         return ServerError(
             f"{where} failed with HTTP {status} after the retries: {detail}. Check the "
@@ -299,9 +309,7 @@ def _translate(exc: openai.OpenAIError, llm: OpenAILLM) -> MemoraError:
             status_code=status,
         )
     return ServerError(
-        f"{where} rejected the request (HTTP {status}): {detail}. If it is about "
-        "response_format, try structured_output='json_object' (or 'json_schema')",
-        status_code=status,
+        f"{where} rejected the request (HTTP {status}): {detail}", status_code=status
     )
 
 
