@@ -106,9 +106,10 @@ def bench_prefix(threads: int, runs: int) -> dict[str, Any]:
         cold.append(ttft_cold)
         warm.append(ttft_warm)
         share.append(usage.evaluated_prompt_tokens / usage.prompt_tokens)
+    prefix_tokens = llm.count_tokens(prefix)
     llm.close()
     return {
-        "prefix_tokens": llm.count_tokens(prefix),
+        "prefix_tokens": prefix_tokens,
         "second_prompt_tokens": usage.prompt_tokens,
         "second_cached_tokens": usage.cached_tokens,
         "share_reevaluated": round(statistics.median(share), 4),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memora import ContextOverflowError, ModelLoadError, ModelNotFoundError
+from memora import ConfigError, ContextOverflowError, ModelLoadError, ModelNotFoundError
 from memora.llm.llamacpp import LlamaCppLLM, Span
 
 pytestmark = pytest.mark.slow
@@ -138,3 +138,18 @@ def test_loads_after_numpy_was_imported_first(gguf_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "3"
+
+
+def test_calls_after_close_raise_instead_of_crashing(gguf_path: Path) -> None:
+    llm = LlamaCppLLM(gguf_path, n_ctx=256, n_threads=1)
+    llm.close()
+    llm.close()  # idempotent
+    for call in (
+        lambda: llm.tokenize("hi"),
+        lambda: llm.count_tokens("hi"),
+        lambda: llm.detokenize([1]),
+        lambda: llm.generate("hi", max_tokens=2),
+        lambda: llm.logits("hi"),
+    ):
+        with pytest.raises(ConfigError, match="closed"):
+            call()

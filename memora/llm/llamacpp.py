@@ -152,9 +152,11 @@ class LlamaCppLLM(LLM):
     # -- tokens --------------------------------------------------------------------------
 
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        self._ensure_open()
         return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
     def detokenize(self, tokens: Sequence[int]) -> str:
+        self._ensure_open()
         data: bytes = self._llama.detokenize(list(tokens))
         return data.decode("utf-8", errors="replace")
 
@@ -184,6 +186,7 @@ class LlamaCppLLM(LLM):
 
     def prompt_tokens(self, prompt: Prompt) -> list[int]:
         """The exact token ids this backend evaluates for ``prompt``."""
+        self._ensure_open()
         if isinstance(prompt, str):
             # A raw prompt gets the model's BOS (when it uses one) and may contain special tokens.
             return list(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
@@ -307,6 +310,7 @@ class LlamaCppLLM(LLM):
     # -- internals -----------------------------------------------------------------------
 
     def _ensure_open(self) -> None:
+        # Native calls on a freed model crash the process; fail in Python instead.
         if self._closed:
             raise ConfigError(f"{self.name} was closed; load the model again")
 
