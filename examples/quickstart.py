@@ -7,6 +7,7 @@ bundled embedder. Runs offline; `make demo` runs it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -18,7 +19,8 @@ import memora
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=2)
+    # Half the cores: llama.cpp throughput collapses when its threads compete with other work.
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--max-tokens", type=int, default=120)
     args = parser.parse_args(argv)
     console = Console()

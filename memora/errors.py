@@ -137,6 +137,15 @@ class ServerError(BackendError):
     """HTTP 5xx after the bounded retries, or another unexpected status."""
 
 
+def unknown_option(name: str, valid: Sequence[str], what: str) -> InvalidOptionError:
+    """The error for an option name that ``what`` does not take, with the nearest valid name."""
+    import difflib
+
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return InvalidOptionError(f"{what} has no option '{name}'; {hint}options: {', '.join(valid)}")
+
+
 def missing_extra(module: str, extra: str) -> MissingDependencyError:
     """The error for an optional dependency that is not installed."""
     return MissingDependencyError(

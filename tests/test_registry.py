@@ -28,8 +28,14 @@ def test_unknown_backend_option_is_an_error() -> None:
 
 @pytest.mark.slow
 def test_load_by_name_and_by_path() -> None:
+    from memora.llm.llamacpp import LlamaCppLLM
+
     with load_model("default", n_ctx=256, n_threads=1) as by_name:
         assert by_name.name == "smollm2-135m-instruct"
         text = by_name.generate("Hi", temperature=0, max_tokens=3).text
     with load_model(str(model_path("default")), n_ctx=256, n_threads=1) as by_path:
+        assert by_path.name == "SmolLM2-135M-Instruct.Q4_1"
         assert by_path.generate("Hi", temperature=0, max_tokens=3).text == text
+    with LlamaCppLLM("default", n_ctx=256, n_threads=1) as direct:
+        assert direct.name == "smollm2-135m-instruct"
+        assert direct.path == model_path("default")

@@ -37,6 +37,24 @@ M = TypeVar("M", bound=BaseModel)
 RETRY_TEMPERATURE = 0.7
 
 
+class Closable:
+    """``with`` support for anything with a ``close()``."""
+
+    def close(self) -> None:
+        """Release what this object holds. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class Message:
     """One chat message."""
@@ -94,7 +112,7 @@ class Completion:
 
 
 @dataclass
-class Stream(Iterator[str]):
+class Stream(Iterator[str], Closable):
     """Text chunks as they are generated; iterate it, or call :meth:`result` to wait for all.
 
     After the last chunk, :attr:`completion` holds the full :class:`Completion`. Closing the
@@ -133,19 +151,8 @@ class Stream(Iterator[str]):
     def close(self) -> None:
         self._chunks.close()
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class LLM(ABC):
+class LLM(Closable, ABC):
     """A language model. Subclasses implement :meth:`_run`, tokenization and :meth:`close`.
 
     Capabilities are attributes so callers can pick a strategy without probing:
@@ -208,9 +215,6 @@ class LLM(ABC):
                 n_ctx=self.n_ctx,
             )
 
-    def close(self) -> None:  # noqa: B027 - a backend without resources needs no override
-        """Release native resources or connections. Idempotent."""
-
     # -- what callers use ------------------------------------------------------------------
 
     def stream(self, prompt: Prompt, **options: Any) -> Stream:
@@ -271,17 +275,6 @@ class LLM(ABC):
             outputs=outputs,
             errors=errors,
         )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, n_ctx={self.n_ctx})"

@@ -36,6 +36,7 @@ from memora.errors import (
     UnsupportedError,
     missing_extra,
 )
+from memora.llm import registry
 from memora.llm.base import LLM, Completion, Prompt, Usage, as_messages
 from memora.llm.options import SamplingOptions
 
@@ -55,7 +56,7 @@ class LlamaCppLLM(LLM):
     """A GGUF model run by llama.cpp on the CPU, or offloaded to a GPU with ``n_gpu_layers``.
 
     Args:
-        model_path: path of a ``.gguf`` file.
+        model_path: path of a ``.gguf`` file, or a registered name (``"default"``).
         name: display name (defaults to the file name).
         n_ctx: context length in tokens.
         n_threads: CPU threads for generation and prompt evaluation (None: llama.cpp's choice).
@@ -84,6 +85,9 @@ class LlamaCppLLM(LLM):
         verbose: bool = False,
     ) -> None:
         path = Path(model_path).expanduser()
+        if not path.is_file() and not registry.looks_like_path(str(model_path)):
+            path = registry.model_path(str(model_path))  # a name such as "default"
+            name = name or registry.canonical_name(str(model_path))
         if not path.is_file():
             raise ModelNotFoundError(
                 f"model file not found: {path}. Fix: pass the path of an existing .gguf file, "

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from memora.errors import InvalidOptionError
+from memora.errors import InvalidOptionError, unknown_option
 
 __all__ = ["SamplingOptions", "parse_options"]
 
@@ -57,11 +56,7 @@ def parse_options(base: SamplingOptions | None = None, **options: Any) -> Sampli
     """
     for name in options:
         if name not in _NAMES:
-            close = difflib.get_close_matches(name, _NAMES, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise InvalidOptionError(
-                f"unknown sampling option '{name}'; {hint}valid options: {', '.join(_NAMES)}"
-            )
+            raise unknown_option(name, _NAMES, "sampling")
     merged = {**(base.model_dump() if base is not None else {}), **options}
     try:
         return SamplingOptions(**merged)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memora.errors import InvalidOptionError, ModelNotFoundError
+from memora.errors import ModelNotFoundError, unknown_option
 from memora.llm.base import LLM
 
 __all__ = ["DEFAULT_MODEL", "ModelInfo", "available_models", "load_model", "model_path"]
@@ -62,6 +62,11 @@ def available_models() -> list[ModelInfo]:
     return list(_REGISTRY.values())
 
 
+def canonical_name(name: str) -> str:
+    """The registered name behind an alias ("default" -> "smollm2-135m-instruct")."""
+    return _ALIASES.get(name, name)
+
+
 def _known_names() -> list[str]:
     return [*_ALIASES, *_REGISTRY]
 
@@ -86,7 +91,7 @@ def model_path(name: str) -> Path:
     return path
 
 
-def _looks_like_path(spec: str) -> bool:
+def looks_like_path(spec: str) -> bool:
     return spec.endswith(".gguf") or "/" in spec or "\\" in spec or spec.startswith("~")
 
 
@@ -105,11 +110,7 @@ def load_model(spec: str = "default", **options: Any) -> LLM:
     from memora.llm.llamacpp import LlamaCppLLM
 
     _check_options(LlamaCppLLM, options)
-    if _looks_like_path(spec):
-        return LlamaCppLLM(spec, **options)
-    path = model_path(spec)
-    options.setdefault("name", _ALIASES.get(spec, spec))
-    return LlamaCppLLM(path, **options)
+    return LlamaCppLLM(spec, **options)
 
 
 def _check_options(backend: type[LLM], options: dict[str, Any]) -> None:
@@ -120,8 +121,4 @@ def _check_options(backend: type[LLM], options: dict[str, Any]) -> None:
     ]
     for name in options:
         if name not in accepted:
-            close = difflib.get_close_matches(name, accepted, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise InvalidOptionError(
-                f"{backend.__name__} has no option '{name}'; {hint}options: {', '.join(accepted)}"
-            )
+            raise unknown_option(name, accepted, backend.__name__)
