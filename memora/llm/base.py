@@ -25,6 +25,7 @@ from memora.errors import (
 )
 from memora.llm.options import SamplingOptions, parse_options
 from memora.llm.structured import OutputSpec, SchemaLike
+from memora.prompting.set_prompt import SetPrompt
 
 __all__ = ["LLM", "Completion", "Message", "Prompt", "Stream", "Usage", "as_messages"]
 
@@ -76,11 +77,14 @@ class Message:
         return cls(role=role, content=content)
 
 
-Prompt = str | Sequence[Message | Mapping[str, Any]]
+#: A raw completion string, chat messages, or a set prompt (order-invariant items).
+Prompt = str | Sequence[Message | Mapping[str, Any]] | SetPrompt
 
 
-def as_messages(prompt: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
+def as_messages(prompt: Prompt) -> list[Message]:
     """Normalize a chat prompt; an empty list is an error."""
+    if isinstance(prompt, str | SetPrompt):
+        raise ConfigError(f"expected chat messages, got a {type(prompt).__name__}")
     messages = [m if isinstance(m, Message) else Message.from_dict(m) for m in prompt]
     if not messages:
         raise ConfigError("a chat prompt needs at least one message")
@@ -200,6 +204,15 @@ class LLM(Closable, ABC):
             "use a local llama.cpp model (LlamaCppLLM) for logit-based scoring"
         )
 
+    def _check_prompt(self, prompt: Prompt) -> None:
+        if isinstance(prompt, SetPrompt) and not self.supports_sequences:
+            raise UnsupportedError(
+                f"{type(self).__name__} cannot run a SetPrompt: exact order invariance needs "
+                "KV sequences (supports_sequences), which only local llama.cpp models have. "
+                "For remote models use memora.prompting.choose(..., method='psc') "
+                "(permutation self-consistency: it reduces order dependence, it does not remove it)"
+            )
+
     def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
         """Raise :class:`ContextOverflowError` unless the prompt plus the output budget fits."""
         if prompt_tokens == 0:
@@ -220,6 +233,7 @@ class LLM(Closable, ABC):
     def stream(self, prompt: Prompt, **options: Any) -> Stream:
         """Generate, yielding text as it comes (see :class:`Stream`)."""
         opts = parse_options(self.defaults, **options)
+        self._check_prompt(prompt)
         return Stream(self._run(prompt, opts, None))
 
     def generate(self, prompt: Prompt, **options: Any) -> Completion:
@@ -249,7 +263,8 @@ class LLM(Closable, ABC):
         if retries < 0:
             raise ConfigError(f"retries must be >= 0, got {retries}")
         spec = OutputSpec.from_schema(schema)
-        if isinstance(prompt, str) and not self.supports_raw_json:
+        self._check_prompt(prompt)
+        if isinstance(prompt, str | SetPrompt) and not self.supports_raw_json:
             raise UnsupportedError(
                 f"{type(self).__name__} constrains JSON output only for chat prompts; pass a "
                 "list of messages, e.g. [{'role': 'user', 'content': prompt}]"

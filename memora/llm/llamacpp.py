@@ -22,7 +22,7 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -37,8 +37,15 @@ from memora.errors import (
     missing_extra,
 )
 from memora.llm import registry
-from memora.llm.base import LLM, Completion, Prompt, Usage, as_messages
+from memora.llm.base import LLM, Completion, FinishReason, Prompt, Usage, as_messages
 from memora.llm.options import SamplingOptions
+from memora.prompting.kv_set import (
+    SetTokens,
+    check_set,
+    continuation_logprobs,
+    decode_set,
+)
+from memora.prompting.set_prompt import SetPrompt
 
 try:
     import llama_cpp
@@ -165,12 +172,17 @@ class LlamaCppLLM(LLM):
         return data.decode("utf-8", errors="replace")
 
     def count_tokens(self, prompt: Prompt) -> int:
+        """Tokens ``prompt`` occupies in the context (for a set prompt: its KV cells)."""
+        if isinstance(prompt, SetPrompt):
+            return self.set_tokens(prompt).cells
         return len(self.prompt_tokens(prompt))
 
     def render_chat(self, prompt: Prompt, *, add_generation_prompt: bool = True) -> str:
         """The text the model's chat template makes of ``prompt`` (a string passes through)."""
         if isinstance(prompt, str):
             return prompt
+        if isinstance(prompt, SetPrompt):
+            raise ConfigError("a SetPrompt is rendered already; see SetPrompt.from_chat")
         formatter = self._formatter
         if formatter is None:
             raise UnsupportedError(
@@ -189,8 +201,10 @@ class LlamaCppLLM(LLM):
         return rendered
 
     def prompt_tokens(self, prompt: Prompt) -> list[int]:
-        """The exact token ids this backend evaluates for ``prompt``."""
+        """The exact token ids this backend evaluates for a plain or chat ``prompt``."""
         self._ensure_open()
+        if isinstance(prompt, SetPrompt):
+            raise ConfigError("a SetPrompt has no single token sequence; use set_tokens()")
         if isinstance(prompt, str):
             # A raw prompt gets the model's BOS (when it uses one) and may contain special tokens.
             return list(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
@@ -206,73 +220,142 @@ class LlamaCppLLM(LLM):
     def _run(
         self, prompt: Prompt, options: SamplingOptions, schema: dict[str, Any] | None
     ) -> Generator[str, None, Completion]:
-        tokens = self.prompt_tokens(prompt)
-        self.check_fits(len(tokens), options.max_tokens)
         grammar = _grammar(json.dumps(schema, sort_keys=True)) if schema is not None else None
         with self._lock:
             self._ensure_open()
-            llama = self._llama
-            cached = self._reusable_prefix(tokens)
-            llama.set_seed(options.seed if options.seed is not None else self._seed)
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            stops = _StopMatcher(options.stop)
-            generated: list[str] = []
-            n_completion = 0
-            finish = "length"
-            tokens_out = llama.generate(
-                tokens,
-                top_k=options.top_k,
-                top_p=options.top_p,
-                min_p=options.min_p,
-                temp=options.temperature,
-                repeat_penalty=options.repeat_penalty,
-                presence_penalty=options.presence_penalty,
-                frequency_penalty=options.frequency_penalty,
-                grammar=grammar,
-            )
-            try:
-                for token in tokens_out:
-                    if self.is_end_of_generation(token):
-                        finish = "stop"
-                        break
-                    n_completion += 1
-                    piece, stopped = stops.feed(decoder.decode(llama._model.detokenize([token])))
-                    if piece:
-                        generated.append(piece)
-                        yield piece
-                    if stopped:
-                        finish = "stop"
-                        break
-                    if n_completion >= options.max_tokens:
-                        break
-            finally:
-                tokens_out.close()
-            if not stops.stopped:
-                tail = stops.flush(decoder.decode(b"", final=True))
-                if tail:
-                    generated.append(tail)
-                    yield tail
+            self._llama.set_seed(options.seed if options.seed is not None else self._seed)
+            cached = 0
+            if isinstance(prompt, SetPrompt):
+                set_tokens = self.set_tokens(prompt)
+                check_set(set_tokens, self.n_ctx, options.max_tokens)
+                n_prompt = set_tokens.cells
+                tokens_out = self._set_generate(set_tokens, options, grammar)
+            else:
+                tokens = self.prompt_tokens(prompt)
+                self.check_fits(len(tokens), options.max_tokens)
+                n_prompt, cached = len(tokens), self._reusable_prefix(tokens)
+                tokens_out = self._llama.generate(tokens, grammar=grammar, **_sampler_args(options))
+            text, n_completion, finish = yield from self._stream_text(tokens_out, options)
         return Completion(
-            text="".join(generated),
-            finish_reason="stop" if finish == "stop" else "length",
+            text=text,
+            finish_reason=finish,
             usage=Usage(
-                prompt_tokens=len(tokens), completion_tokens=n_completion, cached_tokens=cached
+                prompt_tokens=n_prompt, completion_tokens=n_completion, cached_tokens=cached
             ),
             model=self.name,
         )
 
+    def _stream_text(
+        self, tokens_out: Generator[int, Any, None], options: SamplingOptions
+    ) -> Generator[str, None, tuple[str, int, FinishReason]]:
+        """Turn sampled tokens into text pieces: UTF-8 decoded incrementally, stop strings
+        honoured, at most ``max_tokens`` tokens. Returns (text, tokens, finish reason)."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = _StopMatcher(options.stop)
+        generated: list[str] = []
+        n_completion = 0
+        finish: FinishReason = "length"
+        try:
+            for token in tokens_out:
+                if self.is_end_of_generation(token):
+                    finish = "stop"
+                    break
+                n_completion += 1
+                piece, stopped = stops.feed(decoder.decode(self._llama._model.detokenize([token])))
+                if piece:
+                    generated.append(piece)
+                    yield piece
+                if stopped:
+                    finish = "stop"
+                    break
+                if n_completion >= options.max_tokens:
+                    break
+        finally:
+            tokens_out.close()
+        if not stops.stopped:
+            tail = stops.flush(decoder.decode(b"", final=True))
+            if tail:
+                generated.append(tail)
+                yield tail
+        return "".join(generated), n_completion, finish
+
+    def _set_generate(
+        self, tokens: SetTokens, options: SamplingOptions, grammar: Any
+    ) -> Generator[int, Any, None]:
+        """Sampled tokens after a set prompt; every generated token sees every item."""
+        with self.sequences(len(tokens.items) + 1) as kv:
+            decoded = decode_set(kv, tokens)
+            sampler = self._llama._init_sampler(grammar=grammar, **_sampler_args(options))
+            pos = decoded.next_pos
+            while True:
+                token = int(sampler.sample(self._llama._ctx, -1))
+                yield token
+                kv.decode([Span([token], pos, seq_ids=(0,), logits=True)])
+                pos += 1
+
     def logits(self, prompt: Prompt) -> np.ndarray:
-        """Next-token logits after ``prompt`` (float32, ``n_vocab`` long); reuses the KV prefix."""
-        tokens = self.prompt_tokens(prompt)
-        self.check_fits(len(tokens), 0)
+        """Next-token logits after ``prompt`` (float32, ``n_vocab`` long).
+
+        A plain prompt reuses the KV prefix of the previous call; a :class:`SetPrompt` gives
+        the same logits, bit for bit, for every order of its items.
+        """
         with self._lock:
             self._ensure_open()
+            if isinstance(prompt, SetPrompt):
+                set_tokens = self.set_tokens(prompt)
+                check_set(set_tokens, self.n_ctx, 0)
+                with self.sequences(len(set_tokens.items) + 1) as kv:
+                    logits = decode_set(kv, set_tokens).suffix_logits
+                assert logits is not None
+                return logits
+            tokens = self.prompt_tokens(prompt)
+            self.check_fits(len(tokens), 0)
             keep = self._reusable_prefix(tokens)
             llama = self._llama
             llama._ctx.kv_cache_seq_rm(0, keep, -1)
             llama.n_tokens = keep
             llama.eval(tokens[keep:])
             return _logits_row(llama._ctx.ctx, -1, self.n_vocab)
+
+    def continuation_logprobs(
+        self, prompt: Prompt, continuations: Sequence[str]
+    ) -> list[np.ndarray]:
+        """Log-probability of every token of each continuation given ``prompt``.
+
+        All continuations are scored in one pass: the prompt is decoded once and the
+        continuations as parallel items, so each result is the same, bit for bit, whatever the
+        order of ``continuations``.
+        """
+        if isinstance(prompt, SetPrompt):
+            raise ConfigError("continuation_logprobs takes a plain or chat prompt as context")
+        with self._lock:
+            self._ensure_open()
+            tokens = SetTokens(
+                prefix=tuple(self.prompt_tokens(prompt)),
+                items=tuple(tuple(self._tokenize_piece(c)) for c in continuations),
+                suffix=(),
+            )
+            if not tokens.items or any(not item for item in tokens.items):
+                raise ConfigError("pass at least one continuation, none of them empty")
+            check_set(tokens, self.n_ctx, 0)
+            with self.sequences(len(tokens.items) + 1) as kv:
+                decoded = decode_set(kv, tokens, item_logits=True)
+            return continuation_logprobs(decoded, tokens)
+
+    def set_tokens(self, prompt: SetPrompt) -> SetTokens:
+        """The token ids of a set prompt's prefix, items and suffix, each tokenized alone."""
+        self._ensure_open()
+        prefix = self._llama.tokenize(
+            prompt.prefix.encode("utf-8"), add_bos=not prompt.rendered, special=True
+        )
+        return SetTokens(
+            prefix=tuple(prefix),
+            items=tuple(tuple(self._tokenize_piece(item)) for item in prompt.items),
+            suffix=tuple(self._tokenize_piece(prompt.suffix)),
+        )
+
+    def _tokenize_piece(self, text: str) -> list[int]:
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     # -- multi-sequence decoding ---------------------------------------------------------
 
@@ -370,13 +453,14 @@ class Span:
     """Tokens to decode into the KV cache.
 
     The tokens take positions ``pos, pos+1, ...`` in every sequence of ``seq_ids``. With
-    ``logits=True`` the next-token logits after the span's last token are returned.
+    ``logits=True`` the next-token logits after the span's last token are returned (shape
+    ``(n_vocab,)``); with ``logits="all"``, those after every token (``(len, n_vocab)``).
     """
 
     tokens: Sequence[int]
     pos: int
     seq_ids: tuple[int, ...] = (0,)
-    logits: bool = False
+    logits: bool | Literal["all"] = False
 
 
 class KVSequences:
@@ -418,14 +502,14 @@ class KVSequences:
                     max_tokens=0,
                     n_ctx=self.n_ctx,
                 )
-        results: list[np.ndarray | None] = [None] * len(spans)
+        rows: list[list[np.ndarray]] = [[] for _ in spans]
         pending: list[tuple[int, int]] = []  # (span index, row in the batch) wanting logits
         batch = self._batch.batch
         fill = 0
         for index, span in enumerate(spans):
             for offset, token in enumerate(span.tokens):
                 if fill == self.n_batch:
-                    self._flush(fill, pending, results)
+                    self._flush(fill, pending, rows)
                     fill = 0
                     pending = []
                 batch.token[fill] = token
@@ -433,13 +517,21 @@ class KVSequences:
                 batch.n_seq_id[fill] = len(span.seq_ids)
                 for k, seq in enumerate(span.seq_ids):
                     batch.seq_id[fill][k] = seq
-                last = offset == len(span.tokens) - 1
-                batch.logits[fill] = bool(span.logits and last)
-                if span.logits and last:
+                wanted = span.logits == "all" or (
+                    span.logits is True and offset == len(span.tokens) - 1
+                )
+                batch.logits[fill] = wanted
+                if wanted:
                     pending.append((index, fill))
                 fill += 1
         if fill:
-            self._flush(fill, pending, results)
+            self._flush(fill, pending, rows)
+        results: list[np.ndarray | None] = []
+        for span, got in zip(spans, rows, strict=True):
+            if span.logits == "all":
+                results.append(np.stack(got))
+            else:
+                results.append(got[0] if got else None)
         return results
 
     def copy(self, src: int, dst: int, p0: int = 0, p1: int = -1) -> None:
@@ -453,7 +545,7 @@ class KVSequences:
             raise UnsupportedError("this model's memory cannot remove a partial sequence")
 
     def _flush(
-        self, fill: int, pending: list[tuple[int, int]], results: list[np.ndarray | None]
+        self, fill: int, pending: list[tuple[int, int]], rows: list[list[np.ndarray]]
     ) -> None:
         self._batch.batch.n_tokens = fill
         ctx = self._llm._llama._ctx
@@ -468,10 +560,22 @@ class KVSequences:
             )
         self.decode_calls += 1
         for index, row in pending:
-            results[index] = _logits_row(ctx.ctx, row, self.n_vocab)
+            rows[index].append(_logits_row(ctx.ctx, row, self.n_vocab))
 
     def _close(self) -> None:
         self._batch.close()
+
+
+def _sampler_args(options: SamplingOptions) -> dict[str, Any]:
+    return {
+        "top_k": options.top_k,
+        "top_p": options.top_p,
+        "min_p": options.min_p,
+        "temp": options.temperature,
+        "repeat_penalty": options.repeat_penalty,
+        "presence_penalty": options.presence_penalty,
+        "frequency_penalty": options.frequency_penalty,
+    }
 
 
 class _StopMatcher:
