@@ -31,6 +31,7 @@ from memora.errors import (
 from memora.llm.base import LLM, Completion, Message, Stream, Usage
 from memora.llm.options import SamplingOptions
 from memora.llm.registry import available_models, load_model, model_path
+from memora.prompting import Choice, SetPrompt, choose
 from memora.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ __all__ = [
     "LLM",
     "AuthenticationError",
     "BackendError",
+    "Choice",
     "Completion",
     "ConfigError",
     "ConnectionFailedError",
@@ -65,11 +67,13 @@ __all__ = [
     "SamplingOptions",
     "SentenceTransformerEmbedder",
     "ServerError",
+    "SetPrompt",
     "Settings",
     "Stream",
     "UnsupportedError",
     "Usage",
     "available_models",
+    "choose",
     "load_embedder",
     "load_model",
     "load_settings",

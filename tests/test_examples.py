@@ -22,3 +22,18 @@ def test_quickstart_streams_and_embeds() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     assert "tokens/s" in out.stdout
     assert "related sentences rank above the unrelated one: yes" in out.stdout
+
+
+@pytest.mark.slow
+def test_order_invariant_choice_example() -> None:
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "order_invariant_choice.py"), "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "bit-identical logits across every order: yes" in out.stdout
+    for method in ("likelihood", "label", "psc"):
+        line = next(line for line in out.stdout.splitlines() if line.strip().startswith(method))
+        assert "(one answer for 3 orders)" in line and "," not in line.split(":")[1].split("(")[0]

@@ -12,7 +12,7 @@ HEAVY = {"torch", "llama_cpp", "faiss", "textual", "openai", "sentence_transform
 
 def test_import_memora_loads_no_heavy_library() -> None:
     code = (
-        "import sys, memora, memora.llm, memora.errors, memora.settings\n"
+        "import sys, memora, memora.llm, memora.errors, memora.settings, memora.prompting\n"
         f"print(sorted(set({sorted(HEAVY)!r}) & set(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -24,6 +24,7 @@ def test_public_api_is_pinned() -> None:
         "LLM",
         "AuthenticationError",
         "BackendError",
+        "Choice",
         "Completion",
         "ConfigError",
         "ConnectionFailedError",
@@ -45,11 +46,13 @@ def test_public_api_is_pinned() -> None:
         "SamplingOptions",
         "SentenceTransformerEmbedder",
         "ServerError",
+        "SetPrompt",
         "Settings",
         "Stream",
         "UnsupportedError",
         "Usage",
         "available_models",
+        "choose",
         "load_embedder",
         "load_model",
         "load_settings",
