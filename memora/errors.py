@@ -16,11 +16,17 @@ from the caller's point of view, and every message says how to fix it::
     ├── GenerationError              a model call that did not produce a usable result
     │   └── OutputValidationError    output that failed validation after the bounded retries;
     │                                carries every raw output
-    └── BackendError                 a remote endpoint failed
-        ├── ConnectionFailedError    unreachable server, refused connection, timeout
-        ├── AuthenticationError      HTTP 401 / 403
-        ├── RateLimitError           HTTP 429 after the bounded retries
-        └── ServerError              HTTP 5xx after the bounded retries, or another bad status
+    ├── BackendError                 a remote endpoint failed
+    │   ├── ConnectionFailedError    unreachable server, refused connection, timeout
+    │   ├── AuthenticationError      HTTP 401 / 403
+    │   ├── RateLimitError           HTTP 429 after the bounded retries
+    │   └── ServerError              HTTP 5xx after the bounded retries, or another bad status
+    └── StoreError                   the memory store
+        ├── ScopeError               a read or write without a scope (user, agent or session)
+        ├── InvalidRecordError       empty or oversized text, metadata that is not JSON
+        ├── RecordNotFoundError      an id the store does not hold (in this scope)
+        ├── SchemaVersionError       a database written by a newer memora
+        └── StoreBusyError           the database stayed locked through the bounded retries
 
 Errors never log and never swallow their cause: the original exception is chained
 (``raise ... from exc``).
@@ -38,6 +44,7 @@ __all__ = [
     "ContextOverflowError",
     "GenerationError",
     "InvalidOptionError",
+    "InvalidRecordError",
     "InvalidSchemaError",
     "MemoraError",
     "MissingDependencyError",
@@ -46,7 +53,12 @@ __all__ = [
     "ModelNotFoundError",
     "OutputValidationError",
     "RateLimitError",
+    "RecordNotFoundError",
+    "SchemaVersionError",
+    "ScopeError",
     "ServerError",
+    "StoreBusyError",
+    "StoreError",
     "UnsupportedError",
 ]
 
@@ -135,6 +147,33 @@ class RateLimitError(BackendError):
 
 class ServerError(BackendError):
     """HTTP 5xx after the bounded retries, or another unexpected status."""
+
+
+class StoreError(MemoraError):
+    """The memory store."""
+
+
+class ScopeError(StoreError):
+    """A read or write that names no scope; reads across scopes need ``all_scopes=True``."""
+
+
+class InvalidRecordError(StoreError, ValueError):
+    """A record the store refuses: empty or oversized text, non-JSON metadata, bad expiry."""
+
+
+class RecordNotFoundError(StoreError, KeyError):
+    """An id the store does not hold, or not in the caller's scope."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class SchemaVersionError(StoreError):
+    """A database written by a newer version of memora."""
+
+
+class StoreBusyError(StoreError):
+    """The database stayed locked by other writers through the bounded retries."""
 
 
 def unknown_option(name: str, valid: Sequence[str], what: str) -> InvalidOptionError:

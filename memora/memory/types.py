@@ -1,0 +1,165 @@
+"""The memory store's values: scopes, records, hits, history. Plain, frozen, serializable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from memora.errors import ScopeError
+
+__all__ = ["AddResult", "HistoryEntry", "MemoryRecord", "Scope", "SearchHit"]
+
+Event = Literal["ADD", "UPDATE", "DELETE"]
+_FIELDS = ("user_id", "agent_id", "session_id")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose memory: any of user, agent and session. A record belongs to the scope it was
+    written with; a read with ``Scope(user_id="u")`` sees every record of user ``u``, whatever
+    its agent or session, and nothing of any other user."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or value == ""):
+                raise ScopeError(f"{name} must be a non-empty string or None, got {value!r}")
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, name) is None for name in _FIELDS)
+
+    def items(self) -> list[tuple[str, str]]:
+        """The set fields as (column, value) pairs."""
+        return [(n, v) for n in _FIELDS if (v := getattr(self, n)) is not None]
+
+    def key(self) -> str:
+        """A unique text key of the exact scope (for de-duplication)."""
+        import json
+
+        return json.dumps([self.user_id, self.agent_id, self.session_id])
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {n: getattr(self, n) for n in _FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scope:
+        return cls(**{n: data.get(n) for n in _FIELDS})
+
+    @classmethod
+    def of(
+        cls,
+        scope: Scope | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> Scope:
+        """A scope from a Scope or from keyword ids (not both)."""
+        if scope is not None:
+            if user_id or agent_id or session_id:
+                raise ScopeError("pass either scope= or user_id/agent_id/session_id, not both")
+            return scope
+        return cls(user_id=user_id, agent_id=agent_id, session_id=session_id)
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    """One memory. ``id`` is stable across export and import."""
+
+    id: str
+    scope: Scope
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    embedder: str = ""
+    dim: int = 0
+    content_hash: str = ""
+    expires_at: float | None = None
+    deleted_at: float | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "scope": self.scope.to_dict(),
+            "text": self.text,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "embedder": self.embedder,
+            "dim": self.dim,
+            "content_hash": self.content_hash,
+            "expires_at": self.expires_at,
+            "deleted_at": self.deleted_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MemoryRecord:
+        return cls(
+            id=data["id"],
+            scope=Scope.from_dict(data["scope"]),
+            text=data["text"],
+            metadata=dict(data.get("metadata") or {}),
+            created_at=float(data["created_at"]),
+            updated_at=float(data["updated_at"]),
+            embedder=data.get("embedder", ""),
+            dim=int(data.get("dim", 0)),
+            content_hash=data.get("content_hash", ""),
+            expires_at=data.get("expires_at"),
+            deleted_at=data.get("deleted_at"),
+        )
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What ``add`` did: ``created`` is False when the same text was already stored in this
+    scope, and ``record`` is then the existing record."""
+
+    record: MemoryRecord
+    created: bool
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A search result. ``score`` orders the hits (reciprocal rank fusion in hybrid mode, plus
+    the recency weight); ``similarity`` is the cosine similarity of query and record;
+    ``dense_rank`` / ``lexical_rank`` are the 1-based ranks in each retriever (None: not
+    retrieved by it)."""
+
+    record: MemoryRecord
+    score: float
+    similarity: float
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One write to a record."""
+
+    memory_id: str
+    event: Event
+    old_text: str | None
+    new_text: str | None
+    actor: str
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "memory_id": self.memory_id,
+            "event": self.event,
+            "old_text": self.old_text,
+            "new_text": self.new_text,
+            "actor": self.actor,
+            "at": self.at,
+        }
