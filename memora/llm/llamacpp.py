@@ -411,7 +411,9 @@ class LlamaCppLLM(LLM):
         return min(prefix, len(tokens) - 1)
 
     def _reset_cache(self) -> None:
-        self._llama._ctx.kv_cache_clear()
+        # Metadata only: the cells' data is overwritten by the next decode (clearing the data
+        # too would memset the whole KV buffer on every set prompt).
+        llama_cpp.llama_memory_clear(self._llama._ctx.memory, False)
         self._llama.n_tokens = 0
         self._llama._requires_eval = True
 

@@ -64,6 +64,11 @@ class VectorIndex:
     def ntotal(self) -> int:
         return int(self._index.ntotal)
 
+    def ids(self) -> np.ndarray:
+        """Every vector id the index holds (dead ones of an HNSW index included)."""
+        ids: np.ndarray = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return ids
+
     def add(self, vids: np.ndarray, vectors: np.ndarray) -> None:
         if len(vids):
             self._index.add_with_ids(

@@ -24,6 +24,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -40,7 +41,7 @@ from memora.memory.db import Database
 from memora.memory.index import VectorIndex, file_checksum
 from memora.memory.types import AddResult, HistoryEntry, MemoryRecord, Scope, SearchHit
 
-__all__ = ["MemoryStore", "normalize_text"]
+__all__ = ["IndexStatus", "MemoryStore", "normalize_text"]
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 RRF_K = 60
@@ -50,6 +51,21 @@ _COLUMNS = (
 )
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """How the vector index compares with SQLite (see :meth:`MemoryStore.verify_index`)."""
+
+    db_count: int
+    index_count: int
+    missing: int
+    extra: int
+    kind: str
+
+    @property
+    def consistent(self) -> bool:
+        return self.missing == 0 and self.extra == 0 and self.db_count == self.index_count
 
 
 def normalize_text(text: str) -> str:
@@ -558,6 +574,26 @@ class MemoryStore:
         self._index_dirty = True
         self._save_index()
         return len(rows)
+
+    def verify_index(self) -> IndexStatus:
+        """Compare the vector index with SQLite: the live records of this embedding space and
+        the vectors the index would return must be the same set."""
+        self._sync()
+        with self.db.lock:
+            rows = self.db.conn.execute(
+                "SELECT rowid FROM memories WHERE deleted_at IS NULL AND embedder = ?",
+                (self.space,),
+            ).fetchall()
+        in_db = {r[0] for r in rows}
+        indexed_vids = set(self.index.ids().tolist())
+        in_index = {self._row_of[v] for v in indexed_vids & self._live}
+        return IndexStatus(
+            db_count=len(in_db),
+            index_count=len(in_index),
+            missing=len(in_db - in_index),
+            extra=len(in_index - in_db) + len(self._live - indexed_vids),
+            kind=self.index.kind,
+        )
 
     # -- internals: scope ----------------------------------------------------------------
 

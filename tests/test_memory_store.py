@@ -1,0 +1,225 @@
+"""The memory store's operations on real SQLite, faiss and the bundled MiniLM embedder."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from memora import ConfigError
+from memora.errors import (
+    InvalidRecordError,
+    RecordNotFoundError,
+    SchemaVersionError,
+    ScopeError,
+)
+from memora.memory import MemoryRecord, Scope
+from memora.memory.store import MemoryStore
+
+pytestmark = pytest.mark.slow
+
+ALICE = Scope(user_id="alice")
+BOB = Scope(user_id="bob")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> MemoryStore:
+    with MemoryStore(tmp_path / "memories.db") as s:
+        yield s
+
+
+def test_add_get_and_scoped_search(store: MemoryStore) -> None:
+    added = store.add(
+        ["Alice drinks green tea every morning.", "Alice's dog is called Rex."], ALICE
+    )
+    assert [a.created for a in added] == [True, True]
+    store.add("Bob drinks black coffee.", BOB)
+    record = store.get(added[0].record.id, ALICE)
+    assert record.text == "Alice drinks green tea every morning."
+    assert record.scope == ALICE and record.embedder == "all-MiniLM-L6-v2" and record.dim == 384
+    hits = store.search("What does she drink?", ALICE, k=5)
+    assert hits[0].record.id == added[0].record.id
+    assert {h.record.scope for h in hits} == {ALICE}
+    assert hits[0].similarity > 0.3 and hits[0].dense_rank == 1
+
+
+def test_same_text_is_stored_once_per_scope(store: MemoryStore) -> None:
+    first = store.add("Alice likes green tea.", ALICE)
+    again = store.add("  alice LIKES green   tea. ", ALICE)
+    assert first.created and not again.created
+    assert again.record.id == first.record.id
+    assert store.add("Alice likes green tea.", BOB).created  # another scope
+    batch = store.add(["x is 1", "x is 1", "y is 2"], ALICE)
+    assert [b.created for b in batch] == [True, False, True]
+    assert batch[0].record.id == batch[1].record.id
+    assert store.count(ALICE) == 3
+
+
+def test_update_reembeds_and_keeps_history(store: MemoryStore) -> None:
+    rid = store.add("Alice lives in Paris.", ALICE, actor="agent").record.id
+    store.update(rid, "Alice lives in Berlin.", ALICE, actor="user")
+    assert store.get(rid, ALICE).text == "Alice lives in Berlin."
+    assert store.search("Berlin", ALICE, mode="dense")[0].record.id == rid
+    assert store.search("Paris", ALICE, mode="lexical") == []
+    history = store.history(rid, ALICE)
+    assert [(h.event, h.old_text, h.new_text, h.actor) for h in history] == [
+        ("ADD", None, "Alice lives in Paris.", "agent"),
+        ("UPDATE", "Alice lives in Paris.", "Alice lives in Berlin.", "user"),
+    ]
+    assert history[0].at <= history[1].at
+
+
+def test_soft_and_hard_delete(store: MemoryStore) -> None:
+    soft = store.add("Temporary note about the dentist.", ALICE).record.id
+    hard = store.add("A secret to forget completely.", ALICE).record.id
+    store.delete(soft, ALICE)
+    assert store.get(soft, ALICE).deleted
+    assert [h.event for h in store.history(soft, ALICE)] == ["ADD", "DELETE"]
+    assert soft not in {h.record.id for h in store.search("dentist", ALICE)}
+    assert store.count(ALICE) == 1
+    assert len(store.list(ALICE, include_deleted=True)) == 2
+    store.delete(hard, ALICE, hard=True)
+    with pytest.raises(RecordNotFoundError):
+        store.get(hard, ALICE)
+    with sqlite3.connect(store.db.path) as conn:
+        assert (
+            conn.execute("SELECT COUNT(*) FROM history WHERE memory_id = ?", (hard,)).fetchone()[0]
+            == 0
+        )
+    assert store.add("Temporary note about the dentist.", ALICE).created  # can be added again
+
+
+def test_hybrid_search_fuses_dense_and_lexical(store: MemoryStore) -> None:
+    store.add(
+        [
+            "The invoice number is INV-20931.",
+            "Alice paid the electricity bill last week.",
+            "The cat sleeps on the sofa.",
+        ],
+        ALICE,
+    )
+    lexical = store.search("INV-20931", ALICE, mode="lexical")
+    assert lexical[0].record.text == "The invoice number is INV-20931."
+    hybrid = store.search("which invoice number INV-20931", ALICE, k=3)
+    assert hybrid[0].record.text.startswith("The invoice")
+    assert hybrid[0].dense_rank is not None and hybrid[0].lexical_rank == 1
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hybrid))
+
+
+def test_filters_min_score_and_recency(store: MemoryStore) -> None:
+    store.add("Meeting with the bank on Monday.", ALICE, metadata={"kind": "event"})
+    store.add("Alice prefers morning meetings.", ALICE, metadata={"kind": "preference"})
+    hits = store.search("meeting", ALICE, filters={"kind": "preference"})
+    assert [h.record.metadata["kind"] for h in hits] == ["preference"]
+    assert store.search("meeting", ALICE, min_score=0.99) == []
+    weighted = store.search("meeting", ALICE, recency_weight=1.0)
+    assert all(h.score > 1.0 for h in weighted)  # both are recent: weight ~1 each
+    with pytest.raises(ConfigError, match="identifier"):
+        store.search("meeting", ALICE, filters={"kind') OR 1=1 --": "x"})
+
+
+def test_expired_records_are_hidden(store: MemoryStore) -> None:
+    store.add("This offer expired yesterday.", ALICE, expires_at=time.time() - 86_400)
+    store.add("This offer runs for another hour.", ALICE, expires_at=time.time() + 3_600)
+    store.add("This fact stays.", ALICE)
+    assert store.count(ALICE) == 2
+    texts = {h.record.text for h in store.search("offer", ALICE)}
+    assert texts == {"This offer runs for another hour.", "This fact stays."}
+    assert len(store.list(ALICE)) == 2
+
+
+def test_reads_need_a_scope(store: MemoryStore) -> None:
+    rid = store.add("Alice note.", ALICE).record.id
+    store.add("Bob note.", BOB)
+    for read in (
+        lambda: store.search("note"),
+        lambda: store.list(),
+        lambda: store.count(),
+        lambda: store.get(rid),
+        lambda: store.history(rid),
+    ):
+        with pytest.raises(ScopeError, match="all_scopes=True"):
+            read()
+    with pytest.raises(ScopeError, match="needs a scope"):
+        store.add("no scope")
+    with pytest.raises(RecordNotFoundError, match="in this scope"):
+        store.get(rid, BOB)
+    with pytest.raises(RecordNotFoundError):
+        store.update(rid, "Bob rewrites Alice", BOB)
+    assert store.count(all_scopes=True) == 2
+    assert {h.record.scope for h in store.search("note", all_scopes=True)} == {ALICE, BOB}
+
+
+def test_index_survives_reopen_and_is_rebuilt_when_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with MemoryStore(path) as store:
+        ids = [r.record.id for r in store.add([f"fact number {i}" for i in range(20)], ALICE)]
+        index_file = store.index_path
+    assert index_file is not None and index_file.is_file()
+    with MemoryStore(path) as store:
+        assert store.index.ntotal == 20
+        assert store.search("fact number 7", ALICE, mode="dense")[0].record.id == ids[7]
+    index_file.write_bytes(b"this is not a faiss index")
+    with MemoryStore(path) as store:  # rebuilt from SQLite, no crash
+        assert store.index.ntotal == 20
+        assert store.search("fact number 7", ALICE, mode="dense")[0].record.id == ids[7]
+    index_file.unlink()
+    with MemoryStore(path) as store:
+        assert store.index.ntotal == 20
+        assert store.rebuild_index() == 20
+
+
+def test_a_second_handle_sees_the_first_ones_writes(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with MemoryStore(path) as one, MemoryStore(path, embedder=one.embedder) as two:
+        rid = one.add("Written by the first handle.", ALICE).record.id
+        assert two.search("first handle", ALICE)[0].record.id == rid
+        one.delete(rid, ALICE, hard=True)
+        assert two.search("first handle", ALICE) == []
+
+
+def test_export_import_round_trip(store: MemoryStore) -> None:
+    store.add(["Alice fact one.", "Alice fact two."], ALICE, metadata={"src": "chat"})
+    rid = store.add("Bob fact.", BOB).record.id
+    store.update(rid, "Bob fact, corrected.", BOB)
+    buffer = io.StringIO()
+    assert store.export(buffer) == 3
+    lines = buffer.getvalue().splitlines()
+    with MemoryStore(":memory:", embedder=store.embedder) as copy:
+        assert copy.import_(lines) == (3, 0)
+        assert copy.import_(lines) == (0, 3)  # nothing twice
+        for scope in (ALICE, BOB):
+            assert [r.to_dict() for r in copy.list(scope)] == [
+                r.to_dict() for r in store.list(scope)
+            ]
+        assert [h.event for h in copy.history(rid, BOB)] == ["ADD", "UPDATE"]
+        assert copy.search("corrected", BOB)[0].record.id == rid
+    record = store.get(rid, BOB)
+    assert MemoryRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+
+
+def test_bad_input(store: MemoryStore, tmp_path: Path) -> None:
+    with pytest.raises(InvalidRecordError, match="non-empty"):
+        store.add("   ", ALICE)
+    small = MemoryStore(":memory:", embedder=store.embedder, max_text_chars=20)
+    with pytest.raises(InvalidRecordError, match="limit of 20"):
+        small.add("x" * 21, ALICE)
+    with pytest.raises(InvalidRecordError, match="JSON-serializable"):
+        store.add("fine text", ALICE, metadata={"when": object()})
+    with pytest.raises(RecordNotFoundError, match="no memory"):
+        store.get("does-not-exist", ALICE)
+    with pytest.raises(RecordNotFoundError):
+        store.delete("does-not-exist", ALICE)
+    with pytest.raises(InvalidRecordError, match="not an exported memory"):
+        store.import_(["{not json"])
+    assert store.count(all_scopes=True) == 0  # nothing half-written
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(SchemaVersionError, match="newer memora"):
+        MemoryStore(newer, embedder=store.embedder)
