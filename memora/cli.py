@@ -10,6 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from memora.cli_memory import memory
 from memora.errors import InvalidSchemaError, MemoraError
 from memora.settings import Settings, load_settings
 
@@ -126,6 +127,8 @@ def _read_schema(path: Path) -> Any:
             f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); fix the schema file"
         ) from exc
 
+
+main.add_command(memory)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

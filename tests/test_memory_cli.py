@@ -1,0 +1,63 @@
+"""`memora memory ...` end to end, in process, on a real store file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from memora.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(main, ["memory", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_memory_command(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+    out = run("add", "Alice likes green tea.", "Alice has a dog named Rex.", "--db", db,
+              "--user", "alice", "--metadata", '{"src": "cli"}')  # fmt: skip
+    assert out.count("added") == 2
+    assert "exists" in run("add", "alice likes green tea.", "--db", db, "--user", "alice")
+    run("add", "Bob likes coffee.", "--db", db, "--user", "bob")
+
+    hits = [json.loads(line) for line in run(
+        "search", "what does alice drink", "--db", db, "--user", "alice", "--json"
+    ).splitlines()]  # fmt: skip
+    assert hits[0]["text"] == "Alice likes green tea."
+    assert {h["scope"]["user_id"] for h in hits} == {"alice"}
+    tea_id = hits[0]["id"]
+
+    listed = run("list", "--db", db, "--user", "alice").splitlines()
+    assert len(listed) == 2 and all("\t" in line for line in listed)
+
+    run("delete", tea_id, "--db", db, "--user", "alice")
+    assert "DELETE" in run("history", tea_id, "--db", db, "--user", "alice")
+    assert len(run("list", "--db", db, "--user", "alice").splitlines()) == 1
+    assert len(run("list", "--db", db, "--all-scopes").splitlines()) == 2
+
+    dump = tmp_path / "dump.jsonl"
+    run("export", "--db", db, "-o", str(dump))
+    assert len(dump.read_text().splitlines()) == 2
+    copy = str(tmp_path / "copy.db")
+    assert "imported 2, skipped 0" in run("import", str(dump), "--db", copy)
+    assert "imported 0, skipped 2" in run("import", str(dump), "--db", copy)
+    assert "consistent" in run("rebuild", "--db", copy)
+
+
+def test_errors_name_the_fix(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+    result = CliRunner().invoke(main, ["memory", "search", "tea", "--db", db])
+    assert result.exit_code == 1
+    assert "ScopeError" in result.output and "all_scopes" in result.output
+    result = CliRunner().invoke(main, ["memory", "add", "x", "--db", db])
+    assert result.exit_code == 1 and "needs a scope" in result.output
+    result = CliRunner().invoke(main, ["memory", "add", "x", "--db", db, "--user", "u",
+                                       "--metadata", "{bad"])  # fmt: skip
+    assert result.exit_code == 1 and "not JSON" in result.output
