@@ -17,6 +17,7 @@ from memora.errors import (
     ContextOverflowError,
     GenerationError,
     InvalidOptionError,
+    InvalidRecordError,
     InvalidSchemaError,
     MemoraError,
     MissingDependencyError,
@@ -25,12 +26,18 @@ from memora.errors import (
     ModelNotFoundError,
     OutputValidationError,
     RateLimitError,
+    RecordNotFoundError,
+    SchemaVersionError,
+    ScopeError,
     ServerError,
+    StoreBusyError,
+    StoreError,
     UnsupportedError,
 )
 from memora.llm.base import LLM, Completion, Message, Stream, Usage
 from memora.llm.options import SamplingOptions
 from memora.llm.registry import available_models, load_model, model_path
+from memora.memory.types import AddResult, HistoryEntry, MemoryRecord, Scope, SearchHit
 from memora.prompting import Choice, SetPrompt, choose
 from memora.settings import Settings, load_settings
 
@@ -38,11 +45,13 @@ if TYPE_CHECKING:
     from memora.embed import Embedder, SentenceTransformerEmbedder, load_embedder
     from memora.llm.llamacpp import LlamaCppLLM
     from memora.llm.openai import OpenAILLM
+    from memora.memory.store import MemoryStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LLM",
+    "AddResult",
     "AuthenticationError",
     "BackendError",
     "Choice",
@@ -52,10 +61,14 @@ __all__ = [
     "ContextOverflowError",
     "Embedder",
     "GenerationError",
+    "HistoryEntry",
     "InvalidOptionError",
+    "InvalidRecordError",
     "InvalidSchemaError",
     "LlamaCppLLM",
     "MemoraError",
+    "MemoryRecord",
+    "MemoryStore",
     "Message",
     "MissingDependencyError",
     "ModelError",
@@ -64,11 +77,18 @@ __all__ = [
     "OpenAILLM",
     "OutputValidationError",
     "RateLimitError",
+    "RecordNotFoundError",
     "SamplingOptions",
+    "SchemaVersionError",
+    "Scope",
+    "ScopeError",
+    "SearchHit",
     "SentenceTransformerEmbedder",
     "ServerError",
     "SetPrompt",
     "Settings",
+    "StoreBusyError",
+    "StoreError",
     "Stream",
     "UnsupportedError",
     "Usage",
@@ -84,6 +104,7 @@ __all__ = [
 _LAZY = {
     "LlamaCppLLM": "memora.llm.llamacpp",
     "OpenAILLM": "memora.llm.openai",
+    "MemoryStore": "memora.memory.store",
     "Embedder": "memora.embed",
     "SentenceTransformerEmbedder": "memora.embed",
     "load_embedder": "memora.embed",

@@ -144,7 +144,7 @@ def history(record_id: str, db_path: Path, **kwargs: Any) -> None:
         entries = store.history(record_id, **scope_args(kwargs))
     for entry in entries:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.at))
-        console.print(
+        click.echo(
             f"{stamp}\t{entry.event}\t{entry.actor}\t{entry.old_text!r} -> {entry.new_text!r}"
         )
 

@@ -22,6 +22,7 @@ def test_import_memora_loads_no_heavy_library() -> None:
 def test_public_api_is_pinned() -> None:
     assert memora.__all__ == [
         "LLM",
+        "AddResult",
         "AuthenticationError",
         "BackendError",
         "Choice",
@@ -31,10 +32,14 @@ def test_public_api_is_pinned() -> None:
         "ContextOverflowError",
         "Embedder",
         "GenerationError",
+        "HistoryEntry",
         "InvalidOptionError",
+        "InvalidRecordError",
         "InvalidSchemaError",
         "LlamaCppLLM",
         "MemoraError",
+        "MemoryRecord",
+        "MemoryStore",
         "Message",
         "MissingDependencyError",
         "ModelError",
@@ -43,11 +48,18 @@ def test_public_api_is_pinned() -> None:
         "OpenAILLM",
         "OutputValidationError",
         "RateLimitError",
+        "RecordNotFoundError",
         "SamplingOptions",
+        "SchemaVersionError",
+        "Scope",
+        "ScopeError",
+        "SearchHit",
         "SentenceTransformerEmbedder",
         "ServerError",
         "SetPrompt",
         "Settings",
+        "StoreBusyError",
+        "StoreError",
         "Stream",
         "UnsupportedError",
         "Usage",
@@ -64,7 +76,7 @@ def test_public_api_is_pinned() -> None:
 
 def test_every_error_descends_from_memora_error() -> None:
     errors = [getattr(memora, n) for n in memora.__all__ if n.endswith("Error")]
-    assert len(errors) == 17
+    assert len(errors) == 23
     assert all(issubclass(e, memora.MemoraError) for e in errors)
 
 

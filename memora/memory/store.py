@@ -109,6 +109,8 @@ class MemoryStore:
         self._scopes: dict[int, Scope] = {}  # vector id -> scope
         self._expiry: dict[int, float] = {}  # vector id -> expires_at
         self._seen_seq = 0
+        # scope -> ((scope, change seq, expired ids), allowed vector ids), reused until a write
+        self._allowed_cache: dict[Scope | None, tuple[Any, np.ndarray]] = {}
         self._open_index()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -430,7 +432,7 @@ class MemoryStore:
         where = self._read_scope(Scope.of(scope, user_id=user_id, agent_id=agent_id,
                                           session_id=session_id), all_scopes)  # fmt: skip
         self._sync()
-        depth = max(k * 4, 20)
+        depth = k if mode == "dense" else max(k * 4, 20)  # fusion wants deeper lists
         (qvec,) = self._embed([query])
         dense: builtins.list[int] = []
         if mode != "lexical":
@@ -674,10 +676,18 @@ class MemoryStore:
         else:
             sets = [self._by_field.get(item, set()) for item in where.items()]
             ids = set.intersection(*sorted(sets, key=len))
-        expired = {v for v, t in self._expiry.items() if t <= now}
-        if where is None and not expired and not self.index.dead and len(ids) == self.index.ntotal:
-            return None  # every vector in the index is allowed
-        return np.fromiter((v for v in ids if v not in expired), dtype=np.int64)
+        expired = {v for v, t in self._expiry.items() if t <= now and v in ids}
+        if not expired and not self.index.dead and len(ids) == self.index.ntotal:
+            return None  # every vector in the index is allowed: no selector needed
+        key = (where, self._seen_seq, frozenset(expired))
+        cached = self._allowed_cache.get(where)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        allowed = np.fromiter((v for v in ids if v not in expired), dtype=np.int64)
+        if len(self._allowed_cache) >= 1024:
+            self._allowed_cache.clear()
+        self._allowed_cache[where] = (key, allowed)
+        return allowed
 
     # -- internals: storage --------------------------------------------------------------
 
