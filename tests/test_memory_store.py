@@ -223,3 +223,23 @@ def test_bad_input(store: MemoryStore, tmp_path: Path) -> None:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(SchemaVersionError, match="newer memora"):
         MemoryStore(newer, embedder=store.embedder)
+
+
+def test_past_the_threshold_the_index_turns_approximate(tmp_path: Path) -> None:
+    path = tmp_path / "big.db"
+    texts = [f"memory {i}: the {['red', 'blue', 'green'][i % 3]} box number {i}" for i in range(80)]
+    with MemoryStore(path, approx_threshold=50) as store:
+        ids = [r.record.id for r in store.add(texts, ALICE)]
+        store.add("Bob's only memory.", BOB)
+        assert store.index.kind == "hnsw"
+        assert store.search(texts[42], ALICE, k=1, mode="dense")[0].record.id == ids[42]
+        store.update(ids[42], "memory 42 was replaced by a yellow kite", ALICE)
+        store.delete(ids[7], ALICE)
+        dense = {h.record.id for h in store.search(texts[7], ALICE, k=80, mode="dense")}
+        assert ids[7] not in dense and len(dense) == 79  # the deleted vector stays out
+        assert store.search("yellow kite", ALICE, k=1, mode="dense")[0].record.id == ids[42]
+        assert all(h.record.scope == BOB for h in store.search("box", BOB, k=5, mode="dense"))
+        assert store.verify_index().consistent
+    with MemoryStore(path, approx_threshold=50) as reopened:
+        assert reopened.index.kind == "hnsw"
+        assert reopened.verify_index().consistent

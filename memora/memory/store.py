@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Unpack
 
 import numpy as np
 
@@ -39,7 +39,14 @@ from memora.errors import (
 )
 from memora.memory.db import Database
 from memora.memory.index import VectorIndex, file_checksum
-from memora.memory.types import AddResult, HistoryEntry, MemoryRecord, Scope, SearchHit
+from memora.memory.types import (
+    AddResult,
+    HistoryEntry,
+    MemoryRecord,
+    Scope,
+    ScopeIds,
+    SearchHit,
+)
 
 __all__ = ["IndexStatus", "MemoryStore", "normalize_text"]
 
@@ -144,12 +151,10 @@ class MemoryStore:
         text: str | Sequence[str],
         scope: Scope | None = None,
         *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         expires_at: float | None = None,
         actor: str = "memora",
+        **ids: Unpack[ScopeIds],
     ) -> Any:
         """Store one text (returns an :class:`AddResult`) or a list (returns a list of them).
 
@@ -157,7 +162,7 @@ class MemoryStore:
         the result holds the existing record with ``created=False``. Texts are embedded in one
         batch; the records and their history rows commit in one transaction.
         """
-        where = self._write_scope(scope, user_id, agent_id, session_id)
+        where = self._write_scope(Scope.of(scope, **ids))
         texts = [text] if isinstance(text, str) else list(text)
         meta = self._check_metadata(metadata)
         if expires_at is not None and not math.isfinite(expires_at):
@@ -211,12 +216,10 @@ class MemoryStore:
         text: str,
         scope: Scope | None = None,
         *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
         all_scopes: bool = False,
         metadata: Mapping[str, Any] | None = None,
         actor: str = "memora",
+        **ids: Unpack[ScopeIds],
     ) -> MemoryRecord:
         """Replace a record's text (re-embedded) and, when given, its metadata."""
         self._check_text(text)
@@ -224,9 +227,7 @@ class MemoryStore:
         old = self.get(
             record_id,
             scope,
-            user_id=user_id,
-            agent_id=agent_id,
-            session_id=session_id,
+            **ids,
             all_scopes=all_scopes,
         )
         if old.deleted:
@@ -265,21 +266,17 @@ class MemoryStore:
         record_id: str,
         scope: Scope | None = None,
         *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
         all_scopes: bool = False,
         hard: bool = False,
         actor: str = "memora",
+        **ids: Unpack[ScopeIds],
     ) -> None:
         """Delete a record: soft by default (kept, hidden, with a DELETE history row); ``hard``
         removes the record and its history for good."""
         old = self.get(
             record_id,
             scope,
-            user_id=user_id,
-            agent_id=agent_id,
-            session_id=session_id,
+            **ids,
             all_scopes=all_scopes,
         )
         now = time.time()
@@ -311,15 +308,11 @@ class MemoryStore:
         record_id: str,
         scope: Scope | None = None,
         *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
         all_scopes: bool = False,
+        **ids: Unpack[ScopeIds],
     ) -> MemoryRecord:
         """The record with ``record_id`` (deleted ones included), if it is in ``scope``."""
-        where = self._read_scope(
-            Scope.of(scope, user_id=user_id, agent_id=agent_id, session_id=session_id), all_scopes
-        )
+        where = self._read_scope(Scope.of(scope, **ids), all_scopes)
         sql, params = self._scope_sql(where)
         with self.db.lock:
             row = self.db.conn.execute(
@@ -335,16 +328,13 @@ class MemoryStore:
         self,
         scope: Scope | None = None,
         *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
         all_scopes: bool = False,
         include_deleted: bool = False,
         limit: int | None = None,
+        **ids: Unpack[ScopeIds],
     ) -> builtins.list[MemoryRecord]:
         """Records in ``scope``, oldest first."""
-        where = self._read_scope(Scope.of(scope, user_id=user_id, agent_id=agent_id,
-                                          session_id=session_id), all_scopes)  # fmt: skip
+        where = self._read_scope(Scope.of(scope, **ids), all_scopes)  # fmt: skip
         sql, params = self._scope_sql(where, live=not include_deleted)
         query = f"SELECT {_COLUMNS} FROM memories WHERE {sql} ORDER BY rowid"
         if limit is not None:
@@ -357,14 +347,11 @@ class MemoryStore:
         self,
         scope: Scope | None = None,
         *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
         all_scopes: bool = False,
+        **ids: Unpack[ScopeIds],
     ) -> int:
         """Live records in ``scope``."""
-        where = self._read_scope(Scope.of(scope, user_id=user_id, agent_id=agent_id,
-                                          session_id=session_id), all_scopes)  # fmt: skip
+        where = self._read_scope(Scope.of(scope, **ids), all_scopes)  # fmt: skip
         sql, params = self._scope_sql(where, live=True)
         with self.db.lock:
             return int(
@@ -378,18 +365,14 @@ class MemoryStore:
         record_id: str,
         scope: Scope | None = None,
         *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
         all_scopes: bool = False,
+        **ids: Unpack[ScopeIds],
     ) -> builtins.list[HistoryEntry]:
         """Every ADD, UPDATE and DELETE of a record, oldest first."""
         self.get(
             record_id,
             scope,
-            user_id=user_id,
-            agent_id=agent_id,
-            session_id=session_id,
+            **ids,
             all_scopes=all_scopes,
         )
         with self.db.lock:
@@ -405,9 +388,6 @@ class MemoryStore:
         query: str,
         scope: Scope | None = None,
         *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
         all_scopes: bool = False,
         k: int = 10,
         filters: Mapping[str, Any] | None = None,
@@ -415,6 +395,7 @@ class MemoryStore:
         mode: SearchMode = "hybrid",
         recency_weight: float = 0.0,
         recency_half_life_days: float = 30.0,
+        **ids: Unpack[ScopeIds],
     ) -> builtins.list[SearchHit]:
         """The ``k`` best records for ``query`` in ``scope``.
 
@@ -429,8 +410,7 @@ class MemoryStore:
             raise ConfigError(f"k must be >= 1, got {k}")
         if mode not in ("hybrid", "dense", "lexical"):
             raise ConfigError(f"mode must be 'hybrid', 'dense' or 'lexical', got {mode!r}")
-        where = self._read_scope(Scope.of(scope, user_id=user_id, agent_id=agent_id,
-                                          session_id=session_id), all_scopes)  # fmt: skip
+        where = self._read_scope(Scope.of(scope, **ids), all_scopes)  # fmt: skip
         self._sync()
         depth = k if mode == "dense" else max(k * 4, 20)  # fusion wants deeper lists
         (qvec,) = self._embed([query])
@@ -599,10 +579,7 @@ class MemoryStore:
 
     # -- internals: scope ----------------------------------------------------------------
 
-    def _write_scope(
-        self, scope: Scope | None, user_id: str | None, agent_id: str | None, session_id: str | None
-    ) -> Scope:
-        where = Scope.of(scope, user_id=user_id, agent_id=agent_id, session_id=session_id)
+    def _write_scope(self, where: Scope) -> Scope:
         if where.empty:
             raise ScopeError(
                 "a memory needs a scope: pass user_id, agent_id and/or session_id "

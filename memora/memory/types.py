@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from memora.errors import ScopeError
 
-__all__ = ["AddResult", "HistoryEntry", "MemoryRecord", "Scope", "SearchHit"]
+__all__ = ["AddResult", "HistoryEntry", "MemoryRecord", "Scope", "ScopeIds", "SearchHit"]
 
 Event = Literal["ADD", "UPDATE", "DELETE"]
 _FIELDS = ("user_id", "agent_id", "session_id")
+
+
+class ScopeIds(TypedDict, total=False):
+    """The scope as keyword arguments: ``user_id=..., agent_id=..., session_id=...``."""
+
+    user_id: str | None
+    agent_id: str | None
+    session_id: str | None
 
 
 @dataclass(frozen=True)
@@ -52,20 +60,16 @@ class Scope:
         return cls(**{n: data.get(n) for n in _FIELDS})
 
     @classmethod
-    def of(
-        cls,
-        scope: Scope | None = None,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
-    ) -> Scope:
+    def of(cls, scope: Scope | None = None, **ids: Unpack[ScopeIds]) -> Scope:
         """A scope from a Scope or from keyword ids (not both)."""
+        unknown = set(ids) - set(_FIELDS)
+        if unknown:
+            raise ScopeError(f"unknown scope keys {sorted(unknown)}; use {', '.join(_FIELDS)}")
         if scope is not None:
-            if user_id or agent_id or session_id:
+            if any(v is not None for v in ids.values()):
                 raise ScopeError("pass either scope= or user_id/agent_id/session_id, not both")
             return scope
-        return cls(user_id=user_id, agent_id=agent_id, session_id=session_id)
+        return cls(**ids)
 
 
 @dataclass(frozen=True)
