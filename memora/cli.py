@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from memora.cli_memory import memory
+from memora.cli_story import story, write
 from memora.errors import InvalidSchemaError, MemoraError
 from memora.settings import Settings, load_settings
 
@@ -129,6 +130,8 @@ def _read_schema(path: Path) -> Any:
 
 
 main.add_command(memory)
+main.add_command(write)
+main.add_command(story)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -119,10 +119,18 @@ class OutputValidationError(GenerationError):
     ``outputs`` holds the raw text of every attempt and ``errors`` the reason each one failed.
     """
 
-    def __init__(self, message: str, *, outputs: Sequence[str], errors: Sequence[str]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        outputs: Sequence[str],
+        errors: Sequence[str],
+        completions: Sequence[object] = (),
+    ) -> None:
         super().__init__(message)
         self.outputs = list(outputs)
         self.errors = list(errors)
+        self.completions = list(completions)  # memora.llm.Completion of each attempt
 
 
 class BackendError(MemoraError):

@@ -27,7 +27,16 @@ from memora.llm.options import SamplingOptions, parse_options
 from memora.llm.structured import OutputSpec, SchemaLike
 from memora.prompting.set_prompt import SetPrompt
 
-__all__ = ["LLM", "Completion", "Message", "Prompt", "Stream", "Usage", "as_messages"]
+__all__ = [
+    "LLM",
+    "Completion",
+    "JsonCompletion",
+    "Message",
+    "Prompt",
+    "Stream",
+    "Usage",
+    "as_messages",
+]
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length"]
@@ -113,6 +122,14 @@ class Completion:
     finish_reason: FinishReason
     usage: Usage
     model: str
+
+
+@dataclass(frozen=True)
+class JsonCompletion:
+    """Validated JSON output (``data``) and every completion it took (the last one parsed)."""
+
+    data: Any
+    completions: list[Completion]
 
 
 @dataclass
@@ -260,6 +277,13 @@ class LLM(Closable, ABC):
         times, with another seed (and temperature 0.7 when greedy was asked for); then
         :class:`OutputValidationError` is raised carrying every raw output.
         """
+        return self.complete_json(prompt, schema, retries=retries, **options).data
+
+    def complete_json(
+        self, prompt: Prompt, schema: SchemaLike, *, retries: int = 2, **options: Any
+    ) -> JsonCompletion:
+        """:meth:`generate_json`, returning the data with the completions that produced it
+        (their text and token usage)."""
         if retries < 0:
             raise ConfigError(f"retries must be >= 0, got {retries}")
         spec = OutputSpec.from_schema(schema)
@@ -270,14 +294,14 @@ class LLM(Closable, ABC):
                 "list of messages, e.g. [{'role': 'user', 'content': prompt}]"
             )
         opts = parse_options(self.defaults, **options)
-        outputs: list[str] = []
+        completions: list[Completion] = []
         errors: list[str] = []
         for attempt in range(retries + 1):
             attempt_opts = opts if attempt == 0 else _retry_options(opts, attempt)
             completion = Stream(self._run(prompt, attempt_opts, spec.schema)).result()
-            outputs.append(completion.text)
+            completions.append(completion)
             try:
-                return spec.parse(completion.text)
+                return JsonCompletion(data=spec.parse(completion.text), completions=completions)
             except ValueError as exc:
                 reason = str(exc)
                 if completion.finish_reason == "length":
@@ -287,8 +311,9 @@ class LLM(Closable, ABC):
             f"model output did not validate after {retries + 1} attempts; last: {errors[-1]}. "
             f"Fix: raise max_tokens (now {opts.max_tokens}) if the output was cut off, loosen the "
             "schema's constraints, or use a stronger model",
-            outputs=outputs,
+            outputs=[c.text for c in completions],
             errors=errors,
+            completions=completions,
         )
 
     def __repr__(self) -> str:

@@ -1,0 +1,437 @@
+"""RecurrentGPT-style language recurrence: long stories written one step at a time.
+
+A step reads a short-term memory (a bounded summary), the last paragraph, one plan and the
+earlier paragraphs that the memory store retrieves for that plan; it writes the next paragraph
+(free text), then a new summary and three candidate plans (JSON-schema constrained). A person,
+or the model standing in for one, picks the next plan.
+
+Unlike the reference code: every output is validated and every call has a token cap; failed
+outputs get a bounded number of repair attempts and then a typed error that leaves the story as
+it was; the outline stays in every prompt; a new summary replaces the old one only when it
+passes its checks; every paragraph is embedded once; steps are saved as they complete, with
+undo, branching and edits.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from memora.embed import Embedder
+from memora.errors import ConfigError, OutputValidationError
+from memora.llm.base import LLM, Completion
+from memora.memory.store import MemoryStore, normalize_text
+from memora.prompting.choose import Method, choose
+from memora.recurrent.storyfile import StoryFile
+from memora.recurrent.types import ChosenBy, Premise, Step, StepError, StepStats
+
+__all__ = ["StoryEngine", "render"]
+
+Messages = list[dict[str, str]]
+
+
+@cache
+def _template(name: str) -> str:
+    return resources.files("memora.recurrent").joinpath(f"prompts/{name}.txt").read_text("utf-8")
+
+
+def render(name: str, **values: str) -> str:
+    """Render the prompt template ``prompts/<name>.txt`` (package data): each ``{key}`` is
+    replaced by its value (templates may hold literal JSON braces)."""
+    text = _template(name)
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text.strip()
+
+
+@dataclass
+class _Usage:
+    prompt: int = 0
+    evaluated: int = 0
+    completion: int = 0
+    retries: int = 0
+
+    def add(self, done: Completion) -> None:
+        self.prompt += done.usage.prompt_tokens
+        self.evaluated += done.usage.evaluated_prompt_tokens
+        self.completion += done.usage.completion_tokens
+
+
+class StoryEngine:
+    """Writes, saves and edits one story in a story file.
+
+    Args:
+        llm: any :class:`~memora.llm.LLM` (JSON-schema output for the summary and plans).
+        path: the story file (SQLite); it also holds the long-term memory.
+        embedder: for the long-term memory (default: the bundled MiniLM).
+        top_k: earlier paragraphs retrieved per step.
+        max_retries: repair attempts per call before a step fails.
+        paragraph_tokens / plan_tokens: output caps of the two calls.
+        memory_chars: the short-term memory's size bound.
+        temperature: for the paragraph (the JSON call uses ``min(temperature, 0.7)``).
+    """
+
+    def __init__(
+        self,
+        llm: LLM,
+        path: str | Path,
+        *,
+        embedder: Embedder | None = None,
+        top_k: int = 3,
+        max_retries: int = 3,
+        paragraph_tokens: int = 220,
+        plan_tokens: int = 320,
+        memory_chars: int = 700,
+        temperature: float = 0.8,
+        seed: int = 0,
+    ) -> None:
+        if max_retries < 0 or top_k < 0:
+            raise ConfigError("max_retries and top_k must be >= 0")
+        self.llm = llm
+        self.file = StoryFile(path)
+        self.store = MemoryStore(path, embedder=embedder)
+        self.top_k = top_k
+        self.max_retries = max_retries
+        self.paragraph_tokens = paragraph_tokens
+        self.plan_tokens = plan_tokens
+        self.memory_chars = memory_chars
+        self.temperature = temperature
+        self.seed = seed
+        if self.file.exists:
+            self._index_missing()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def create(self, premise: Premise) -> None:
+        """Make this an empty story with ``premise``; :meth:`step` then writes the opening."""
+        self.file.init(premise, uuid.uuid4().hex)
+
+    def close(self) -> None:
+        self.store.close()
+        self.file.close()
+
+    def __enter__(self) -> StoryEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def premise(self) -> Premise:
+        return self.file.premise
+
+    @property
+    def head(self) -> Step | None:
+        head = self.file.head_id
+        return None if head is None else self.file.step(head)
+
+    def path(self) -> list[Step]:
+        """The current branch, opening first."""
+        return self.file.path_to(self.file.head_id)
+
+    def export_markdown(self) -> str:
+        return self.file.export_markdown()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def step(self, plan: str | None = None, *, chosen_by: ChosenBy | None = None) -> Step:
+        """Write the next paragraph (the opening when the story is empty).
+
+        ``plan``: the plan to follow; None lets the model pick among the head's three plans.
+        Raises :class:`StepError` (the story unchanged) when output stays unusable.
+        """
+        started = time.perf_counter()
+        head = self.head
+        usage = _Usage()
+        if head is None:
+            plan, chosen_by = render("opening_plan"), "opening"
+        elif plan is None:
+            plan = self.choose_plan(head)
+            chosen_by = "model"
+        elif not plan.strip():
+            raise ConfigError("the plan is empty")
+        retrieved = self._retrieve(plan, head)
+        context = self._context()
+        memory = head.memory if head else "(nothing yet)"
+        paragraph = self._write_paragraph(context, memory, retrieved, head, plan, usage)
+        new_memory, plans, kept = self._plan(context, memory, paragraph, head, usage)
+        step = self.file.add_step(
+            Step(
+                id=0,
+                parent_id=head.id if head else None,
+                depth=head.depth + 1 if head else 1,
+                plan=plan,
+                chosen_by=chosen_by or "person",
+                paragraph=paragraph,
+                memory=new_memory,
+                plans=tuple(plans),
+                retrieved=tuple(s.id for s in retrieved),
+                stats=StepStats(
+                    prompt_tokens=usage.prompt,
+                    evaluated_tokens=usage.evaluated,
+                    completion_tokens=usage.completion,
+                    seconds=round(time.perf_counter() - started, 3),
+                    retries=usage.retries,
+                    memory_kept=kept,
+                ),
+            )
+        )
+        self._index(step)
+        return step
+
+    def choose_plan(self, head: Step) -> str:
+        """The model's pick among ``head``'s plans (order-invariant where the backend allows)."""
+        method: Method = "likelihood" if self.llm.supports_sequences else "psc"
+        question = render("chooser", memory=head.memory)
+        picked = choose(self.llm, question, list(head.plans), method=method, k=3, seed=self.seed)
+        return picked.option
+
+    # -- editing -------------------------------------------------------------------------
+
+    def undo(self) -> Step | None:
+        """Move the head back one step (the undone step stays, as a branch); returns the head."""
+        head = self.head
+        if head is None:
+            raise ConfigError("the story is empty: nothing to undo")
+        self.file.set_head(head.parent_id)
+        return self.head
+
+    def branch(self, step_id: int) -> Step:
+        """Continue from ``step_id``: the next step starts a new branch there."""
+        self.file.set_head(step_id)
+        head = self.head
+        assert head is not None
+        return head
+
+    def edit_paragraph(self, step_id: int, text: str) -> None:
+        """Rewrite a paragraph; later steps retrieve and read the new text."""
+        self.file.edit(step_id, "paragraph", text)
+        memory_id = self.file.memory_id(step_id)
+        if memory_id is not None:
+            self.store.update(memory_id, text, agent_id=self._scope, actor="edit")
+
+    def edit_memory(self, text: str) -> None:
+        """Rewrite the current short-term memory; the next step reads it."""
+        head = self.head
+        if head is None:
+            raise ConfigError("the story is empty: there is no memory to edit yet")
+        self.file.edit(head.id, "memory", text)
+
+    def pin(self, fact: str) -> None:
+        """Keep ``fact`` in every prompt from now on."""
+        if not fact.strip():
+            raise ConfigError("the fact is empty")
+        self.file.set_pinned([*self.file.pinned, fact.strip()])
+
+    # -- prompts -------------------------------------------------------------------------
+
+    @property
+    def _scope(self) -> str:
+        return f"story:{self.file.story_id}"
+
+    def _context(self) -> str:
+        premise = self.premise
+        return render(
+            "story_context",
+            title=premise.title or "(untitled)",
+            genre=premise.genre or "(any)",
+            premise=premise.premise,
+            outline=premise.outline or "(none)",
+            pinned="; ".join(self.file.pinned) or "(none)",
+        )
+
+    def writer_messages(self, context: str, memory: str, retrieved: list[Step],
+                        last: Step | None, plan: str) -> Messages:  # fmt: skip
+        """The paragraph prompt. Both prompts share their start (system text, story facts,
+        memory) and go from most stable to most volatile, so llama.cpp reuses the prefix."""
+        passages = "\n".join(f"- {s.paragraph}" for s in retrieved) or "(none)"
+        user = render(
+            "writer_user",
+            context=context,
+            memory=memory,
+            retrieved=passages,
+            last=last.paragraph if last else "(the story has not started)",
+            plan=plan,
+        )
+        return [{"role": "system", "content": render("system")}, {"role": "user", "content": user}]
+
+    def planner_messages(self, context: str, memory: str, paragraph: str) -> Messages:
+        """The summary-and-plans prompt: the writer's start, then one worked example (another
+        story) as an earlier turn, then the task."""
+        user = render("planner_user", context=context, memory=memory, paragraph=paragraph)
+        return [
+            {"role": "system", "content": render("system")},
+            {"role": "user", "content": render("planner_example_user")},
+            {"role": "assistant", "content": render("planner_example_answer")},
+            {"role": "user", "content": user},
+        ]
+
+    def plan_schema(self) -> dict[str, Any]:
+        """Bounds in the schema: without them small models answer with placeholders."""
+        return {
+            "type": "object",
+            "properties": {
+                "summary": {"type": "string", "minLength": 40, "maxLength": self.memory_chars},
+                "plans": {
+                    "type": "array",
+                    "minItems": 3,
+                    "maxItems": 3,
+                    "items": {"type": "string", "minLength": 15, "maxLength": 140},
+                },
+            },
+            "required": ["summary", "plans"],
+            "additionalProperties": False,
+        }
+
+    # -- the two calls -------------------------------------------------------------------
+
+    def _write_paragraph(self, context: str, memory: str, retrieved: list[Step],
+                         last: Step | None, plan: str, usage: _Usage) -> str:  # fmt: skip
+        messages = self.writer_messages(context, memory, retrieved, last, plan)
+
+        def attempt(msgs: Messages, n: int) -> tuple[str, str]:
+            done = self.llm.generate(
+                msgs, max_tokens=self.paragraph_tokens, temperature=self.temperature,
+                seed=self.seed + n, repeat_penalty=1.15,
+            )  # fmt: skip
+            usage.add(done)
+            text = _whole_sentences(done.text) if done.finish_reason == "length" else done.text
+            return text, _paragraph_problem(text, last, messages[-1]["content"])
+
+        return self._repair_loop("paragraph", messages, attempt, usage)
+
+    def _plan(self, context: str, memory: str, paragraph: str, head: Step | None,
+              usage: _Usage) -> tuple[str, list[str], bool]:  # fmt: skip
+        messages = self.planner_messages(context, memory, paragraph)
+        result: dict[str, Any] = {}
+
+        def attempt(msgs: Messages, n: int) -> tuple[str, str]:
+            try:
+                done = self.llm.complete_json(
+                    msgs, self.plan_schema(), retries=0, max_tokens=self.plan_tokens,
+                    temperature=min(self.temperature, 0.7), seed=self.seed + n,
+                    repeat_penalty=1.3,  # small models copy one plan three times
+                )  # fmt: skip
+            except OutputValidationError as exc:
+                for completion in exc.completions:
+                    usage.add(completion)  # type: ignore[arg-type]
+                return exc.outputs[-1], exc.errors[-1]
+            usage.add(done.completions[-1])
+            data = done.data
+            problem = _plans_problem(data["plans"], head)
+            result.update(data)
+            return str(data), problem
+
+        self._repair_loop("summary and plans", messages, attempt, usage)
+        summary = result["summary"].strip()
+        problem = _memory_problem(summary, memory, self.memory_chars)
+        if problem:
+            return memory, list(result["plans"]), True  # keep the old memory
+        return summary, list(result["plans"]), False
+
+    def _repair_loop(
+        self,
+        what: str,
+        messages: Messages,
+        attempt: Callable[[Messages, int], tuple[str, str]],
+        usage: _Usage,
+    ) -> str:
+        """Call ``attempt`` until it reports no problem, at most ``max_retries`` more times,
+        each retry told what was wrong. Then :class:`StepError`."""
+        msgs = list(messages)
+        outputs: list[str] = []
+        for n in range(self.max_retries + 1):
+            text, problem = attempt(msgs, n)
+            outputs.append(text)
+            if not problem:
+                return text.strip()
+            usage.retries += 1 if n < self.max_retries else 0
+            msgs = [
+                *messages,
+                {"role": "assistant", "content": text[:2000]},
+                {"role": "user", "content": f"That was not usable: {problem}. Write it again, "
+                 "following the instructions exactly."},
+            ]  # fmt: skip
+        raise StepError(
+            f"the model gave no usable {what} in {self.max_retries + 1} attempts "
+            f"(last problem: {problem}); the story is unchanged. Try again, raise the token "
+            "caps, or use a stronger model",
+            outputs=outputs,
+        )
+
+    # -- long-term memory ----------------------------------------------------------------
+
+    def _retrieve(self, plan: str, head: Step | None) -> list[Step]:
+        """Earlier paragraphs of this branch related to the plan and the last paragraph, in
+        story order (a stable order keeps the prompt prefix reusable)."""
+        if head is None or self.top_k == 0:
+            return []
+        branch = {s.id: s for s in self.file.path_to(head.parent_id)}  # the last is in the prompt
+        if not branch:
+            return []
+        hits = self.store.search(
+            f"{plan}\n{head.paragraph}", agent_id=self._scope, k=max(self.top_k * 4, 12)
+        )
+        chosen: list[Step] = []
+        for hit in hits:
+            step_id = hit.record.metadata.get("step_id")
+            if step_id in branch and branch[step_id] not in chosen:
+                chosen.append(branch[step_id])
+            if len(chosen) == self.top_k:
+                break
+        return sorted(chosen, key=lambda s: s.depth)
+
+    def _index(self, step: Step) -> None:
+        """Embed a new paragraph once into the long-term memory."""
+        result = self.store.add(
+            step.paragraph, agent_id=self._scope, metadata={"step_id": step.id}, actor="story"
+        )
+        self.file.set_memory_id(step.id, result.record.id)
+
+    def _index_missing(self) -> None:
+        for step in self.file.unindexed():
+            self._index(step)
+
+
+def _whole_sentences(text: str) -> str:
+    """Drop a sentence cut off by the token cap (when at least one sentence is complete)."""
+    end = max(text.rfind(mark) for mark in (".", "!", "?", '."', '!"', '?"'))
+    return text[: end + 1] if end > len(text) // 3 else text
+
+
+def _paragraph_problem(text: str, last: Step | None, prompt: str) -> str:
+    words = text.split()
+    if len(words) < 25:
+        return f"the paragraph has {len(words)} words; write 80 to 150"
+    if last is not None and normalize_text(text) == normalize_text(last.paragraph):
+        return "the paragraph repeats the last one"
+    if "Plan for the next paragraph" in text or normalize_text(text) in normalize_text(prompt):
+        return "the paragraph copies the instructions"
+    return ""
+
+
+def _plans_problem(plans: list[str], head: Step | None) -> str:
+    distinct = {normalize_text(p) for p in plans}
+    if len(distinct) < 3:
+        return "the three plans must be different from each other"
+    if head is not None and distinct == {normalize_text(p) for p in head.plans}:
+        return "the plans repeat the previous ones; propose new ones"
+    return ""
+
+
+def _memory_problem(summary: str, old: str, bound: int) -> str:
+    if not summary.strip():
+        return "empty"
+    if len(summary) > bound:
+        return "too long"
+    if normalize_text(summary) == normalize_text(old):
+        return "unchanged"
+    return ""

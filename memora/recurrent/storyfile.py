@@ -1,0 +1,232 @@
+"""A story file: one SQLite database holding the steps (a tree of versions), the head, the
+premise and pinned facts, every edit, and (in its own tables) the long-term memory store.
+
+A step is written in one transaction together with the move of the head, so a killed writer
+leaves every completed step and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from memora.errors import ConfigError, RecordNotFoundError
+from memora.memory.db import Database
+from memora.recurrent.types import Premise, Step, StepStats
+
+__all__ = ["StoryFile"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS story_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS story_steps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    parent_id INTEGER REFERENCES story_steps (id),
+    depth INTEGER NOT NULL,
+    plan TEXT NOT NULL,
+    chosen_by TEXT NOT NULL,
+    paragraph TEXT NOT NULL,
+    memory TEXT NOT NULL,
+    plans TEXT NOT NULL,
+    retrieved TEXT NOT NULL,
+    stats TEXT NOT NULL,
+    memory_id TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS story_edits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    step_id INTEGER NOT NULL REFERENCES story_steps (id),
+    field TEXT NOT NULL,
+    old TEXT NOT NULL,
+    new TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+_STEP_COLUMNS = (
+    "id, parent_id, depth, plan, chosen_by, paragraph, memory, plans, retrieved, stats, created_at"
+)
+
+
+class StoryFile:
+    """Steps, head and edits of one story."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.db = Database(self.path)
+        with self.db.write() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def _get(self, key: str) -> str | None:
+        with self.db.lock:
+            row = self.db.conn.execute(
+                "SELECT value FROM story_meta WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set(self, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO story_meta VALUES (?, ?)", (key, value))
+
+    @property
+    def exists(self) -> bool:
+        return self._get("premise") is not None
+
+    def init(self, premise: Premise, story_id: str) -> None:
+        if self.exists:
+            raise ConfigError(f"{self.path} already holds a story; open it to continue")
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO story_meta VALUES ('premise', ?), ('story_id', ?), ('pinned', '[]')",
+                (json.dumps(premise.to_dict()), story_id),
+            )
+
+    @property
+    def premise(self) -> Premise:
+        raw = self._get("premise")
+        if raw is None:
+            raise ConfigError(f"{self.path} holds no story yet; start one with a premise")
+        return Premise.from_dict(json.loads(raw))
+
+    @property
+    def story_id(self) -> str:
+        return self._get("story_id") or ""
+
+    @property
+    def pinned(self) -> list[str]:
+        return list(json.loads(self._get("pinned") or "[]"))
+
+    def set_pinned(self, facts: Sequence[str]) -> None:
+        self._set("pinned", json.dumps(list(facts)))
+
+    @property
+    def head_id(self) -> int | None:
+        raw = self._get("head")
+        return None if raw is None or raw == "" else int(raw)
+
+    def set_head(self, step_id: int | None) -> None:
+        if step_id is not None:
+            self.step(step_id)  # must exist
+        self._set("head", "" if step_id is None else str(step_id))
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def add_step(self, step: Step) -> Step:
+        """Write ``step`` (its id is assigned) and make it the head, in one transaction."""
+        now = time.time()
+        with self.db.write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO story_steps (parent_id, depth, plan, chosen_by, paragraph, memory, "
+                "plans, retrieved, stats, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    step.parent_id, step.depth, step.plan, step.chosen_by, step.paragraph,
+                    step.memory, json.dumps(list(step.plans)), json.dumps(list(step.retrieved)),
+                    json.dumps(step.stats.to_dict()), now,
+                ),
+            )  # fmt: skip
+            step_id = int(cursor.lastrowid or 0)
+            conn.execute("INSERT OR REPLACE INTO story_meta VALUES ('head', ?)", (str(step_id),))
+        return self.step(step_id)
+
+    def step(self, step_id: int) -> Step:
+        with self.db.lock:
+            row = self.db.conn.execute(
+                f"SELECT {_STEP_COLUMNS} FROM story_steps WHERE id = ?", (step_id,)
+            ).fetchone()
+        if row is None:
+            raise RecordNotFoundError(
+                f"the story has no step {step_id}; `memora story show` lists them"
+            )
+        return _step(row)
+
+    def steps(self) -> list[Step]:
+        with self.db.lock:
+            rows = self.db.conn.execute(
+                f"SELECT {_STEP_COLUMNS} FROM story_steps ORDER BY id"
+            ).fetchall()
+        return [_step(r) for r in rows]
+
+    def path_to(self, step_id: int | None) -> list[Step]:
+        """The steps from the opening to ``step_id``."""
+        by_id = {s.id: s for s in self.steps()}
+        path = []
+        while step_id is not None:
+            step = by_id[step_id]
+            path.append(step)
+            step_id = step.parent_id
+        return path[::-1]
+
+    def memory_id(self, step_id: int) -> str | None:
+        with self.db.lock:
+            row = self.db.conn.execute(
+                "SELECT memory_id FROM story_steps WHERE id = ?", (step_id,)
+            ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def set_memory_id(self, step_id: int, memory_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("UPDATE story_steps SET memory_id = ? WHERE id = ?", (memory_id, step_id))
+
+    def unindexed(self) -> list[Step]:
+        """Steps whose paragraph is not yet in the long-term memory (a crash in between)."""
+        with self.db.lock:
+            rows = self.db.conn.execute(
+                f"SELECT {_STEP_COLUMNS} FROM story_steps WHERE memory_id IS NULL ORDER BY id"
+            ).fetchall()
+        return [_step(r) for r in rows]
+
+    def edit(self, step_id: int, field: str, new: str) -> None:
+        """Change a step's paragraph or memory, and record the edit."""
+        if field not in ("paragraph", "memory"):
+            raise ConfigError("only a step's paragraph or memory can be edited")
+        if not new.strip():
+            raise ConfigError(f"the new {field} is empty")
+        old = getattr(self.step(step_id), field)
+        with self.db.write() as conn:
+            conn.execute(f"UPDATE story_steps SET {field} = ? WHERE id = ?", (new, step_id))
+            conn.execute(
+                "INSERT INTO story_edits (step_id, field, old, new, at) VALUES (?, ?, ?, ?, ?)",
+                (step_id, field, old, new, time.time()),
+            )
+
+    def edits(self) -> list[tuple[int, str, str, str]]:
+        with self.db.lock:
+            rows = self.db.conn.execute(
+                "SELECT step_id, field, old, new FROM story_edits ORDER BY id"
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    def export_markdown(self) -> str:
+        """The current branch as Markdown: title, genre, then one paragraph per step."""
+        premise = self.premise
+        lines = [f"# {premise.title or 'Untitled story'}", ""]
+        if premise.genre:
+            lines += [f"*{premise.genre}*", ""]
+        lines += [step.paragraph + "\n" for step in self.path_to(self.head_id)]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _step(row: Sequence[object]) -> Step:
+    (step_id, parent_id, depth, plan, chosen_by, paragraph, memory, plans, retrieved, stats,
+     created_at) = row  # fmt: skip
+    return Step(
+        id=int(step_id),  # type: ignore[call-overload]
+        parent_id=None if parent_id is None else int(parent_id),  # type: ignore[call-overload]
+        depth=int(depth),  # type: ignore[call-overload]
+        plan=str(plan),
+        chosen_by=str(chosen_by),  # type: ignore[arg-type]
+        paragraph=str(paragraph),
+        memory=str(memory),
+        plans=tuple(json.loads(str(plans))),
+        retrieved=tuple(json.loads(str(retrieved))),
+        stats=StepStats.from_dict(json.loads(str(stats))),
+        created_at=float(created_at),  # type: ignore[arg-type]
+    )
