@@ -1,0 +1,226 @@
+"""The story engine: prompts, persistence, editing, failure handling, and a few real steps."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from memora.cli import main
+from memora.embed import Embedder, load_embedder
+from memora.llm.llamacpp import LlamaCppLLM
+from memora.recurrent import Premise, StepError, StoryEngine
+from memora.recurrent.storyfile import StoryFile
+from memora.testing import ScriptedLLM
+
+PREMISE = Premise(
+    "A lighthouse keeper finds a message in a bottle that predicts storms.",
+    title="The Bottle",
+    genre="mystery",
+    outline="1. The bottle. 2. A storm comes true. 3. The writer is found.",
+)
+PARAGRAPH = (
+    "Mara climbed the spiral stairs of the lighthouse at dusk, as she had every evening for "
+    "eleven years. The lamp hummed. On the rocks below, something glinted in the last light: "
+    "a green bottle, corked and sealed with wax, lodged between two stones where the tide had "
+    "left it. She carried it up to the lamp room and turned it over in her hands."
+)
+PLANS = {
+    "summary": "Mara, keeper of the Gull Rock lighthouse, found a sealed bottle on the rocks.",
+    "plans": [
+        "Mara opens the bottle and reads the warning.",
+        "A fisherman arrives asking about the bottle.",
+        "The wind rises before Mara can open it.",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return load_embedder()
+
+
+def scripted(*replies: str) -> ScriptedLLM:
+    return ScriptedLLM(replies)
+
+
+def plans_reply(tag: str, summary: str = PLANS["summary"]) -> str:  # type: ignore[assignment]
+    """A valid summary-and-plans answer whose plans differ by ``tag``."""
+    return json.dumps({"summary": summary, "plans": [f"{p} ({tag})" for p in PLANS["plans"]]})
+
+
+def test_prompts_keep_the_outline_and_go_from_stable_to_volatile(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    with StoryEngine(scripted(PARAGRAPH), tmp_path / "s.db", embedder=embedder) as engine:
+        engine.create(PREMISE)
+        engine.pin("Mara is afraid of deep water.")
+        messages = engine.writer_messages(engine._context(), "the memory", [], None, "the plan")
+        user = messages[1]["content"]
+        assert user == (
+            "Title: The Bottle\nGenre: mystery\nPremise: A lighthouse keeper finds a message in a "
+            "bottle that predicts storms.\nOutline: 1. The bottle. 2. A storm comes true. 3. The "
+            "writer is found.\nFacts to keep: Mara is afraid of deep water.\n"
+            "Story so far: the memory\n\nEarlier passages that matter now:\n(none)\n\n"
+            "Last paragraph:\n(the story has not started)\n\nPlan for the next paragraph: the plan"
+            "\n\nTask: write the next paragraph of the story, following the plan. Concrete and "
+            "vivid, past tense, 80 to 150 words. No headings, notes or questions; do not repeat "
+            "earlier sentences."
+        )
+        planner = engine.planner_messages(engine._context(), "the memory", "new text")
+        shared = user[: user.index("Earlier passages")]
+        assert planner[-1]["content"].startswith(shared)  # the KV prefix both calls reuse
+        assert planner[0] == messages[0]
+
+
+def test_steps_are_saved_and_can_be_undone_branched_and_edited(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    dawn, blue = PARAGRAPH.replace("dusk", "dawn"), PARAGRAPH.replace("green", "blue")
+    llm = scripted(PARAGRAPH, json.dumps(PLANS), dawn, plans_reply("b"), blue, plans_reply("c"))
+    path = tmp_path / "s.db"
+    with StoryEngine(llm, path, embedder=embedder) as engine:
+        engine.create(PREMISE)
+        opening = engine.step()
+        assert opening.chosen_by == "opening" and opening.depth == 1
+        assert opening.memory == PLANS["summary"] and list(opening.plans) == PLANS["plans"]
+        second = engine.step(opening.plans[1], chosen_by="person")
+        assert second.parent_id == opening.id and second.plan == opening.plans[1]
+        assert engine.undo() == opening
+        third = engine.step("My own plan: the lamp fails.", chosen_by="own")
+        assert third.parent_id == opening.id  # a second branch from the opening
+        engine.edit_paragraph(opening.id, "Mara found the bottle on a grey morning.")
+        engine.edit_memory("Edited memory: the bottle is blue.")
+    with StoryEngine(scripted("unused"), path, embedder=embedder) as reopened:
+        assert [s.id for s in reopened.path()] == [opening.id, third.id]
+        assert reopened.head is not None and reopened.head.memory.startswith("Edited memory")
+        assert reopened.path()[0].paragraph == "Mara found the bottle on a grey morning."
+        hits = reopened.store.search("grey morning", agent_id=reopened._scope, mode="lexical")
+        assert hits and hits[0].record.metadata["step_id"] == opening.id
+        assert len(reopened.file.steps()) == 3
+        assert reopened.branch(second.id) == second
+        markdown = reopened.export_markdown()
+        assert markdown.startswith("# The Bottle\n") and "dawn" in markdown
+        assert [e[1] for e in reopened.file.edits()] == ["paragraph", "memory"]
+
+
+def test_unusable_output_fails_the_step_and_changes_nothing(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    path = tmp_path / "s.db"
+    with StoryEngine(scripted(PARAGRAPH, json.dumps(PLANS)), path, embedder=embedder,
+                     max_retries=2) as engine:  # fmt: skip
+        engine.create(PREMISE)
+        opening = engine.step()
+        engine.llm = scripted("too short")  # every paragraph attempt is unusable
+        with pytest.raises(StepError, match="3 attempts") as info:
+            engine.step(opening.plans[0])
+        assert len(info.value.outputs) == 3
+        bad_plans = '{"summary": "1", "plans": ["1", "1", "1"]}'  # placeholders, as small models do
+        engine.llm = scripted(PARAGRAPH.replace("dusk", "midnight"), bad_plans)
+        with pytest.raises(StepError, match="summary and plans"):
+            engine.step(opening.plans[0])
+        assert engine.head == opening and len(engine.file.steps()) == 1
+        # retries are told what was wrong
+        last_prompt = engine.llm.prompts[-1]
+        assert isinstance(last_prompt, list) and "not usable" in last_prompt[-1]["content"]
+
+
+def test_a_bad_new_memory_keeps_the_old_one(tmp_path: Path, embedder: Embedder) -> None:
+    with StoryEngine(scripted(PARAGRAPH, json.dumps(PLANS)), tmp_path / "s.db",
+                     embedder=embedder) as engine:  # fmt: skip
+        engine.create(PREMISE)
+        opening = engine.step()
+        engine.llm = scripted(PARAGRAPH.replace("dusk", "noon"), plans_reply("same memory"))
+        second = engine.step(opening.plans[0])
+        assert second.stats.memory_kept and second.memory == opening.memory
+
+
+@pytest.mark.slow
+def test_real_steps_on_the_bundled_model(tmp_path: Path, embedder: Embedder) -> None:
+    llm = LlamaCppLLM("default", n_ctx=4096, n_threads=1, seed=0)
+    with llm, StoryEngine(llm, tmp_path / "real.db", embedder=embedder,
+                          paragraph_tokens=120) as engine:  # fmt: skip
+        engine.create(PREMISE)
+        steps = [engine.step() for _ in range(3)]
+        for step in steps:
+            assert len(step.paragraph.split()) >= 25
+            assert step.memory.strip() and len(step.memory) <= engine.memory_chars
+            assert len({p.lower() for p in step.plans}) == 3
+        assert steps[1].plan in steps[0].plans and steps[1].chosen_by == "model"
+        assert steps[2].stats.evaluated_tokens < steps[2].stats.prompt_tokens  # prefix reused
+        assert engine.store.count(agent_id=engine._scope) == 3  # each paragraph stored once
+
+
+def run_cli(args: list[str], stdin: str = "") -> str:
+    result = CliRunner().invoke(main, args, input=stdin)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.slow
+def test_interactive_cli_with_scripted_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMORA_N_THREADS", "1")
+    story = str(tmp_path / "cli.db")
+    # opening; choose plan 2; edit plan 1; write our own; undo; branch from step 1; quit
+    script = (
+        "2\ne 1\nThe keeper hides the bottle in the lamp room.\n"
+        "w\nA gull steals the cork.\nu\nb 1\nq\n"
+    )
+    output = run_cli(["write", "--story", story, "--premise", PREMISE.premise, "--steps", "6",
+                      "--interactive", "--max-tokens", "90"], script)  # fmt: skip
+    assert "follow a plan" in output and "undone: back at step #3" in output
+    assert "branching from step #1" in output
+    file = StoryFile(story)
+    steps = file.steps()
+    assert [s.chosen_by for s in steps] == ["opening", "person", "edited", "own"]
+    assert steps[1].plan == steps[0].plans[1]
+    assert steps[2].plan == "The keeper hides the bottle in the lamp room."
+    assert steps[3].plan == "A gull steals the cork."
+    assert file.head_id == steps[0].id
+    shown = run_cli(["story", "show", story])
+    assert "> #1" in shown and "(own)" in shown
+    assert run_cli(["story", "undo", story]).strip() == "the story is empty again"
+    run_cli(["story", "branch", story, "3"])
+    exported = run_cli(["story", "export", story])
+    assert exported.count("\n\n") >= 3 and steps[2].paragraph in exported
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_with_every_completed_step(tmp_path: Path) -> None:
+    story = tmp_path / "killed.db"
+    cmd = [sys.executable, "-m", "memora.cli", "write", "--story", str(story), "--premise",
+           PREMISE.premise, "--steps", "6", "--max-tokens", "80"]  # fmt: skip
+    env = {"MEMORA_N_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env=env)  # fmt: skip
+    assert proc.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen.append(line)
+        if line.startswith("step 2/6"):
+            break
+        assert line or proc.poll() is None, "".join(seen)
+    time.sleep(2)  # inside step 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    file = StoryFile(story)
+    steps = file.steps()
+    assert len(steps) == 2 and file.head_id == steps[1].id
+    assert all(s.paragraph and s.memory and len(s.plans) == 3 for s in steps)
+    file.close()
+    run_cli(["write", "--story", str(story), "--steps", "1", "--max-tokens", "80"])
+    file = StoryFile(story)
+    assert len(file.steps()) == 3 and file.step(3).parent_id == steps[1].id
+    assert file.unindexed() == []
