@@ -160,14 +160,14 @@ def show(path: Path) -> None:
     file = _open(path)
     premise = file.premise
     current = {s.id for s in file.path_to(file.head_id)}
-    out.print(f"[bold]{premise.title or 'Untitled'}[/] - {premise.premise}")
+    click.echo(f"{premise.title or 'Untitled'} - {premise.premise}")
     for step in file.steps():
         mark = ">" if step.id == file.head_id else ("*" if step.id in current else " ")
         parent = f"<-{step.parent_id}" if step.parent_id else "root"
-        out.print(
-            f"{mark} #{step.id} {parent} depth {step.depth} [{step.chosen_by}] {step.plan[:60]}"
+        click.echo(
+            f"{mark} #{step.id} {parent} depth {step.depth} ({step.chosen_by}) {step.plan[:60]}"
         )
-        out.print(f"      {step.paragraph[:100]}")
+        click.echo(f"      {step.paragraph[:100]}")
     file.close()
 
 

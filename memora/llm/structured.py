@@ -56,7 +56,9 @@ class OutputSpec:
     def parse(self, text: str) -> Any:
         """Parse and validate ``text``; raise ``ValueError`` with the reason when it fails."""
         try:
-            data = json.loads(text)
+            # strict=False: raw control characters (a newline inside a string) are accepted;
+            # grammar-constrained small models do write them.
+            data = json.loads(text, strict=False)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos})") from exc
         if self.model is not None:
