@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python 3.11, a C/C++ compiler, make):
-#   make demo   streamed generation + embedding check on the bundled models
+#   make demo   streamed generation, embedding check, a 3-step story on the bundled models
 #   make test   ruff, mypy on memora/, the whole pytest suite
 # Both create or update .venv first. llama-cpp-python builds from source once (about 7 minutes
 # on 2 cores) into a wheel kept under ~/.cache/memora/wheels, so later venvs install it in seconds.
@@ -47,6 +47,7 @@ $(STAMP): pyproject.toml $(WHEELS)/.built | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
+	$(BIN)/python examples/story_demo.py --steps 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -37,3 +37,18 @@ def test_order_invariant_choice_example() -> None:
     for method in ("likelihood", "label", "psc"):
         line = next(line for line in out.stdout.splitlines() if line.strip().startswith(method))
         assert "(one answer for 3 orders)" in line and "," not in line.split(":")[1].split("(")[0]
+
+
+@pytest.mark.slow
+def test_story_demo_writes_and_prints_a_story(tmp_path: Path) -> None:
+    story = tmp_path / "demo.db"
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "story_demo.py"), "--steps", "2", "--threads", "1",
+         "--story", str(story)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "# The Bottle at Gull Rock" in out.stdout
+    assert "step 2 (model)" in out.stdout

@@ -145,14 +145,15 @@ class StoryEngine:
     def step(self, plan: str | None = None, *, chosen_by: ChosenBy | None = None) -> Step:
         """Write the next paragraph (the opening when the story is empty).
 
-        ``plan``: the plan to follow; None lets the model pick among the head's three plans.
+        ``plan``: the plan to follow; None lets the model pick among the head's three plans
+        (for the opening: a default opening plan).
         Raises :class:`StepError` (the story unchanged) when output stays unusable.
         """
         started = time.perf_counter()
         head = self.head
         usage = _Usage()
         if head is None:
-            plan, chosen_by = render("opening_plan"), "opening"
+            plan, chosen_by = plan or render("opening_plan"), "opening"
         elif plan is None:
             plan = self.choose_plan(head)
             chosen_by = "model"
