@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any
 
-from memora.llm.base import LLM, Completion, Prompt, Usage, as_messages
+from memora.llm.base import LLM, Completion, FinishReason, Prompt, Usage, as_messages
 from memora.llm.options import SamplingOptions
 
 __all__ = ["ScriptedLLM"]
@@ -38,7 +38,7 @@ class ScriptedLLM(LLM):
         words = reply.split(" ")[: options.max_tokens]
         for i, word in enumerate(words):
             yield word if i == 0 else " " + word
-        finish = "length" if len(reply.split(" ")) > options.max_tokens else "stop"
+        finish: FinishReason = "length" if len(reply.split(" ")) > options.max_tokens else "stop"
         return Completion(
             text=" ".join(words),
             finish_reason=finish,
