@@ -8,6 +8,8 @@ by an index that cannot remove them (HNSW).
 
 Exact inner-product search (``IndexFlatIP``) by default; past ``approx_threshold`` vectors the
 index is rebuilt as HNSW (approximate; its recall is measured in ``bench/memory_store.py``).
+With HNSW, a scope of at most ``exact_subset_max`` vectors is searched exactly over its own
+vectors, and a larger one widens the graph walk in proportion to how selective it is.
 """
 
 from __future__ import annotations
@@ -41,14 +43,16 @@ class VectorIndex:
         *,
         approx_threshold: int = 250_000,
         hnsw_m: int = 32,
-        ef_search: int = 128,
+        ef_search: int = 256,
         ef_construction: int = 80,
+        exact_subset_max: int = 50_000,
     ) -> None:
         self.dim = dim
         self.approx_threshold = approx_threshold
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search
         self.ef_construction = ef_construction
+        self.exact_subset_max = exact_subset_max
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.dead = 0  # vectors an HNSW index still holds but no record uses
 
@@ -110,9 +114,13 @@ class VectorIndex:
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         params: Any = None
         if allowed is not None:
+            if self.approximate and len(allowed) <= self.exact_subset_max:
+                return self._exact_subset(query[0], k, allowed)
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
             if self.approximate:
-                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k))
+                # A selective filter prunes the graph walk: widen it in proportion.
+                ef = min(4096, max(self.ef_search, k * self.ntotal // max(1, len(allowed))))
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
             else:
                 params = faiss.SearchParameters(sel=selector)
         elif self.approximate:
@@ -120,6 +128,18 @@ class VectorIndex:
         sims, vids = self._index.search(query, min(k, self.ntotal), params=params)
         keep = vids[0] >= 0
         return vids[0][keep], sims[0][keep]
+
+    def _exact_subset(
+        self, query: np.ndarray, k: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search over a small allowed set (HNSW walks miss most of a small subset)."""
+        vids = np.ascontiguousarray(allowed, dtype=np.int64)
+        sims = self._index.reconstruct_batch(vids) @ query
+        top = np.argsort(-sims, kind="stable")[:k] if len(sims) <= 4 * k else None
+        if top is None:
+            part = np.argpartition(-sims, k)[:k]
+            top = part[np.argsort(-sims[part], kind="stable")]
+        return vids[top], sims[top].astype(np.float32)
 
     def save(self, path: Path) -> str:
         """Write the index atomically; return the file's checksum."""

@@ -651,8 +651,9 @@ class MemoryStore:
         if where is None:
             ids: set[int] = self._live
         else:
-            sets = [self._by_field.get(item, set()) for item in where.items()]
-            ids = set.intersection(*sorted(sets, key=len))
+            sets = sorted((self._by_field.get(item, set()) for item in where.items()), key=len)
+            # one field: the set itself (copying a million ids costs more than the search)
+            ids = sets[0] if len(sets) == 1 else sets[0].intersection(*sets[1:])
         expired = {v for v, t in self._expiry.items() if t <= now and v in ids}
         if not expired and not self.index.dead and len(ids) == self.index.ntotal:
             return None  # every vector in the index is allowed: no selector needed
