@@ -1,11 +1,10 @@
 """The memory store at 10k, 100k and 1M records, beside chromadb's embedded mode.
 
 Each (system, size) runs in its own worker process, so peak memory (RSS) is measured per case.
-Vectors: at every size, seeded random unit vectors (384 dimensions, like all-MiniLM-L6-v2),
-fed through an embedder that looks them up, so ingestion and search are timed with the
-embedding excluded. Random vectors have no cluster structure: that is the hard case for
-approximate indexes. Ingestion with the embedding included is measured separately on real
-sentences embedded by the bundled MiniLM.
+Vectors: at every size, seeded synthetic unit vectors (384 dimensions, like all-MiniLM-L6-v2)
+near a 32-dimensional subspace (see ``unit_vectors``), fed through an embedder that looks them
+up, so ingestion and search are timed with the embedding excluded. Ingestion with the embedding
+included is measured separately on real sentences embedded by the bundled MiniLM.
 
 Per case: ingestion records/s, search latency p50 / p95 (top 10; one scope holding every record,
 and one scope out of 100), recall@10 against exact search, peak RSS, bytes on disk.
@@ -40,14 +39,25 @@ DIM = 384
 QUERIES = 200
 BATCH = 5000
 USERS = 100
+INTRINSIC = 32
+NOISE = 0.02
 
 
 def unit_vectors(n: int, seed: int) -> np.ndarray:
+    """Synthetic sentence-embedding-like vectors: unit length in 384 dimensions, lying near a
+    random 32-dimensional subspace (plus a little noise in every dimension). Like real
+    embeddings they have meaningful neighbours (mean top-1 cosine to a query ~0.68, 10th ~0.60);
+    isotropic random unit vectors have none, which makes every approximate index look broken.
+    """
+    basis = np.linalg.qr(np.random.default_rng(0).standard_normal((DIM, INTRINSIC)))[0]
+    basis = basis.astype(np.float32)
     rng = np.random.default_rng(seed)
     out = np.empty((n, DIM), dtype=np.float32)
     for start in range(0, n, 100_000):
-        block = rng.standard_normal((min(100_000, n - start), DIM), dtype=np.float32)
-        out[start : start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        m = min(100_000, n - start)
+        block = rng.standard_normal((m, INTRINSIC), dtype=np.float32) @ basis.T
+        block += NOISE * rng.standard_normal((m, DIM), dtype=np.float32)
+        out[start : start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
@@ -94,14 +104,11 @@ def worker_memora(size: int, workdir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     for lo in range(0, size, BATCH):
         hi = min(size, lo + BATCH)
-        for user in {user_of(i) for i in range(lo, hi)}:
-            batch = [f"r{i} record" for i in range(lo, hi) if user_of(i) == user]
-            store.add(batch, user_id=user)
-        store.add([f"r{i} all" for i in range(lo, hi)], agent_id="everyone")
+        for user in sorted({user_of(i) for i in range(lo, hi)}):
+            batch = [f"r{i}" for i in range(lo, hi) if user_of(i) == user]
+            store.add(batch, user_id=user, agent_id="everyone")
     ingest = time.perf_counter() - start
-    rows = {int(r.text[1:].split()[0]): r.id for r in store.list(agent_id="everyone")}
-    row_of_id = {v: k for k, v in rows.items()}
-    result: dict[str, Any] = {"ingest_records_per_s": round(2 * size / ingest, 1)}
+    result: dict[str, Any] = {"ingest_records_per_s": round(size / ingest, 1)}
     result["index_kind"] = store.index.kind
     for label, kwargs, members in (
         ("one_scope_all_records", {"agent_id": "everyone"}, None),
@@ -114,16 +121,13 @@ def worker_memora(size: int, workdir: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             hits = store.search(f"q{j}", k=10, mode="dense", **kwargs)
             times.append(time.perf_counter() - t0)
-            if label == "one_scope_all_records":
-                found.append({row_of_id[h.record.id] for h in hits})
-            else:
-                found.append({int(h.record.text[1:].split()[0]) for h in hits})
+            found.append({int(h.record.text[1:]) for h in hits})
         recall = statistics.mean(len(f & t) / 10 for f, t in zip(found, truth, strict=True))
         result[label] = {**percentiles(times), "recall_at_10": round(recall, 4)}
     hybrid = []
     for j in range(min(QUERIES, 50)):
         t0 = time.perf_counter()
-        store.search(f"q{j} record", k=10, user_id="user7")
+        store.search(f"q{j} r7 r107", k=10, user_id="user7")
         hybrid.append(time.perf_counter() - t0)
     result["hybrid_one_of_100_scopes"] = percentiles(hybrid)
     store.close()
@@ -252,7 +256,10 @@ def main() -> None:
     results.update(
         {
             "benchmark": "memory_store",
-            "vectors": "seeded random unit vectors, 384 dims (embedding excluded)",
+            "vectors": (
+                f"synthetic unit vectors, {DIM} dims near a random {INTRINSIC}-dim subspace, "
+                f"noise {NOISE} (embedding excluded)"
+            ),
             "machine": {
                 "cpus": os.cpu_count(),
                 "platform": platform.platform(),
