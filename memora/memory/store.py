@@ -13,18 +13,14 @@
 
 from __future__ import annotations
 
-import base64
 import builtins
-import hashlib
 import json
 import math
 import re
 import sqlite3
 import time
-import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Unpack
 
@@ -42,13 +38,16 @@ from memora.memory.index import VectorIndex, file_checksum
 from memora.memory.types import (
     AddResult,
     HistoryEntry,
+    IndexStatus,
     MemoryRecord,
     Scope,
     ScopeIds,
     SearchHit,
+    normalize_text,
 )
+from memora.memory.types import content_hash as _hash
 
-__all__ = ["IndexStatus", "MemoryStore", "normalize_text"]
+__all__ = ["IndexStatus", "MemoryStore", "normalize_text"]  # re-exported from types
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 RRF_K = 60
@@ -58,30 +57,6 @@ _COLUMNS = (
 )
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class IndexStatus:
-    """How the vector index compares with SQLite (see :meth:`MemoryStore.verify_index`)."""
-
-    db_count: int
-    index_count: int
-    missing: int
-    extra: int
-    kind: str
-
-    @property
-    def consistent(self) -> bool:
-        return self.missing == 0 and self.extra == 0 and self.db_count == self.index_count
-
-
-def normalize_text(text: str) -> str:
-    """What de-duplication compares: NFKC, case-folded, whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
 
 
 class MemoryStore:
@@ -451,85 +426,17 @@ class MemoryStore:
 
     def export(self, out: IO[str], *, include_deleted: bool = False) -> int:
         """Write every record (all scopes) as JSON lines, with its history and vector."""
-        with self.db.lock:
-            rows = self.db.conn.execute(
-                f"SELECT {_COLUMNS}, vector FROM memories "
-                + ("" if include_deleted else "WHERE deleted_at IS NULL ")
-                + "ORDER BY rowid"
-            ).fetchall()
-        count = 0
-        for row in rows:
-            record = _record(row[:-1])
-            data = record.to_dict()
-            data["vector"] = base64.b64encode(row[-1]).decode("ascii")
-            data["history"] = [h.to_dict() for h in self.history(record.id, all_scopes=True)]
-            out.write(json.dumps(data, ensure_ascii=False) + "\n")
-            count += 1
-        return count
+        from memora.memory.jsonl import export_jsonl
+
+        return export_jsonl(self, out, include_deleted=include_deleted)
 
     def import_(self, lines: Iterable[str], *, actor: str = "import") -> tuple[int, int]:
         """Read records written by :meth:`export`; returns (imported, skipped). A record whose
         id or text is already in its scope is skipped. Vectors of this store's embedder are
         reused, others re-embedded. Everything commits in one transaction."""
-        parsed = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                record = MemoryRecord.from_dict(data)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InvalidRecordError(f"line {number} is not an exported memory: {exc}") from exc
-            if record.scope.empty:
-                raise ScopeError(f"line {number}: the record has no scope")
-            self._check_text(record.text)
-            parsed.append((record, data))
-        reuse = [
-            np.frombuffer(base64.b64decode(d["vector"]), dtype=np.float32)
-            if r.embedder == self.space and d.get("vector")
-            else None
-            for r, d in parsed
-        ]
-        need = [i for i, v in enumerate(reuse) if v is None]
-        for i, vector in zip(need, self._embed([parsed[i][0].text for i in need]), strict=True):
-            reuse[i] = vector
-        imported = 0
-        with self.db.write() as conn:
-            seq = self.db.next_seq()
-            for (record, data), vector in zip(parsed, reuse, strict=True):
-                assert vector is not None
-                cursor = conn.execute(
-                    "INSERT INTO memories (id, user_id, agent_id, session_id, scope_key, text, "
-                    "metadata, content_hash, embedder, dim, vector, created_at, updated_at, "
-                    "expires_at, deleted_at, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT DO NOTHING",
-                    (
-                        record.id, record.scope.user_id, record.scope.agent_id,
-                        record.scope.session_id, record.scope.key(), record.text,
-                        json.dumps(record.metadata), _hash(record.text), self.space,
-                        self.embedder.dim, vector.astype(np.float32).tobytes(),
-                        record.created_at, record.updated_at, record.expires_at,
-                        record.deleted_at, seq,
-                    ),
-                )  # fmt: skip
-                if cursor.rowcount == 0:
-                    continue
-                imported += 1
-                entries = data.get("history") or [
-                    {"event": "ADD", "old_text": None, "new_text": record.text, "actor": actor,
-                     "at": record.created_at}
-                ]  # fmt: skip
-                conn.executemany(
-                    "INSERT INTO history (memory_id, event, old_text, new_text, actor, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (record.id, h["event"], h.get("old_text"), h.get("new_text"),
-                         h.get("actor", actor), h["at"])
-                        for h in entries
-                    ],
-                )  # fmt: skip
-        self._sync()
-        return imported, len(parsed) - imported
+        from memora.memory.jsonl import import_jsonl
+
+        return import_jsonl(self, lines, actor=actor)
 
     def rebuild_index(self) -> int:
         """Rebuild the vector index from the vectors in SQLite; returns how many it holds."""

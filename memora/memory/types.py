@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, Unpack
 
 from memora.errors import ScopeError
 
-__all__ = ["AddResult", "HistoryEntry", "MemoryRecord", "Scope", "ScopeIds", "SearchHit"]
+__all__ = [
+    "AddResult",
+    "HistoryEntry",
+    "IndexStatus",
+    "MemoryRecord",
+    "Scope",
+    "ScopeIds",
+    "SearchHit",
+    "content_hash",
+    "normalize_text",
+]
 
 Event = Literal["ADD", "UPDATE", "DELETE"]
 _FIELDS = ("user_id", "agent_id", "session_id")
@@ -167,3 +179,28 @@ class HistoryEntry:
             "actor": self.actor,
             "at": self.at,
         }
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """How the vector index compares with SQLite (see :meth:`MemoryStore.verify_index`)."""
+
+    db_count: int
+    index_count: int
+    missing: int
+    extra: int
+    kind: str
+
+    @property
+    def consistent(self) -> bool:
+        return self.missing == 0 and self.extra == 0 and self.db_count == self.index_count
+
+
+def normalize_text(text: str) -> str:
+    """What de-duplication compares: NFKC, case-folded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def content_hash(text: str) -> str:
+    """The de-duplication key of a text."""
+    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()

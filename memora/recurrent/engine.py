@@ -26,7 +26,8 @@ from typing import Any
 from memora.embed import Embedder
 from memora.errors import ConfigError, OutputValidationError
 from memora.llm.base import LLM, Completion
-from memora.memory.store import MemoryStore, normalize_text
+from memora.memory.store import MemoryStore
+from memora.memory.types import normalize_text
 from memora.prompting.choose import Method, choose
 from memora.recurrent.storyfile import StoryFile
 from memora.recurrent.types import ChosenBy, Premise, Step, StepError, StepStats
