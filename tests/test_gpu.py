@@ -24,6 +24,8 @@ import pytest
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
+from test_llm_contract import PERSON_SCHEMA  # noqa: E402
+
 from memora.llm.llamacpp import LlamaCppLLM, Span  # noqa: E402
 from memora.prompting import SetPrompt, choose  # noqa: E402
 
@@ -36,15 +38,6 @@ pytestmark = [
 ]
 
 N_CTX = 2048
-PERSON_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "minLength": 2, "maxLength": 30},
-        "age": {"type": "integer", "minimum": 0, "maximum": 120},
-    },
-    "required": ["name", "age"],
-    "additionalProperties": False,
-}
 COMPARE_PROMPTS = [
     "The capital of France is",
     "1, 2, 3, 4, 5,",

@@ -611,20 +611,14 @@ class MemoryStore:
         return vectors
 
     def _existing(self, where: Scope, hashes: builtins.list[str]) -> dict[str, str]:
-        if not hashes:
-            return {}
-        marks = ",".join("?" * len(set(hashes)))
-        with self.db.lock:
-            rows = self.db.conn.execute(
-                f"SELECT content_hash, id FROM memories WHERE scope_key = ? AND deleted_at IS NULL "
-                f"AND content_hash IN ({marks})",
-                (where.key(), *set(hashes)),
-            ).fetchall()
-        return {h: i for h, i in rows}
+        """Content hash -> id of the live records of ``where`` among ``hashes``."""
+        return {r.content_hash: r.id for r in self._records_by_hash(where, hashes)}
 
     def _records_by_hash(
         self, where: Scope, hashes: builtins.list[str]
     ) -> builtins.list[MemoryRecord]:
+        if not hashes:
+            return []
         marks = ",".join("?" * len(set(hashes)))
         with self.db.lock:
             rows = self.db.conn.execute(
