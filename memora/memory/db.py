@@ -16,17 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from memora.errors import SchemaVersionError, StoreBusyError
+from memora.memory.neural import NEURAL_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "Database"]
 
 #: Bumped whenever the schema changes; a database with a higher version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 BUSY_TIMEOUT_MS = 30_000
 #: Retries of a write that still finds the database locked after the busy timeout.
 LOCK_RETRIES = 5
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', '0');
 
@@ -47,7 +49,9 @@ CREATE TABLE IF NOT EXISTS memories (
     updated_at REAL NOT NULL,
     expires_at REAL,
     deleted_at REAL,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    surprise REAL,
+    salient INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS memories_dedup
     ON memories (scope_key, content_hash) WHERE deleted_at IS NULL;
@@ -83,6 +87,17 @@ CREATE TRIGGER IF NOT EXISTS memories_fts_update AFTER UPDATE OF text ON memorie
     INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
 END;
 """
+    + NEURAL_SCHEMA
+)
+
+#: Statements that bring a database of version N (the key) to version N + 1.
+MIGRATIONS = {
+    1: """
+ALTER TABLE memories ADD COLUMN surprise REAL;
+ALTER TABLE memories ADD COLUMN salient INTEGER NOT NULL DEFAULT 0;
+"""
+    + NEURAL_SCHEMA,
+}
 
 
 class Database:
@@ -114,11 +129,25 @@ class Database:
                     "(pip install -U memora), or export the data with the newer version"
                 )
             if version < SCHEMA_VERSION:
-                # Idempotent statements in one transaction: concurrent openers are safe.
-                script = (
-                    "BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-                )
-                self._retry(lambda: self.conn.executescript(script))
+                self._retry(lambda: self._upgrade())
+
+    def _upgrade(self) -> None:
+        """Create or migrate the schema in one transaction (the version is re-read under the
+        write lock, so concurrent openers migrate once)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version == 0:
+                _script(conn, SCHEMA)
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    _script(conn, MIGRATIONS[step])
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -170,3 +199,14 @@ class Database:
                         "process holding a long transaction"
                     ) from exc
                 time.sleep(0.05 * (2**attempt) * (1 + random.random()))
+
+
+def _script(conn: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated statements inside the current transaction (``executescript`` would
+    commit it); trigger bodies keep their inner semicolons."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""

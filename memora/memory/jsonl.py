@@ -10,7 +10,8 @@ from typing import IO
 import numpy as np
 
 from memora.errors import InvalidRecordError, ScopeError
-from memora.memory.store import _COLUMNS, MemoryStore, _record
+from memora.memory.rows import COLUMNS, check_text, to_record
+from memora.memory.store import MemoryStore
 from memora.memory.types import MemoryRecord
 from memora.memory.types import content_hash as _hash
 
@@ -21,13 +22,13 @@ def export_jsonl(store: MemoryStore, out: IO[str], *, include_deleted: bool = Fa
     """Write every record (all scopes) as JSON lines, with its history and vector."""
     with store.db.lock:
         rows = store.db.conn.execute(
-            f"SELECT {_COLUMNS}, vector FROM memories "
+            f"SELECT {COLUMNS}, vector FROM memories "
             + ("" if include_deleted else "WHERE deleted_at IS NULL ")
             + "ORDER BY rowid"
         ).fetchall()
     count = 0
     for row in rows:
-        record = _record(row[:-1])
+        record = to_record(row[:-1])
         data = record.to_dict()
         data["vector"] = base64.b64encode(row[-1]).decode("ascii")
         data["history"] = [h.to_dict() for h in store.history(record.id, all_scopes=True)]
@@ -53,7 +54,7 @@ def import_jsonl(
             raise InvalidRecordError(f"line {number} is not an exported memory: {exc}") from exc
         if record.scope.empty:
             raise ScopeError(f"line {number}: the record has no scope")
-        store._check_text(record.text)
+        check_text(record.text, store.max_text_chars)
         parsed.append((record, data))
     reuse = [
         np.frombuffer(base64.b64decode(d["vector"]), dtype=np.float32)

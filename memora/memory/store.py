@@ -31,10 +31,21 @@ from memora.errors import (
     ConfigError,
     InvalidRecordError,
     RecordNotFoundError,
-    ScopeError,
 )
 from memora.memory.db import Database
 from memora.memory.index import VectorIndex, file_checksum
+from memora.memory.neural import NeuralBank, NeuralConfig, NeuralMemory, config_with
+from memora.memory.rows import (
+    COLUMNS,
+    check_cues,
+    check_metadata,
+    check_text,
+    filter_sql,
+    read_scope,
+    scope_sql,
+    to_record,
+    write_scope,
+)
 from memora.memory.types import (
     AddResult,
     HistoryEntry,
@@ -51,11 +62,6 @@ __all__ = ["IndexStatus", "MemoryStore", "normalize_text"]  # re-exported from t
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 RRF_K = 60
-_COLUMNS = (
-    "rowid, id, user_id, agent_id, session_id, text, metadata, created_at, updated_at, "
-    "embedder, dim, content_hash, expires_at, deleted_at, seq"
-)
-_FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -67,6 +73,10 @@ class MemoryStore:
         embedder: anything with ``name``, ``dim`` and ``encode`` (default: all-MiniLM-L6-v2).
         max_text_chars: longer texts are refused.
         approx_threshold: past this many vectors the index becomes HNSW (approximate).
+        neural: a Titans-like neural memory per write scope (:mod:`memora.memory.neural`):
+            ``True`` or a :class:`NeuralConfig`. Every added text is written to it (key: the
+            text's ``cue`` when given, else the text itself; value: the text); the records get
+            its surprise, and ``search`` can fuse candidates read through it.
     """
 
     def __init__(
@@ -76,6 +86,7 @@ class MemoryStore:
         embedder: Embedder | None = None,
         max_text_chars: int = 10_000,
         approx_threshold: int = 250_000,
+        neural: NeuralConfig | bool = False,
     ) -> None:
         if max_text_chars < 1:
             raise ConfigError("max_text_chars must be >= 1")
@@ -93,6 +104,8 @@ class MemoryStore:
         self._seen_seq = 0
         # scope -> ((scope, change seq, expired ids), allowed vector ids), reused until a write
         self._allowed_cache: dict[Scope | None, tuple[Any, np.ndarray]] = {}
+        config = config_with(neural)
+        self.neural = None if config is None else NeuralBank(self.embedder.dim, config, self.space)
         self._open_index()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -129,42 +142,59 @@ class MemoryStore:
         metadata: Mapping[str, Any] | None = None,
         expires_at: float | None = None,
         actor: str = "memora",
+        cue: str | Sequence[str | None] | None = None,
         **ids: Unpack[ScopeIds],
     ) -> Any:
         """Store one text (returns an :class:`AddResult`) or a list (returns a list of them).
 
         A text whose normalized form is already stored in the same scope is not stored again:
         the result holds the existing record with ``created=False``. Texts are embedded in one
-        batch; the records and their history rows commit in one transaction.
+        batch; the records and their history rows commit in one transaction. With a neural
+        memory, every text (stored again or not) is also written to it, in the same
+        transaction; ``cue`` (one per text) is the key it is associated with.
         """
-        where = self._write_scope(Scope.of(scope, **ids))
+        where = write_scope(Scope.of(scope, **ids))
         texts = [text] if isinstance(text, str) else list(text)
-        meta = self._check_metadata(metadata)
+        meta = check_metadata(metadata)
         if expires_at is not None and not math.isfinite(expires_at):
             raise InvalidRecordError("expires_at must be a finite timestamp")
         for t in texts:
-            self._check_text(t)
+            check_text(t, self.max_text_chars)
+        cues = check_cues(cue, len(texts))
         hashes = [_hash(t) for t in texts]
         inserted: set[int] = set()
         existing = self._existing(where, hashes)
         todo = [i for i, h in enumerate(hashes) if h not in existing]
         first_of: dict[str, int] = {}
         unique = [i for i in todo if first_of.setdefault(hashes[i], i) == i]
-        vectors = self._embed([texts[i] for i in unique])
+        every = self.neural is not None
+        vectors = self._embed(texts if every else [texts[i] for i in unique])
+        keys = self._embed([c for c in cues if c is not None]) if every else vectors
         now = time.time()
+        scores = None
         with self.db.write() as conn:
             seq = self.db.next_seq()
+            if self.neural is not None:
+                at_key = iter(keys)
+                key_rows = np.stack(
+                    [next(at_key) if c else v for c, v in zip(cues, vectors, strict=True)]
+                )
+                scores = self.neural.write(conn, where.key(), key_rows, vectors, now).scores
+                vectors = vectors[unique]
             for i, vector in zip(unique, vectors, strict=True):
+                score = None if scores is None else scores[i]
                 record_id = uuid.uuid4().hex
                 cursor = conn.execute(
                     "INSERT INTO memories (id, user_id, agent_id, session_id, scope_key, text, "
                     "metadata, content_hash, embedder, dim, vector, created_at, updated_at, "
-                    "expires_at, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "expires_at, seq, surprise, salient) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT DO NOTHING",
                     (
                         record_id, where.user_id, where.agent_id, where.session_id, where.key(),
                         texts[i], json.dumps(meta), hashes[i], self.space, self.embedder.dim,
                         vector.tobytes(), now, now, expires_at, seq,
+                        None if score is None else score.normalized, bool(score and score.salient),
                     ),
                 )  # fmt: skip
                 if cursor.rowcount == 0:
@@ -175,13 +205,16 @@ class MemoryStore:
                     "VALUES (?, 'ADD', NULL, ?, ?, ?)",
                     (record_id, texts[i], actor, now),
                 )
+        if self.neural is not None:
+            self.neural.commit()
         fresh = {r.content_hash: r for r in self._records_by_hash(where, hashes)}
         results = []
         for i, h in enumerate(hashes):
             record = fresh.get(h)
             if record is None:  # pragma: no cover - a concurrent hard delete
                 raise RecordNotFoundError(f"the record for text {i} vanished during add")
-            results.append(AddResult(record=record, created=i in inserted))
+            surprise = None if scores is None else scores[i]
+            results.append(AddResult(record=record, created=i in inserted, surprise=surprise))
         self._sync()
         return results[0] if isinstance(text, str) else results
 
@@ -197,8 +230,8 @@ class MemoryStore:
         **ids: Unpack[ScopeIds],
     ) -> MemoryRecord:
         """Replace a record's text (re-embedded) and, when given, its metadata."""
-        self._check_text(text)
-        meta = None if metadata is None else self._check_metadata(metadata)
+        check_text(text, self.max_text_chars)
+        meta = None if metadata is None else check_metadata(metadata)
         old = self.get(
             record_id,
             scope,
@@ -287,17 +320,17 @@ class MemoryStore:
         **ids: Unpack[ScopeIds],
     ) -> MemoryRecord:
         """The record with ``record_id`` (deleted ones included), if it is in ``scope``."""
-        where = self._read_scope(Scope.of(scope, **ids), all_scopes)
-        sql, params = self._scope_sql(where)
+        where = read_scope(Scope.of(scope, **ids), all_scopes)
+        sql, params = scope_sql(where)
         with self.db.lock:
             row = self.db.conn.execute(
-                f"SELECT {_COLUMNS} FROM memories WHERE id = ? AND {sql}", (record_id, *params)
+                f"SELECT {COLUMNS} FROM memories WHERE id = ? AND {sql}", (record_id, *params)
             ).fetchone()
         if row is None:
             raise RecordNotFoundError(
                 f"no memory {record_id!r}" + ("" if all_scopes else " in this scope")
             )
-        return _record(row)
+        return to_record(row)
 
     def list(
         self,
@@ -309,14 +342,14 @@ class MemoryStore:
         **ids: Unpack[ScopeIds],
     ) -> builtins.list[MemoryRecord]:
         """Records in ``scope``, oldest first."""
-        where = self._read_scope(Scope.of(scope, **ids), all_scopes)  # fmt: skip
-        sql, params = self._scope_sql(where, live=not include_deleted)
-        query = f"SELECT {_COLUMNS} FROM memories WHERE {sql} ORDER BY rowid"
+        where = read_scope(Scope.of(scope, **ids), all_scopes)  # fmt: skip
+        sql, params = scope_sql(where, live=not include_deleted)
+        query = f"SELECT {COLUMNS} FROM memories WHERE {sql} ORDER BY rowid"
         if limit is not None:
             query += f" LIMIT {int(limit)}"
         with self.db.lock:
             rows = self.db.conn.execute(query, params).fetchall()
-        return [_record(r) for r in rows]
+        return [to_record(r) for r in rows]
 
     def count(
         self,
@@ -326,8 +359,8 @@ class MemoryStore:
         **ids: Unpack[ScopeIds],
     ) -> int:
         """Live records in ``scope``."""
-        where = self._read_scope(Scope.of(scope, **ids), all_scopes)  # fmt: skip
-        sql, params = self._scope_sql(where, live=True)
+        where = read_scope(Scope.of(scope, **ids), all_scopes)  # fmt: skip
+        sql, params = scope_sql(where, live=True)
         with self.db.lock:
             return int(
                 self.db.conn.execute(
@@ -370,6 +403,9 @@ class MemoryStore:
         mode: SearchMode = "hybrid",
         recency_weight: float = 0.0,
         recency_half_life_days: float = 30.0,
+        neural_weight: float = 0.0,
+        neural_query: str | None = None,
+        salience_weight: float = 0.0,
         **ids: Unpack[ScopeIds],
     ) -> builtins.list[SearchHit]:
         """The ``k`` best records for ``query`` in ``scope``.
@@ -378,6 +414,11 @@ class MemoryStore:
         (both, fused by reciprocal rank fusion). ``filters`` match metadata keys exactly.
         ``min_score`` drops hits whose cosine similarity is below it. ``recency_weight`` adds
         ``weight * 0.5 ** (age / half_life)`` to the fused score.
+
+        With a neural memory, ``neural_weight`` > 0 reads ``r = M(q)`` (the scope's memory at
+        the embedding of ``neural_query``, default the query): the dense candidates of ``q``
+        and of ``r`` are pooled and ranked by ``cos(q, x) + neural_weight * cos(r, x)``;
+        ``salience_weight`` adds that much to the score of records flagged salient.
         """
         if not query.strip():
             raise InvalidRecordError("the query is empty")
@@ -385,7 +426,7 @@ class MemoryStore:
             raise ConfigError(f"k must be >= 1, got {k}")
         if mode not in ("hybrid", "dense", "lexical"):
             raise ConfigError(f"mode must be 'hybrid', 'dense' or 'lexical', got {mode!r}")
-        where = self._read_scope(Scope.of(scope, **ids), all_scopes)  # fmt: skip
+        where = read_scope(Scope.of(scope, **ids), all_scopes)  # fmt: skip
         self._sync()
         depth = k if mode == "dense" else max(k * 4, 20)  # fusion wants deeper lists
         (qvec,) = self._embed([query])
@@ -395,6 +436,19 @@ class MemoryStore:
             vids, _ = self.index.search(qvec, depth, allowed)
             dense = [self._row_of[int(v)] for v in vids]
         lexical = self._lexical(query, where, filters, depth) if mode != "dense" else []
+        if neural_weight and dense and where is not None and (memory := self.neural_memory(where)):
+            (key,) = self._embed([neural_query]) if neural_query else (qvec,)
+            read = memory.read(key)
+            if float(np.linalg.norm(read)) > 1e-6:
+                read = read / np.linalg.norm(read)
+                vids, _ = self.index.search(read, depth, self._allowed(where, filters))
+                pool = self._rows(
+                    list(dict.fromkeys(dense + [self._row_of[int(v)] for v in vids])), where
+                )
+                blend = {
+                    r: float(v @ qvec + neural_weight * (v @ read)) for r, (_, v) in pool.items()
+                }
+                dense = sorted(pool, key=lambda r: -blend[r])[:depth]
         fused: dict[int, float] = {}
         for ranking in (dense, lexical):
             for rank, rowid in enumerate(ranking, start=1):
@@ -410,6 +464,7 @@ class MemoryStore:
             if recency_weight:
                 age_days = max(0.0, now - record.updated_at) / 86_400
                 score += recency_weight * 0.5 ** (age_days / recency_half_life_days)
+            score += salience_weight * record.salient
             hits.append(
                 SearchHit(
                     record=record,
@@ -421,6 +476,28 @@ class MemoryStore:
             )
         hits.sort(key=lambda h: (-h.score, -h.similarity, h.record.id))
         return hits[:k]
+
+    # -- neural memory -------------------------------------------------------------------
+
+    def neural_memory(
+        self, scope: Scope | None = None, **ids: Unpack[ScopeIds]
+    ) -> NeuralMemory | None:
+        """The neural memory of exactly this write scope (None: never written, or the store
+        has no neural memory). Treat it as read-only: writes go through :meth:`add`."""
+        where = write_scope(Scope.of(scope, **ids))
+        if self.neural is None:
+            return None
+        with self.db.lock:
+            return self.neural.get(self.db.conn, where.key())
+
+    def replay_neural(self, scope: Scope | None = None, **ids: Unpack[ScopeIds]) -> NeuralMemory:
+        """The scope's neural memory rebuilt from scratch from its write log (the same seed and
+        writes give the same weights); it does not replace the stored one."""
+        where = write_scope(Scope.of(scope, **ids))
+        if self.neural is None:
+            raise ConfigError("this store has no neural memory; open it with neural=True")
+        with self.db.lock:
+            return self.neural.replay(self.db.conn, where.key())
 
     # -- import / export / index ---------------------------------------------------------
 
@@ -486,69 +563,15 @@ class MemoryStore:
 
     # -- internals: scope ----------------------------------------------------------------
 
-    def _write_scope(self, where: Scope) -> Scope:
-        if where.empty:
-            raise ScopeError(
-                "a memory needs a scope: pass user_id, agent_id and/or session_id "
-                "(or scope=Scope(...))"
-            )
-        return where
-
-    def _read_scope(self, scope: Scope | None, all_scopes: bool) -> Scope | None:
-        """The scope to read, or None for all scopes (only with ``all_scopes=True``)."""
-        if scope is not None and not scope.empty:
-            if all_scopes:
-                raise ScopeError("pass a scope or all_scopes=True, not both")
-            return scope
-        if all_scopes:
-            return None
-        raise ScopeError(
-            "reads need a scope (user_id, agent_id and/or session_id) so that one user's "
-            "memories never reach another; pass all_scopes=True to read across every scope"
-        )
-
-    @staticmethod
-    def _scope_sql(
-        where: Scope | None, *, live: bool = False, table: str = "memories"
-    ) -> tuple[str, builtins.list[Any]]:
-        conditions: builtins.list[str] = ["1"]
-        params: builtins.list[Any] = []
-        if where is not None:
-            for column, value in where.items():
-                conditions.append(f"{table}.{column} = ?")
-                params.append(value)
-        if live:
-            conditions.append(f"{table}.deleted_at IS NULL")
-            conditions.append(f"({table}.expires_at IS NULL OR {table}.expires_at > ?)")
-            params.append(time.time())
-        return " AND ".join(conditions), params
-
-    def _filter_sql(self, filters: Mapping[str, Any] | None) -> tuple[str, builtins.list[Any]]:
-        if not filters:
-            return "1", []
-        conditions, params = [], []
-        for key, value in filters.items():
-            if not _FILTER_KEY.match(key):
-                raise ConfigError(
-                    f"filter key {key!r} must be a plain identifier (letters, digits, _)"
-                )
-            if isinstance(value, bool | dict | list) or value is None:
-                conditions.append(f"json_extract(memories.metadata, '$.{key}') = json(?)")
-                params.append(json.dumps(value))
-            else:
-                conditions.append(f"json_extract(memories.metadata, '$.{key}') = ?")
-                params.append(value)
-        return " AND ".join(conditions), params
-
     def _allowed(self, where: Scope | None, filters: Mapping[str, Any] | None) -> np.ndarray | None:
         """Vector ids a dense search may return, from the scope (and filters, via SQL)."""
         now = time.time()
         if filters:
-            scope_sql, params = self._scope_sql(where, live=True)
-            filter_sql, fparams = self._filter_sql(filters)
+            scope_cond, params = scope_sql(where, live=True)
+            filter_cond, fparams = filter_sql(filters)
             with self.db.lock:
                 rows = self.db.conn.execute(
-                    f"SELECT rowid FROM memories WHERE {scope_sql} AND {filter_sql} "
+                    f"SELECT rowid FROM memories WHERE {scope_cond} AND {filter_cond} "
                     "AND embedder = ?",
                     [*params, *fparams, self.space],
                 ).fetchall()
@@ -576,29 +599,6 @@ class MemoryStore:
 
     # -- internals: storage --------------------------------------------------------------
 
-    def _check_text(self, text: str) -> None:
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidRecordError("a memory's text must be a non-empty string")
-        if len(text) > self.max_text_chars:
-            raise InvalidRecordError(
-                f"the text has {len(text)} characters, over the limit of "
-                f"{self.max_text_chars}; split it into smaller memories or raise max_text_chars"
-            )
-
-    @staticmethod
-    def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-        if metadata is None:
-            return {}
-        if not isinstance(metadata, Mapping):
-            raise InvalidRecordError("metadata must be a dict")
-        try:
-            return dict(json.loads(json.dumps(dict(metadata), allow_nan=False)))
-        except (TypeError, ValueError) as exc:
-            raise InvalidRecordError(
-                f"metadata must be JSON-serializable (str, numbers, bool, None, lists, dicts): "
-                f"{exc}"
-            ) from exc
-
     def _embed(self, texts: builtins.list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
@@ -622,11 +622,11 @@ class MemoryStore:
         marks = ",".join("?" * len(set(hashes)))
         with self.db.lock:
             rows = self.db.conn.execute(
-                f"SELECT {_COLUMNS} FROM memories WHERE scope_key = ? AND deleted_at IS NULL "
+                f"SELECT {COLUMNS} FROM memories WHERE scope_key = ? AND deleted_at IS NULL "
                 f"AND content_hash IN ({marks})",
                 (where.key(), *set(hashes)),
             ).fetchall()
-        return [_record(r) for r in rows]
+        return [to_record(r) for r in rows]
 
     def _rows(
         self, rowids: builtins.list[int], where: Scope | None
@@ -634,14 +634,14 @@ class MemoryStore:
         """Live records by rowid, the scope checked again in SQL."""
         if not rowids:
             return {}
-        scope_sql, params = self._scope_sql(where, live=True)
+        scope_cond, params = scope_sql(where, live=True)
         marks = ",".join("?" * len(rowids))
         with self.db.lock:
             rows = self.db.conn.execute(
-                f"SELECT {_COLUMNS}, vector FROM memories WHERE rowid IN ({marks}) AND {scope_sql}",
+                f"SELECT {COLUMNS}, vector FROM memories WHERE rowid IN ({marks}) AND {scope_cond}",
                 (*rowids, *params),
             ).fetchall()
-        return {r[0]: (_record(r[:-1]), np.frombuffer(r[-1], dtype=np.float32)) for r in rows}
+        return {r[0]: (to_record(r[:-1]), np.frombuffer(r[-1], dtype=np.float32)) for r in rows}
 
     def _lexical(
         self, query: str, where: Scope | None, filters: Mapping[str, Any] | None, depth: int
@@ -650,13 +650,13 @@ class MemoryStore:
         if not words:
             return []
         match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-        scope_sql, params = self._scope_sql(where, live=True)
-        filter_sql, fparams = self._filter_sql(filters)
+        scope_cond, params = scope_sql(where, live=True)
+        filter_cond, fparams = filter_sql(filters)
         with self.db.lock:
             rows = self.db.conn.execute(
                 "SELECT memories.rowid FROM memories_fts JOIN memories "
                 "ON memories.rowid = memories_fts.rowid "
-                f"WHERE memories_fts MATCH ? AND {scope_sql} AND {filter_sql} "
+                f"WHERE memories_fts MATCH ? AND {scope_cond} AND {filter_cond} "
                 "ORDER BY bm25(memories_fts) LIMIT ?",
                 (match, *params, *fparams, depth),
             ).fetchall()
@@ -768,21 +768,3 @@ class MemoryStore:
                 (f"index:{self.space}", json.dumps(info)),
             )
         self._index_dirty = False
-
-
-def _record(row: Sequence[Any]) -> MemoryRecord:
-    (_, record_id, user_id, agent_id, session_id, text, metadata, created_at, updated_at,
-     embedder, dim, content_hash, expires_at, deleted_at, _) = row  # fmt: skip
-    return MemoryRecord(
-        id=record_id,
-        scope=Scope(user_id=user_id, agent_id=agent_id, session_id=session_id),
-        text=text,
-        metadata=json.loads(metadata),
-        created_at=created_at,
-        updated_at=updated_at,
-        embedder=embedder,
-        dim=dim,
-        content_hash=content_hash,
-        expires_at=expires_at,
-        deleted_at=deleted_at,
-    )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, Unpack
 
 from memora.errors import ScopeError
+from memora.memory.neural import SurpriseScore
 
 __all__ = [
     "AddResult",
@@ -99,6 +100,8 @@ class MemoryRecord:
     content_hash: str = ""
     expires_at: float | None = None
     deleted_at: float | None = None
+    surprise: float | None = None  # normalized surprise when written to a neural memory
+    salient: bool = False  # flagged by the neural memory as surprising
 
     @property
     def deleted(self) -> bool:
@@ -117,6 +120,8 @@ class MemoryRecord:
             "content_hash": self.content_hash,
             "expires_at": self.expires_at,
             "deleted_at": self.deleted_at,
+            "surprise": self.surprise,
+            "salient": self.salient,
         }
 
     @classmethod
@@ -133,6 +138,8 @@ class MemoryRecord:
             content_hash=data.get("content_hash", ""),
             expires_at=data.get("expires_at"),
             deleted_at=data.get("deleted_at"),
+            surprise=data.get("surprise"),
+            salient=bool(data.get("salient", False)),
         )
 
 
@@ -143,6 +150,7 @@ class AddResult:
 
     record: MemoryRecord
     created: bool
+    surprise: SurpriseScore | None = None  # with a neural memory: measured before the write
 
 
 @dataclass(frozen=True)

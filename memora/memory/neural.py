@@ -1,0 +1,496 @@
+"""A Titans-like neural memory over frozen sentence embeddings (Behrouz et al., 2025).
+
+An associative memory ``M`` (a small MLP) maps key vectors to value vectors and is trained
+*while it is used*: every write is one online gradient step on ``l = ||M(k) - v||^2``.
+
+- **surprise**: the gradient of ``l``; per item we report ``||dl/dM(k)|| = 2 ||M(k) - v||``
+  (how far the memory's prediction is from what arrived) and its ratio to the running mean
+  (the *normalized* surprise, ~1 for an ordinary item).
+- **momentum**: ``S_t = eta * S_{t-1} - theta_t * grad l``, with ``theta_t`` growing with the
+  normalized surprise (``theta_t = lr * 2 s / (1 + s)``, between 0 and ``2 lr``).
+- **forgetting**: ``M_t = (1 - alpha_t) * M_{t-1} + S_t`` applied to what was *learned*: the
+  weights are ``M_0 + D`` with ``M_0`` a fixed random initialization (from the seed) and
+  ``D_t = (1 - alpha_t) D_{t-1} + S_t``, so forgetting returns the memory to its prior instead
+  of collapsing the network to zero. ``alpha_t = 1 - 0.5 ** (elapsed / half_life)``, elapsed
+  in writes (``forget_half_life_steps``) or in seconds (``forget_half_life_seconds``).
+
+The network: layer norm of the key, a linear layer, a residual SiLU block, a linear readout
+(three weight matrices; the readout starts at zero, so an empty memory reads the zero vector).
+numpy float32 on the CPU; the same writes in the same order reproduce the same weights.
+
+Three uses (see :class:`NeuralMemory` and :class:`NextMemory`): a surprise score per item (the
+memory store flags surprising items as salient), cue-to-content association (``read(q)`` of a
+question's embedding points toward the fact it was associated with; the memory store fuses
+candidates from ``q`` and from ``M(q)``), and what-comes-next association (``NextMemory``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from memora.errors import ConfigError, InvalidRecordError, StoreError
+
+__all__ = ["NeuralConfig", "NeuralMemory", "NextMemory", "SurpriseScore", "WriteResult"]
+
+_PARAMS = ("w1", "b1", "w2", "b2", "w3", "b3")
+_LN_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    """Hyper-parameters of a :class:`NeuralMemory` (stored with its state).
+
+    Args:
+        hidden: width of the hidden layers.
+        lr: base learning rate (``theta`` at average surprise).
+        momentum: ``eta``, the decay of past surprise.
+        forget_half_life_steps: writes after which half of what was learned is forgotten.
+        forget_half_life_seconds: if set, forgetting follows wall-clock time instead.
+        salient_threshold: normalized surprise at or above which an item is flagged salient.
+        loss_decay: decay of the running mean of the loss (normalizes surprise).
+        max_grad_norm: gradient clipping (global L2 norm).
+        seed: the random initialization ``M_0``.
+    """
+
+    hidden: int = 128
+    lr: float = 0.002
+    momentum: float = 0.5
+    forget_half_life_steps: float = 2_000.0
+    forget_half_life_seconds: float | None = None
+    salient_threshold: float = 1.25
+    loss_decay: float = 0.98
+    max_grad_norm: float = 5.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "hidden >= 1": self.hidden >= 1,
+            "lr > 0": self.lr > 0,
+            "0 <= momentum < 1": 0 <= self.momentum < 1,
+            "forget_half_life_steps > 0": self.forget_half_life_steps > 0,
+            "forget_half_life_seconds > 0 or None": self.forget_half_life_seconds is None
+            or self.forget_half_life_seconds > 0,
+            "0 < loss_decay < 1": 0 < self.loss_decay < 1,
+            "max_grad_norm > 0": self.max_grad_norm > 0,
+        }
+        broken = [name for name, ok in checks.items() if not ok]
+        if broken:
+            raise ConfigError(f"NeuralConfig needs {', '.join(broken)}")
+
+
+@dataclass(frozen=True)
+class SurpriseScore:
+    """How unexpected a (key, value) pair is to the memory before it is written."""
+
+    surprise: float  # ||dl/dM(k)|| = 2 ||M(k) - v||
+    loss: float  # ||M(k) - v||^2
+    normalized: float  # loss / running mean loss (1.0 on an empty memory)
+    salient: bool
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """One write: the items' surprise (measured before the update) and the step taken."""
+
+    scores: tuple[SurpriseScore, ...]
+    step: int
+    theta: float
+    alpha: float
+
+
+@dataclass
+class _State:
+    delta: dict[str, np.ndarray]
+    momentum: dict[str, np.ndarray]
+    step: int = 0
+    writes: int = 0
+    mean_loss: float | None = None
+    last_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class NeuralMemory:
+    """An online-trained associative memory from ``dim``-vectors to ``dim``-vectors.
+
+    Args:
+        dim: key and value width (the embedder's).
+        config: hyper-parameters (:class:`NeuralConfig`).
+        embedder: the id of the embedding space, stored with the state; a state is only ever
+            loaded into a memory of the same space.
+    """
+
+    def __init__(self, dim: int, config: NeuralConfig | None = None, *, embedder: str = "") -> None:
+        if dim < 1:
+            raise ConfigError(f"dim must be >= 1, got {dim}")
+        self.dim = dim
+        self.config = config or NeuralConfig()
+        self.embedder = embedder
+        self._base = _init_params(dim, self.config.hidden, self.config.seed)
+        zeros = {name: np.zeros_like(p) for name, p in self._base.items()}
+        self._state = _State(delta=zeros, momentum={n: z.copy() for n, z in zeros.items()})
+
+    # -- the three operations ------------------------------------------------------------
+
+    def read(self, query: np.ndarray) -> np.ndarray:
+        """``M(q)``: the value the memory associates with ``query`` (one vector or a batch)."""
+        x, single = self._keys(query, "query")
+        y: np.ndarray = self._forward(x)[-1]
+        return y[0] if single else y
+
+    def surprise(self, key: np.ndarray, value: np.ndarray) -> list[SurpriseScore]:
+        """The surprise of each (key, value) pair, without learning anything."""
+        k, _ = self._keys(key, "key")
+        v, _ = self._keys(value, "value")
+        self._same_rows(k, v)
+        return self._scores(((self._forward(k)[-1] - v) ** 2).sum(axis=1))
+
+    def write(self, key: np.ndarray, value: np.ndarray, *, at: float | None = None) -> WriteResult:
+        """Learn the pairs: one momentum step on the batch's mean loss (a batch is one step,
+        like a chunk in Titans' parallel training). ``at`` is the write time (seconds), used
+        by time-based forgetting and recorded for replay."""
+        k, _ = self._keys(key, "key")
+        v, _ = self._keys(value, "value")
+        self._same_rows(k, v)
+        st, cfg = self._state, self.config
+        cache = self._forward(k)
+        err = cache[-1] - v
+        losses = (err**2).sum(axis=1)
+        scores = self._scores(losses)
+        grads = self._backward(cache, err)
+        norm = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads.values()))
+        if norm > cfg.max_grad_norm:
+            grads = {n: g * np.float32(cfg.max_grad_norm / norm) for n, g in grads.items()}
+        s = float(np.mean([score.normalized for score in scores]))
+        theta = cfg.lr * 2.0 * s / (1.0 + s)
+        at = time.time() if at is None else float(at)
+        if cfg.forget_half_life_seconds is not None:
+            elapsed = 0.0 if st.last_at is None else max(0.0, at - st.last_at)
+            alpha = 1.0 - 0.5 ** (elapsed / cfg.forget_half_life_seconds)
+        else:
+            alpha = 1.0 - 0.5 ** (len(k) / cfg.forget_half_life_steps)
+        eta, th, keep = np.float32(cfg.momentum), np.float32(theta), np.float32(1.0 - alpha)
+        for name in _PARAMS:
+            st.momentum[name] = eta * st.momentum[name] - th * grads[name]
+            st.delta[name] = keep * st.delta[name] + st.momentum[name]
+        batch_loss = float(losses.mean())
+        st.mean_loss = (
+            batch_loss
+            if st.mean_loss is None
+            else cfg.loss_decay * st.mean_loss + (1 - cfg.loss_decay) * batch_loss
+        )
+        st.step += 1
+        st.writes += len(k)
+        st.last_at = at
+        return WriteResult(scores=tuple(scores), step=st.step, theta=theta, alpha=alpha)
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def step(self) -> int:
+        """Write steps taken so far."""
+        return self._state.step
+
+    @property
+    def writes(self) -> int:
+        """Pairs written so far."""
+        return self._state.writes
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of state that persist (learned weights and momentum)."""
+        return sum(a.nbytes for a in self._state.delta.values()) * 2
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The current weights ``M_0 + D`` (copies)."""
+        return {n: self._base[n] + self._state.delta[n] for n in _PARAMS}
+
+    def state_bytes(self) -> bytes:
+        """The persistent state: config, counters and arrays, as one ``.npz`` blob."""
+        st = self._state
+        meta = {
+            "dim": self.dim,
+            "embedder": self.embedder,
+            "config": asdict(self.config),
+            "step": st.step,
+            "writes": st.writes,
+            "mean_loss": st.mean_loss,
+            "last_at": st.last_at,
+        }
+        arrays = {f"delta_{n}": a for n, a in st.delta.items()}
+        arrays.update({f"momentum_{n}": a for n, a in st.momentum.items()})
+        buffer = io.BytesIO()
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez(buffer, allow_pickle=False, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> NeuralMemory:
+        """The memory saved by :meth:`state_bytes`."""
+        try:
+            with np.load(io.BytesIO(blob)) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                memory = cls(
+                    int(meta["dim"]), NeuralConfig(**meta["config"]), embedder=meta["embedder"]
+                )
+                st = memory._state
+                for name in _PARAMS:
+                    st.delta[name] = data[f"delta_{name}"].astype(np.float32)
+                    st.momentum[name] = data[f"momentum_{name}"].astype(np.float32)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"the neural memory state is unreadable ({exc}). Fix: rebuild it from its "
+                "write log (MemoryStore.rebuild_neural)"
+            ) from exc
+        st.step, st.writes = int(meta["step"]), int(meta["writes"])
+        st.mean_loss, st.last_at = meta["mean_loss"], meta["last_at"]
+        return memory
+
+    def copy(self) -> NeuralMemory:
+        return NeuralMemory.from_bytes(self.state_bytes())
+
+    def fresh(self) -> NeuralMemory:
+        """An empty memory with the same dimension, config and embedder."""
+        return NeuralMemory(self.dim, self.config, embedder=self.embedder)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _keys(self, data: np.ndarray, what: str) -> tuple[np.ndarray, bool]:
+        x = np.asarray(data, dtype=np.float32)
+        single = x.ndim == 1
+        if single:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.dim or x.shape[0] == 0:
+            raise InvalidRecordError(
+                f"{what} must be a vector of {self.dim} or a non-empty (n, {self.dim}) batch, "
+                f"got shape {np.shape(data)}. Fix: embed with the memory's embedder"
+            )
+        if not np.isfinite(x).all():
+            raise InvalidRecordError(f"{what} holds NaN or infinite values")
+        return x, single
+
+    @staticmethod
+    def _same_rows(k: np.ndarray, v: np.ndarray) -> None:
+        if len(k) != len(v):
+            raise InvalidRecordError(f"{len(k)} keys but {len(v)} values; pass them in pairs")
+
+    def _scores(self, losses: np.ndarray) -> list[SurpriseScore]:
+        mean = self._state.mean_loss
+        out = []
+        for loss in losses.tolist():
+            normalized = 1.0 if mean is None or mean <= 0 else loss / mean
+            out.append(
+                SurpriseScore(
+                    surprise=2.0 * math.sqrt(loss),
+                    loss=loss,
+                    normalized=normalized,
+                    salient=mean is not None and normalized >= self.config.salient_threshold,
+                )
+            )
+        return out
+
+    def _forward(self, x: np.ndarray) -> list[Any]:
+        w = self.weights()
+        mu = x.mean(axis=1, keepdims=True)
+        z = (x - mu) / np.sqrt(x.var(axis=1, keepdims=True) + _LN_EPS)
+        a = z @ w["w1"] + w["b1"]
+        u = a @ w["w2"] + w["b2"]
+        sig = 1.0 / (1.0 + np.exp(-np.clip(u, -30.0, 30.0)))
+        h = a + u * sig
+        y = h @ w["w3"] + w["b3"]
+        return [z, a, u, sig, h, w, y]
+
+    def _backward(self, cache: list[Any], err: np.ndarray) -> dict[str, np.ndarray]:
+        z, a, u, sig, h, w, _ = cache
+        dy = (2.0 / len(err)) * err
+        dh = dy @ w["w3"].T
+        du = dh * (sig * (1.0 + u * (1.0 - sig)))
+        da = dh + du @ w["w2"].T
+        grads = {
+            "w3": h.T @ dy,
+            "b3": dy.sum(axis=0),
+            "w2": a.T @ du,
+            "b2": du.sum(axis=0),
+            "w1": z.T @ da,
+            "b1": da.sum(axis=0),
+        }
+        return {n: g.astype(np.float32) for n, g in grads.items()}
+
+
+def _init_params(dim: int, hidden: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "w1": (rng.standard_normal((dim, hidden)) / math.sqrt(dim)).astype(np.float32),
+        "b1": np.zeros(hidden, dtype=np.float32),
+        "w2": (rng.standard_normal((hidden, hidden)) / math.sqrt(hidden)).astype(np.float32),
+        "b2": np.zeros(hidden, dtype=np.float32),
+        "w3": np.zeros((hidden, dim), dtype=np.float32),
+        "b3": np.zeros(dim, dtype=np.float32),
+    }
+
+
+class NextMemory:
+    """What-comes-next association: each observed vector is written as the value of the one
+    before it (key ``e_t``, value ``e_{t+1}``); :meth:`predict` reads ``M(e_last)``, an
+    estimate of the next item's embedding (e.g. to retrieve what usually follows)."""
+
+    def __init__(self, memory: NeuralMemory) -> None:
+        self.memory = memory
+        self.last: np.ndarray | None = None
+
+    def observe(self, vector: np.ndarray, *, at: float | None = None) -> SurpriseScore | None:
+        """Learn ``last -> vector``; returns how surprising ``vector`` was as a successor."""
+        vec = np.asarray(vector, dtype=np.float32)
+        score = None
+        if self.last is not None:
+            score = self.memory.write(self.last, vec, at=at).scores[0]
+        self.last = vec
+        return score
+
+    def predict(self, vector: np.ndarray | None = None) -> np.ndarray:
+        """``M(vector)`` (default: the last observed vector)."""
+        key = self.last if vector is None else vector
+        if key is None:
+            raise InvalidRecordError("nothing observed yet; observe() a vector first")
+        return self.memory.read(key)
+
+
+# -- persistence inside the memory store's SQLite ------------------------------------------
+
+NEURAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS neural_state (
+    name TEXT PRIMARY KEY,
+    embedder TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS neural_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    at REAL NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS neural_log_name ON neural_log (name, step);
+"""
+
+
+class NeuralBank:
+    """The neural memories of a store, one per write scope, persisted in its SQLite.
+
+    :meth:`write` runs inside the caller's write transaction: the pairs go to the log and the
+    new state replaces the old one in the same commit. A memory whose stored step is ahead of
+    the one in this process (another process wrote) is reloaded first.
+    """
+
+    def __init__(self, dim: int, config: NeuralConfig, embedder: str) -> None:
+        self.dim, self.config, self.embedder = dim, config, embedder
+        self._memories: dict[str, NeuralMemory] = {}
+        self._pending: tuple[str, NeuralMemory] | None = None
+
+    def get(self, conn: sqlite3.Connection, name: str) -> NeuralMemory | None:
+        """The memory of scope ``name`` as stored (None if it was never written)."""
+        row = conn.execute(
+            "SELECT step, state, embedder FROM neural_state WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            self._memories.pop(name, None)
+            return None
+        cached = self._memories.get(name)
+        if cached is not None and cached.step == row[0]:
+            return cached
+        if row[2] != self.embedder:
+            raise StoreError(
+                f"the neural memory of {name} was trained on embeddings of {row[2]!r}, not "
+                f"{self.embedder!r}. Fix: open the store with that embedder, or rebuild it"
+            )
+        memory = NeuralMemory.from_bytes(row[1])
+        self._memories[name] = memory
+        return memory
+
+    def write(
+        self, conn: sqlite3.Connection, name: str, keys: np.ndarray, values: np.ndarray, at: float
+    ) -> WriteResult:
+        """Write the pairs to scope ``name``'s memory; call inside a write transaction."""
+        current = self.get(conn, name)
+        memory = (
+            current.copy()
+            if current is not None
+            else NeuralMemory(self.dim, self.config, embedder=self.embedder)
+        )
+        result = memory.write(keys, values, at=at)
+        conn.executemany(
+            "INSERT INTO neural_log (name, step, at, key, value) VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    name,
+                    result.step,
+                    at,
+                    k.astype(np.float32).tobytes(),
+                    v.astype(np.float32).tobytes(),
+                )
+                for k, v in zip(keys, values, strict=True)
+            ],
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO neural_state (name, embedder, step, state, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (name, self.embedder, memory.step, memory.state_bytes(), at),
+        )
+        self._pending = (name, memory)
+        return result
+
+    def commit(self) -> None:
+        """Adopt the memory written last (call after its transaction committed)."""
+        if self._pending is not None:
+            name, memory = self._pending
+            self._memories[name] = memory
+            self._pending = None
+
+    def replay(self, conn: sqlite3.Connection, name: str) -> NeuralMemory:
+        """A memory rebuilt from scratch from scope ``name``'s write log."""
+        stored = self.get(conn, name)
+        memory = (
+            stored.fresh()
+            if stored is not None
+            else NeuralMemory(self.dim, self.config, embedder=self.embedder)
+        )
+        rows = conn.execute(
+            "SELECT step, at, key, value FROM neural_log WHERE name = ? ORDER BY id", (name,)
+        ).fetchall()
+        for batch in _batches(rows):
+            keys = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in batch])
+            values = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in batch])
+            memory.write(keys, values, at=batch[0][1])
+        return memory
+
+
+def _batches(rows: Sequence[Any]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for row in rows:
+        if out and out[-1][0][0] == row[0]:
+            out[-1].append(row)
+        else:
+            out.append([row])
+    return out
+
+
+def config_with(config: NeuralConfig | bool | None) -> NeuralConfig | None:
+    """Normalize the store's ``neural=`` argument."""
+    if config is None or config is False:
+        return None
+    if config is True:
+        return NeuralConfig()
+    if isinstance(config, NeuralConfig):
+        return replace(config)
+    raise ConfigError(f"neural must be a NeuralConfig or a bool, got {type(config).__name__}")

@@ -1,0 +1,139 @@
+"""The memory store's row plumbing: scope and metadata conditions in SQL, row decoding, input
+checks. Pure functions; :mod:`memora.memory.store` composes them."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from memora.errors import ConfigError, InvalidRecordError, ScopeError
+from memora.memory.types import MemoryRecord, Scope
+
+__all__ = [
+    "COLUMNS",
+    "check_cues",
+    "check_metadata",
+    "check_text",
+    "filter_sql",
+    "read_scope",
+    "scope_sql",
+    "to_record",
+    "write_scope",
+]
+
+COLUMNS = (
+    "rowid, id, user_id, agent_id, session_id, text, metadata, created_at, updated_at, "
+    "embedder, dim, content_hash, expires_at, deleted_at, seq, surprise, salient"
+)
+_FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def write_scope(where: Scope) -> Scope:
+    if where.empty:
+        raise ScopeError(
+            "a memory needs a scope: pass user_id, agent_id and/or session_id (or scope=Scope(...))"
+        )
+    return where
+
+
+def read_scope(scope: Scope | None, all_scopes: bool) -> Scope | None:
+    """The scope to read, or None for all scopes (only with ``all_scopes=True``)."""
+    if scope is not None and not scope.empty:
+        if all_scopes:
+            raise ScopeError("pass a scope or all_scopes=True, not both")
+        return scope
+    if all_scopes:
+        return None
+    raise ScopeError(
+        "reads need a scope (user_id, agent_id and/or session_id) so that one user's "
+        "memories never reach another; pass all_scopes=True to read across every scope"
+    )
+
+
+def scope_sql(
+    where: Scope | None, *, live: bool = False, table: str = "memories"
+) -> tuple[str, list[Any]]:
+    conditions: list[str] = ["1"]
+    params: list[Any] = []
+    if where is not None:
+        for column, value in where.items():
+            conditions.append(f"{table}.{column} = ?")
+            params.append(value)
+    if live:
+        conditions.append(f"{table}.deleted_at IS NULL")
+        conditions.append(f"({table}.expires_at IS NULL OR {table}.expires_at > ?)")
+        params.append(time.time())
+    return " AND ".join(conditions), params
+
+
+def filter_sql(filters: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+    if not filters:
+        return "1", []
+    conditions, params = [], []
+    for key, value in filters.items():
+        if not _FILTER_KEY.match(key):
+            raise ConfigError(f"filter key {key!r} must be a plain identifier (letters, digits, _)")
+        if isinstance(value, bool | dict | list) or value is None:
+            conditions.append(f"json_extract(memories.metadata, '$.{key}') = json(?)")
+            params.append(json.dumps(value))
+        else:
+            conditions.append(f"json_extract(memories.metadata, '$.{key}') = ?")
+            params.append(value)
+    return " AND ".join(conditions), params
+
+
+def check_text(text: str, max_chars: int) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRecordError("a memory's text must be a non-empty string")
+    if len(text) > max_chars:
+        raise InvalidRecordError(
+            f"the text has {len(text)} characters, over the limit of "
+            f"{max_chars}; split it into smaller memories or raise max_text_chars"
+        )
+
+
+def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidRecordError("metadata must be a dict")
+    try:
+        return dict(json.loads(json.dumps(dict(metadata), allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecordError(
+            f"metadata must be JSON-serializable (str, numbers, bool, None, lists, dicts): {exc}"
+        ) from exc
+
+
+def check_cues(cue: str | Sequence[str | None] | None, n: int) -> list[str | None]:
+    """One cue (or None) per added text."""
+    cues = [cue] * n if cue is None or isinstance(cue, str) else list(cue)
+    if len(cues) != n or any(
+        c is not None and not (isinstance(c, str) and c.strip()) for c in cues
+    ):
+        raise InvalidRecordError(f"cue must be one non-empty text per added text ({n}), or None")
+    return cues
+
+
+def to_record(row: Sequence[Any]) -> MemoryRecord:
+    """A record from a row of :data:`COLUMNS`."""
+    (_, record_id, user_id, agent_id, session_id, text, metadata, created_at, updated_at,
+     embedder, dim, content_hash, expires_at, deleted_at, _, surprise, salient) = row  # fmt: skip
+    return MemoryRecord(
+        id=record_id,
+        scope=Scope(user_id=user_id, agent_id=agent_id, session_id=session_id),
+        text=text,
+        metadata=json.loads(metadata),
+        created_at=created_at,
+        updated_at=updated_at,
+        embedder=embedder,
+        dim=dim,
+        content_hash=content_hash,
+        expires_at=expires_at,
+        deleted_at=deleted_at,
+        surprise=surprise,
+        salient=bool(salient),
+    )
