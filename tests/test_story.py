@@ -224,3 +224,31 @@ def test_a_killed_run_resumes_with_every_completed_step(tmp_path: Path) -> None:
     file = StoryFile(story)
     assert len(file.steps()) == 3 and file.step(3).parent_id == steps[1].id
     assert file.unindexed() == []
+
+
+def test_a_neural_memory_learns_what_comes_next(tmp_path: Path, embedder: Embedder) -> None:
+    dawn = (
+        "A fisherman named Tomas rowed out to the rocks the next afternoon. He wanted to know "
+        "who had been sending bottles, and he had brought three more that he had found in his "
+        "nets over the summer, each sealed with the same dark green wax."
+    )
+    storm = (
+        "The storm broke over Gull Rock at midnight, exactly as the letter in the bottle said. "
+        "Waves climbed the tower's base and the shutters rattled in their frames. Mara kept the "
+        "lamp burning through the night and counted the hours until the grey dawn came."
+    )
+    fresh = ["Mara sails out to find the writer.", "The coast guard calls about the storm.",
+             "A second bottle washes ashore."]  # fmt: skip
+    third_plans = json.dumps({"summary": PLANS["summary"], "plans": fresh})
+    llm = scripted(PARAGRAPH, json.dumps(PLANS), storm, plans_reply("b"), dawn, third_plans)
+    with StoryEngine(llm, tmp_path / "n.db", embedder=embedder, neural=True) as engine:
+        engine.create(PREMISE)
+        opening = engine.step()
+        engine.step(opening.plans[0])
+        third = engine.step(opening.plans[1])  # retrieval reads M(last paragraph) too
+        memory = engine.store.neural_memory(agent_id=engine._scope)
+        assert memory is not None and memory.writes == 3
+        guess = memory.read(embedder.encode([PARAGRAPH])[0])  # what follows the opening?
+        after, other = embedder.encode([storm, dawn])
+        assert guess @ after > guess @ other + 0.1
+        assert third.retrieved  # the opening, found for the last step

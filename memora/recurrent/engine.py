@@ -76,6 +76,9 @@ class StoryEngine:
         paragraph_tokens / plan_tokens: output caps of the two calls.
         memory_chars: the short-term memory's size bound.
         temperature: for the paragraph (the JSON call uses ``min(temperature, 0.7)``).
+        neural: a what-comes-next neural memory (:mod:`memora.memory.neural`): each paragraph
+            is written as the value of the one before it, and retrieval also pools the
+            paragraphs near ``M(last paragraph)``, the memory's guess of what follows.
     """
 
     def __init__(
@@ -91,12 +94,14 @@ class StoryEngine:
         memory_chars: int = 700,
         temperature: float = 0.8,
         seed: int = 0,
+        neural: bool = False,
     ) -> None:
         if max_retries < 0 or top_k < 0:
             raise ConfigError("max_retries and top_k must be >= 0")
         self.llm = llm
         self.file = StoryFile(path)
-        self.store = MemoryStore(path, embedder=embedder)
+        self.store = MemoryStore(path, embedder=embedder, neural=neural)
+        self.neural = neural
         self.top_k = top_k
         self.max_retries = max_retries
         self.paragraph_tokens = paragraph_tokens
@@ -380,7 +385,11 @@ class StoryEngine:
         if not branch:
             return []
         hits = self.store.search(
-            f"{plan}\n{head.paragraph}", agent_id=self._scope, k=max(self.top_k * 4, 12)
+            f"{plan}\n{head.paragraph}",
+            agent_id=self._scope,
+            k=max(self.top_k * 4, 12),
+            neural_weight=1.0 if self.neural else 0.0,
+            neural_query=head.paragraph,
         )
         chosen: list[Step] = []
         for hit in hits:
@@ -393,8 +402,13 @@ class StoryEngine:
 
     def _index(self, step: Step) -> None:
         """Embed a new paragraph once into the long-term memory."""
+        before = self.file.step(step.parent_id) if step.parent_id is not None else None
         result = self.store.add(
-            step.paragraph, agent_id=self._scope, metadata={"step_id": step.id}, actor="story"
+            step.paragraph,
+            agent_id=self._scope,
+            metadata={"step_id": step.id},
+            actor="story",
+            cue=before.paragraph if before is not None else None,
         )
         self.file.set_memory_id(step.id, result.record.id)
 
