@@ -1,14 +1,38 @@
-"""Memory: the scoped, searchable store of record (SQLite + a derived faiss index)."""
+"""Memory: the scoped, searchable store of record (SQLite + a derived faiss index), a
+Titans-like neural memory, and LongMem-style memory banks for reading past the context."""
 
+from memora.memory.neural import NeuralConfig, NeuralMemory, NextMemory, SurpriseScore
 from memora.memory.types import AddResult, HistoryEntry, MemoryRecord, Scope, SearchHit
 
-__all__ = ["AddResult", "HistoryEntry", "MemoryRecord", "MemoryStore", "Scope", "SearchHit"]
+__all__ = [
+    "AddResult",
+    "HistoryEntry",
+    "KVMemoryBank",
+    "LongContextReader",
+    "MemoryBank",
+    "MemoryRecord",
+    "MemoryStore",
+    "NeuralConfig",
+    "NeuralMemory",
+    "NextMemory",
+    "Scope",
+    "SearchHit",
+    "SurpriseScore",
+]
+
+_LAZY = {
+    # MemoryStore pulls in faiss and the embedder: load it on first use.
+    "MemoryStore": "memora.memory.store",
+    "KVMemoryBank": "memora.memory.longmem",
+    "LongContextReader": "memora.memory.longmem",
+    "MemoryBank": "memora.memory.longmem",
+}
 
 
 def __getattr__(name: str) -> object:
-    # MemoryStore pulls in faiss and the embedder: load it on first use.
-    if name == "MemoryStore":
-        from memora.memory.store import MemoryStore
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memora.memory' has no attribute {name!r}")
+    import importlib
 
-        return MemoryStore
-    raise AttributeError(f"module 'memora.memory' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
