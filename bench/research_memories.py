@@ -293,15 +293,17 @@ def run_updates(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -
 
 
 DESIGNS: dict[str, dict[str, Any]] = {
-    "default (hidden 128, lr 0.002, momentum 0.5, half-life 2000)": {},
-    "wider (hidden 256)": {"hidden": 256},
-    "faster learning (lr 0.004)": {"lr": 0.004},
-    "more momentum (0.9)": {"momentum": 0.9},
-    "fast forgetting (half-life 100 writes)": {"forget_half_life_steps": 100.0},
-    "momentum 0.9, lr 0.001": {"momentum": 0.9, "lr": 0.001},
-    "momentum 0.95": {"momentum": 0.95},
-    "momentum 0.9, hidden 256": {"momentum": 0.9, "hidden": 256},
-}
+    "hidden 128, lr 0.002, momentum 0.5": {"lr": 0.002, "momentum": 0.5},
+    "hidden 256, lr 0.002, momentum 0.5": {"hidden": 256, "lr": 0.002, "momentum": 0.5},
+    "hidden 128, lr 0.004, momentum 0.5": {"lr": 0.004, "momentum": 0.5},
+    "hidden 128, lr 0.002, momentum 0.5, half-life 100 writes": {
+        "lr": 0.002, "momentum": 0.5, "forget_half_life_steps": 100.0,
+    },
+    "hidden 128, lr 0.002, momentum 0.9": {"lr": 0.002, "momentum": 0.9},
+    "hidden 128, lr 0.001, momentum 0.9": {"lr": 0.001, "momentum": 0.9},
+    "hidden 256, lr 0.001, momentum 0.9": {"hidden": 256, "lr": 0.001, "momentum": 0.9},
+    "hidden 128, lr 0.002, momentum 0.95": {"lr": 0.002, "momentum": 0.95},
+}  # fmt: skip
 
 
 def run_designs(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -> dict[str, Any]:
@@ -335,6 +337,35 @@ def run_designs(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -
     return {"task": "updates, cue keys", "methods": table}
 
 
+def run_capacity(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -> dict[str, Any]:
+    """Cue-to-content capacity: write N (question, fact) pairs once, in order; read each
+    question back and look for its fact among all N facts (recall@1), oldest and newest fifth."""
+    _, needles = needle_stream(0, 1500, seed=11)
+    keys = embedder.encode([x.question for x in needles])
+    values = embedder.encode([x.text for x in needles])
+    embedder.save()
+    table: dict[str, Any] = {}
+    for label, overrides in DESIGNS.items():
+        for n in (100, 500, 1500):
+            memory = NeuralMemory(embedder.dim, NeuralConfig(**overrides))
+            for i in range(n):
+                memory.write(keys[i], values[i])
+            reads = memory.read(keys[:n])
+            hit = (reads @ values[:n].T).argmax(axis=1) == np.arange(n)
+            fifth = max(1, n // 5)
+            table[f"{label}, N={n}"] = {
+                "recall@1": round(float(hit.mean()), 3),
+                "oldest_fifth": round(float(hit[:fifth].mean()), 3),
+                "newest_fifth": round(float(hit[-fifth:].mean()), 3),
+            }
+            print(f"  {label}, N={n}: {table[f'{label}, N={n}']}", flush=True)
+    baseline = (keys @ values.T).argmax(axis=1) == np.arange(len(keys))
+    return {
+        "dense_question_to_fact_recall@1_N=1500": round(float(baseline.mean()), 3),
+        "memories": table,
+    }
+
+
 def _value(turn: str) -> str:
     """The value word(s) of a fact turn (its last few words, lower-cased)."""
     from research_data import ATTRIBUTES
@@ -360,14 +391,15 @@ def run_reader(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) ->
     for times in args.multiples:
         for depth in (0.1, 0.5, 0.9):
             doc, key = passkey_document(round(times * n_ctx / per_sentence), depth, seed=times)
-            setups: list[tuple[str, str]] = [("text", "fifo"), ("text", "score")]
+            setups = [("text", "fifo"), ("text", "score"), ("text", "surprise"), ("all", "fifo")]
             if times <= args.kv_max_multiple:
-                setups.append(("kv", "score"))
+                setups += [("kv", "score"), ("kv", "surprise")]
             for kind, eviction in setups:
                 t0 = time.perf_counter()
-                if kind == "text":
+                if kind in ("text", "all"):  # "all": a bank that holds the whole document
+                    room = capacity if kind == "text" else 4 * times * n_ctx // chunk
                     bank = MemoryBank(embedder, tokenizer=text_llm, chunk_tokens=chunk,
-                                      capacity=capacity, eviction=eviction)  # fmt: skip
+                                      capacity=room, eviction=eviction)  # fmt: skip
                     reader = LongContextReader(text_llm, bank, window_tokens=window, k=k)
                     reader.read(doc)
                     read_s = time.perf_counter() - t0
@@ -402,7 +434,10 @@ def run_reader(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) ->
                 embedder.save()
     text_llm.close()
     summary: dict[str, Any] = {}
-    for kind, eviction in (("text", "fifo"), ("text", "score"), ("kv", "score")):
+    for kind, eviction in (
+        ("all", "fifo"), ("text", "fifo"), ("text", "score"), ("text", "surprise"),
+        ("kv", "score"), ("kv", "surprise"),
+    ):  # fmt: skip
         for times in args.multiples:
             sel = [
                 r
@@ -454,7 +489,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="needle,updates,designs,reader")
+    parser.add_argument("--parts", default="needle,updates,designs,capacity,reader")
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--facts", type=int, default=60)
     parser.add_argument("--personas", type=int, default=40)
@@ -486,6 +521,7 @@ def main() -> None:
             ("needle", run_needle),
             ("updates", run_updates),
             ("designs", run_designs),
+            ("capacity", run_capacity),
             ("reader", run_reader),
         ):
             if part in parts:

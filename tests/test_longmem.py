@@ -73,7 +73,7 @@ def test_bad_inputs_raise_specific_errors(embedder: Embedder) -> None:
         MemoryBank(embedder, chunk_tokens=0)
     with pytest.raises(InvalidOptionError, match="capacity"):
         MemoryBank(embedder, capacity=0)
-    with pytest.raises(InvalidOptionError, match="'fifo' or 'score'"):
+    with pytest.raises(InvalidOptionError, match="'fifo', 'score' or 'surprise'"):
         MemoryBank(embedder, eviction="lru")  # type: ignore[arg-type]
     bank = MemoryBank(embedder, chunk_tokens=4)
     bank.add_chunks(["one two three"])
@@ -136,6 +136,18 @@ def test_score_eviction_keeps_the_distinct_chunk(embedder: Embedder) -> None:
     assert len(bank) == 3
     assert bank.added + bank.rejected == 7 and bank.evicted == bank.added - 3
     assert bank.rejected > 0
+
+
+def test_surprise_eviction_keeps_what_is_unlike_everything_read(embedder: Embedder) -> None:
+    bank = MemoryBank(embedder, capacity=4, eviction="surprise")
+    filler = DISTRACTORS * 3  # the same kind of text, over and over
+    bank.add_chunks(filler[:5] + [PASSKEY] + filler[5:])
+    assert bank.neural is not None and bank.neural.writes == len(filler) + 1
+    assert PASSKEY in [c.text for c in bank.chunks]
+    assert len(bank) == 4 and bank.added + bank.rejected == len(filler) + 1
+    assert bank.retrieve("What is the pass key?", k=1)[0].text == PASSKEY
+    # a repeat of what was read is not surprising: a full bank does not take it
+    assert bank.add_chunks([DISTRACTORS[0]]) == [] and bank.rejected > 0
 
 
 def test_caller_scores_and_admission(embedder: Embedder) -> None:

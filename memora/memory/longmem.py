@@ -34,6 +34,7 @@ from memora.llm.base import LLM, Closable, FinishReason, Message, Prompt
 
 if TYPE_CHECKING:
     from memora.llm.llamacpp import KVSequences, LlamaCppLLM
+    from memora.memory.neural import NeuralMemory
 
 __all__ = [
     "Chunk",
@@ -44,7 +45,7 @@ __all__ = [
     "ScoredChunk",
 ]
 
-Eviction = Literal["fifo", "score"]
+Eviction = Literal["fifo", "score", "surprise"]
 DEFAULT_INSTRUCTION = "Answer the question using the context. Be brief."
 #: llama.cpp allows 256 parallel sequences; sequence 0 is the query's.
 MAX_KV_CHUNKS = 254
@@ -103,8 +104,13 @@ class MemoryBank:
         eviction: what goes when the bank is full. ``"fifo"``: the oldest chunk. ``"score"``:
             the chunk with the lowest score, the oldest among equals. A chunk's default score is
             its novelty when filed, ``1 - max cosine similarity`` to the chunks in the bank then
-            (1.0 for the first; in [0, 2]). A full bank with score eviction does not admit a
-            chunk scoring below every member (counted in :attr:`rejected`).
+            (1.0 for the first; in [0, 2]). ``"surprise"``: like ``"score"``, the score being
+            the chunk's normalized surprise to a Titans-like neural memory
+            (:class:`memora.memory.neural.NeuralMemory`, auto-association of chunk embeddings)
+            that learns from every chunk offered, kept or not: how unlike everything read so
+            far the chunk is, not only unlike what the bank holds now. A full bank with score
+            or surprise eviction does not admit a chunk scoring below every member (counted
+            in :attr:`rejected`).
 
     ``on_evict`` holds callables run with each evicted chunk (the KV bank frees its cells there).
     """
@@ -122,8 +128,10 @@ class MemoryBank:
             raise InvalidOptionError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
         if capacity < 1:
             raise InvalidOptionError(f"capacity must be >= 1 chunk, got {capacity}")
-        if eviction not in ("fifo", "score"):
-            raise InvalidOptionError(f"eviction must be 'fifo' or 'score', got {eviction!r}")
+        if eviction not in ("fifo", "score", "surprise"):
+            raise InvalidOptionError(
+                f"eviction must be 'fifo', 'score' or 'surprise', got {eviction!r}"
+            )
         self.embedder = embedder if embedder is not None else load_embedder()
         self.tokenizer = tokenizer
         self.chunk_tokens = chunk_tokens
@@ -136,6 +144,11 @@ class MemoryBank:
         self._slot: dict[int, int] = {}  # chunk index -> row; insertion order is index order
         self._chunks: dict[int, Chunk] = {}
         self._next_index = 0
+        self.neural: NeuralMemory | None = None
+        if eviction == "surprise":
+            from memora.memory.neural import NeuralMemory
+
+            self.neural = NeuralMemory(self.embedder.dim, embedder=self.embedder.name)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split()) if self.tokenizer is None else len(self.tokenizer.tokenize(text))
@@ -200,6 +213,8 @@ class MemoryBank:
         for i, text in enumerate(texts):
             if scores is not None:
                 score = float(scores[i])
+            elif self.neural is not None:
+                score = self.neural.write(vectors[i], vectors[i]).scores[0].normalized
             elif self._slot:
                 score = 1.0 - float(np.max(self._vectors[list(self._slot.values())] @ vectors[i]))
             else:
@@ -207,7 +222,7 @@ class MemoryBank:
             index, self._next_index = self._next_index, self._next_index + 1
             if len(self._slot) >= self.capacity:
                 victim = self._victim()
-                if self.eviction == "score" and score < victim.score:
+                if self.eviction != "fifo" and score < victim.score:
                     self.rejected += 1
                     continue
                 self._evict(victim)
@@ -222,6 +237,7 @@ class MemoryBank:
     def _victim(self) -> Chunk:
         if self.eviction == "fifo":
             return next(iter(self._chunks.values()))
+        # score and surprise: the lowest score, the oldest among equals
         return min(self._chunks.values(), key=lambda c: (c.score, c.index))
 
     def _evict(self, chunk: Chunk) -> None:
