@@ -237,11 +237,16 @@ def run_updates(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -
     stores = {
         "auto": MemoryStore(tmp / "auto.db", embedder=embedder, neural=NeuralConfig()),
         "cue": MemoryStore(tmp / "cue.db", embedder=embedder, neural=NeuralConfig()),
+        # the best design of the sweep below (run_designs): more momentum
+        "cue, momentum 0.9": MemoryStore(
+            tmp / "cue9.db", embedder=embedder, neural=NeuralConfig(momentum=0.9)
+        ),
     }
     for user, turns in chats.items():
         for turn in turns:  # one write per turn, as a chat would
             stores["auto"].add(turn.text, user_id=user)
             stores["cue"].add(turn.text, user_id=user, cue=turn.cue)
+            stores["cue, momentum 0.9"].add(turn.text, user_id=user, cue=turn.cue)
     table: dict[str, Any] = {}
     plans = {
         f"{m} (auto keys)" if "M(q)" in m else m: ("auto", kw) for m, kw in methods(True).items()
@@ -249,6 +254,11 @@ def run_updates(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -
     for mode, weight in (("dense", 0.5), ("dense", 1.0), ("hybrid", 1.0)):
         label = f"{mode}+M(q) (cue keys)" + ("" if weight == 1.0 else f" w={weight}")
         plans[label] = ("cue", {"mode": mode, "neural_weight": weight})
+    for weight in (0.25, 0.5):
+        plans[f"dense+M(q) (cue keys, momentum 0.9) w={weight}"] = (
+            "cue, momentum 0.9",
+            {"mode": "dense", "neural_weight": weight},
+        )
     llm = load_llm(args.threads) if args.qa else None
     updated = [p for p in probes if p.stale is not None]
     for name, (which, kwargs) in plans.items():
@@ -267,7 +277,12 @@ def run_updates(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -
             "recall@3": round(recall(ranks, 3), 3),
             "stale_rate": round(stale / len(updated), 3),
         }
-        if llm is not None and name in ("dense", "hybrid", "hybrid+M(q) (cue keys)"):
+        if llm is not None and name in (
+            "dense",
+            "hybrid",
+            "hybrid+M(q) (cue keys)",
+            "dense+M(q) (cue keys, momentum 0.9) w=0.5",
+        ):
             right = wrong = 0
             for probe in updated[: args.qa]:
                 hits = stores[which].search(probe.question, user_id=probe.user, k=3, **kwargs)
@@ -359,6 +374,16 @@ def run_capacity(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) 
                 "newest_fifth": round(float(hit[-fifth:].mean()), 3),
             }
             print(f"  {label}, N={n}: {table[f'{label}, N={n}']}", flush=True)
+    rng = np.random.default_rng(0)  # structureless pairs: pure memorization
+    noise = rng.standard_normal((1000, embedder.dim)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    for label, overrides in DESIGNS.items():
+        memory = NeuralMemory(embedder.dim, NeuralConfig(**overrides))
+        for i in range(500):
+            memory.write(noise[i], noise[500 + i])
+        hit = (memory.read(noise[:500]) @ noise[500:].T).argmax(axis=1) == np.arange(500)
+        table[f"{label}, random pairs, N=500"] = {"recall@1": round(float(hit.mean()), 3)}
+        print(f"  {label}, random pairs: {table[f'{label}, random pairs, N=500']}", flush=True)
     baseline = (keys @ values.T).argmax(axis=1) == np.arange(len(keys))
     return {
         "dense_question_to_fact_recall@1_N=1500": round(float(baseline.mean()), 3),
