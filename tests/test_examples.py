@@ -52,3 +52,20 @@ def test_story_demo_writes_and_prints_a_story(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     assert "# The Bottle at Gull Rock" in out.stdout
     assert "step 2 (model)" in out.stdout
+
+
+@pytest.mark.slow
+def test_long_document_example_finds_the_passkey() -> None:
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "long_document.py"), "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert "x the context" in lines[0] and float(lines[0].split("(")[1].split("x")[0]) > 8
+    for bank in ("text bank", "KV bank"):
+        line = next(line for line in lines if line.startswith(bank))
+        assert line.endswith("passkey retrieved: True"), line
+        assert "40718" in line.split(";")[0]  # the model read it back

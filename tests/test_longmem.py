@@ -141,7 +141,7 @@ def test_score_eviction_keeps_the_distinct_chunk(embedder: Embedder) -> None:
 def test_surprise_eviction_keeps_what_is_unlike_everything_read(embedder: Embedder) -> None:
     bank = MemoryBank(embedder, capacity=4, eviction="surprise")
     filler = DISTRACTORS * 3  # the same kind of text, over and over
-    bank.add_chunks(filler[:5] + [PASSKEY] + filler[5:])
+    bank.add_chunks([*filler[:5], PASSKEY, *filler[5:]])
     assert bank.neural is not None and bank.neural.writes == len(filler) + 1
     assert PASSKEY in [c.text for c in bank.chunks]
     assert len(bank) == 4 and bank.added + bank.rejected == len(filler) + 1
