@@ -1,0 +1,90 @@
+"""Ranking long documents: split each into passages, rank the passages, score each document
+by its passages (MaxP: its best passage; FirstP: its first; SumP: the sum of its passages'
+reciprocal ranks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from memora.errors import ConfigError
+from memora.rank.rerankers import Reranker
+from memora.rank.types import Diagnostics, Doc, Ranking, as_docs
+
+__all__ = ["PassageReranker", "split_passages"]
+
+Aggregate = Literal["maxp", "firstp", "sump"]
+
+
+def split_passages(text: str, words: int, stride: int) -> list[str]:
+    """Windows of ``words`` words every ``stride`` words (the last window reaches the end)."""
+    tokens = text.split()
+    if len(tokens) <= words:
+        return [" ".join(tokens)]
+    starts = list(range(0, len(tokens) - words + 1, stride))
+    if starts[-1] + words < len(tokens):
+        starts.append(len(tokens) - words)
+    return [" ".join(tokens[s : s + words]) for s in starts]
+
+
+class PassageReranker(Reranker):
+    """Wraps a reranker for documents longer than its per-passage budget.
+
+    Args:
+        inner: ranks the passages (any strategy).
+        passage_words: passage length in words (about 1.3 tokens each in English).
+        stride: words between passage starts (overlap = passage_words - stride).
+        aggregate: ``maxp`` (default), ``firstp`` or ``sump``. Without scores from ``inner``, a
+            passage's score is minus its rank.
+    """
+
+    def __init__(
+        self,
+        inner: Reranker,
+        *,
+        passage_words: int = 75,
+        stride: int = 50,
+        aggregate: Aggregate = "maxp",
+    ) -> None:
+        if passage_words < 1 or not 1 <= stride <= passage_words:
+            raise ConfigError("need passage_words >= 1 and 1 <= stride <= passage_words")
+        if aggregate not in ("maxp", "firstp", "sump"):
+            raise ConfigError(f"aggregate must be maxp, firstp or sump, got {aggregate!r}")
+        self.inner, self.passage_words, self.stride = inner, passage_words, stride
+        self.aggregate = aggregate
+        self.name = f"{inner.name}+{aggregate}"
+
+    def rank(self, query: str, docs: Sequence[Any]) -> Ranking:
+        candidates = as_docs(docs)
+        passages: list[Doc] = []
+        owner: list[int] = []
+        for i, doc in enumerate(candidates):
+            pieces = split_passages(doc.text, self.passage_words, self.stride)
+            if self.aggregate == "firstp":
+                pieces = pieces[:1]
+            for k, piece in enumerate(pieces):
+                passages.append(Doc(f"{i}:{k}", piece))
+                owner.append(i)
+        inner = self.inner.rank(query, passages)
+        position = {pid: r for r, pid in enumerate(inner.ids)}
+        by_id = {p.id: n for n, p in enumerate(passages)}
+        best: dict[int, float] = {}
+        for pid, r in position.items():
+            i = owner[by_id[pid]]
+            if self.aggregate == "sump":
+                best[i] = best.get(i, 0.0) + 1.0 / (r + 1)
+            else:
+                score = inner.scores[r] if inner.scores is not None else -float(r)
+                best[i] = max(best.get(i, float("-inf")), score)
+        order = sorted(range(len(candidates)), key=lambda i: (-best[i], i))
+        diag: Diagnostics = inner.diagnostics
+        diag.strategy = self.name
+        diag.notes.append(f"{len(passages)} passages from {len(candidates)} documents")
+        return Ranking(
+            ids=tuple(candidates[i].id for i in order),
+            scores=tuple(best[i] for i in order),
+            diagnostics=diag,
+        )
+
+    def _rank(self, query: str, docs: list[Doc], diag: Diagnostics) -> Any:  # pragma: no cover
+        raise NotImplementedError("PassageReranker overrides rank()")
