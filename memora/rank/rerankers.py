@@ -273,7 +273,10 @@ def cut_text(llm: LLM, text: str, budget: int) -> str:
     tokens = llm.tokenize(text)
     if len(tokens) <= budget:
         return " ".join(text.split())
-    return " ".join(llm.detokenize(tokens[:budget]).split())
+    try:
+        return " ".join(llm.detokenize(tokens[:budget]).split())
+    except (NotImplementedError, UnsupportedError):  # a backend whose tokens are one-way
+        return " ".join(text.split()[:budget])
 
 
 class FullReranker(_Listwise):
