@@ -352,25 +352,30 @@ class SetwiseReranker(Reranker):
 
     name = "setwise"
 
-    def __init__(self, llm: LLM, *, passage_tokens: int = 100) -> None:
+    def __init__(self, llm: LLM, *, passage_tokens: int = 100, calibrate: bool = False) -> None:
         if not llm.supports_sequences:
             raise UnsupportedError(
                 f"setwise needs KV sequences (a local llama.cpp model); {type(llm).__name__} "
                 "has none. Fix: strategy 'psc' (reduces order dependence) or 'full'"
             )
-        self.llm, self.passage_tokens = llm, passage_tokens
+        self.llm, self.passage_tokens, self.calibrate = llm, passage_tokens, calibrate
         self._labels: list[tuple[str, int]] | None = None
 
     def labels(self) -> list[tuple[str, int]]:
-        """(word, token id) pairs whose word is one token after ``" ["``-free context."""
+        """(word, token) pairs: words that are one token after a space, also inside the
+        ``"Passage <word>:"`` header each item carries (so the answer's next token is it)."""
         if self._labels is None:
+            head = self.llm.tokenize("Passage")
             found: list[tuple[str, int]] = []
             used: set[int] = set()
             for word in _LABEL_WORDS:
                 tokens = self.llm.tokenize(" " + word)
-                if len(tokens) == 1 and tokens[0] not in used:
-                    used.add(tokens[0])
-                    found.append((word, tokens[0]))
+                if len(tokens) != 1 or tokens[0] in used:
+                    continue
+                if self.llm.tokenize(f"Passage {word}:")[: len(head) + 1] != head + tokens:
+                    continue
+                used.add(tokens[0])
+                found.append((word, tokens[0]))
             self._labels = found
         return self._labels
 
@@ -385,24 +390,33 @@ class SetwiseReranker(Reranker):
             )
         canonical = sorted(range(len(docs)), key=lambda i: (docs[i].text, docs[i].id))
         label_of = {index: labels[rank] for rank, index in enumerate(canonical)}
+        texts = [cut_text(self.llm, d.text, self.passage_tokens) for d in docs]
+        words = [label_of[i][0] for i in range(len(docs))]
+        logits = self._label_logits(query, words, texts, diag)
+        if self.calibrate:  # contextual calibration: the labels' logits with empty passages
+            logits = logits - self._label_logits(query, words, None, diag)
+        scores = [float(logits[label_of[i][1]]) for i in range(len(docs))]
+        order = sorted(range(len(docs)), key=lambda i: (-scores[i], canonical.index(i)))
+        return order, scores
+
+    def _label_logits(
+        self, query: str, words: list[str], texts: list[str] | None, diag: Diagnostics
+    ) -> Any:
         items = [
-            f"[{label_of[i][0]}] {cut_text(self.llm, docs[i].text, self.passage_tokens)}\n"
-            for i in range(len(docs))
+            f"Passage {w}: {texts[i] if texts is not None else 'N/A'}\n"  # N/A: content-free
+            for i, w in enumerate(words)
         ]
         prompt = SetPrompt.from_chat(
             self.llm,
             f"Query: {query}\n\nPassages:\n",
             items,
-            "\nWhich passage is the most relevant to the query? Answer with its identifier.",
+            "\nWhich passage is the most relevant to the query? Answer with its name.",
             system=_SYSTEM,
-            answer_prefix="[",
+            answer_prefix="Passage",
         )
-        logits = self.llm.logits(prompt)
         diag.calls += 1
         diag.input_tokens += self.llm.count_tokens(prompt)
-        scores = [float(logits[label_of[i][1]]) for i in range(len(docs))]
-        order = sorted(range(len(docs)), key=lambda i: (-scores[i], canonical.index(i)))
-        return order, scores
+        return self.llm.logits(prompt).astype(np.float64)
 
 
 class PointwiseReranker(Reranker):
