@@ -11,13 +11,14 @@ import click
 from rich.console import Console
 
 from memora.cli_memory import memory
+from memora.cli_rank import eval_, rank
 from memora.cli_story import story, write
 from memora.errors import InvalidSchemaError, MemoraError
 from memora.settings import Settings, load_settings
 
 __all__ = ["main"]
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class _Group(click.Group):
@@ -132,6 +133,8 @@ def _read_schema(path: Path) -> Any:
 main.add_command(memory)
 main.add_command(write)
 main.add_command(story)
+main.add_command(rank)
+main.add_command(eval_, name="eval")
 
 if __name__ == "__main__":  # pragma: no cover
     main()
