@@ -23,6 +23,7 @@ import os
 import platform
 import random
 import statistics
+import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,37 @@ def run_tokens(llm: LlamaCppLLM) -> dict[str, Any]:
     return counted
 
 
+def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Queries per second of the batch runner: local (one model) vs Ray (2 actors, one model
+    and one thread each), pointwise on 20 candidates; Ray's cluster is started before timing,
+    the actors' model loading is timed."""
+    import tempfile
+
+    import ray
+
+    from memora.rank.batch import Query, RerankerSpec, run_batch
+
+    queries = collection(20, seed=2)
+    work = [Query(q["qid"], q["query"]) for q in queries]
+    candidates = {q["qid"]: [Doc(d, t) for d, t, _ in q["docs"]] for q in queries}
+    spec = RerankerSpec("pointwise", model_options={"n_ctx": 2048, "n_threads": 1})
+    out: dict[str, Any] = {"queries": len(work), "strategy": "pointwise", "candidates": 20}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for executor, workers in (("local", 1), ("ray", 2)):
+                started = time.perf_counter()
+                run_batch(work, candidates, spec, Path(tmp) / f"{executor}.trec",
+                          executor=executor, workers=workers)  # fmt: skip
+                seconds = time.perf_counter() - started
+                out[f"{executor}_{workers}_qps"] = round(len(work) / seconds, 4)
+                print(f"  {executor} x{workers}: {seconds:.1f} s", flush=True)
+    finally:
+        ray.shutdown()
+    out["ray_vs_local"] = round(out["ray_2_qps"] / out["local_1_qps"], 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=6)
@@ -247,6 +279,8 @@ def main() -> None:
             results["strategies"] = run_strategies(args, llm)
         elif part == "order":
             results["order_sensitivity"] = run_order(args, llm)
+        elif part == "throughput":
+            results["throughput"] = run_throughput(args)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")
