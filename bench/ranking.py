@@ -126,14 +126,21 @@ def kendall_tau(a: list[str], b: list[str]) -> float:
     return (2 * concordant - pairs) / pairs
 
 
-def run_strategies(args: argparse.Namespace, llm: LlamaCppLLM) -> dict[str, Any]:
-    queries = collection(20, seed=0)[: args.queries]
+def run_strategies(
+    args: argparse.Namespace,
+    llm: LlamaCppLLM,
+    n_candidates: int = 20,
+    n_queries: int | None = None,
+    strategies: tuple[str, ...] = ("biencoder", "pointwise", "setwise", "full", "sliding", "psc"),
+) -> dict[str, Any]:
+    queries = collection(n_candidates, seed=0)[: n_queries or args.queries]
     options: dict[str, dict[str, Any]] = {
-        "sliding": {"window": 10, "step": 5},
+        "sliding": {"window": 10, "step": 5} if n_candidates <= 20 else {"window": 20, "step": 10},
         "psc": {"k": 3},
+        "full": {"passage_tokens": 60},
     }
     table = {}
-    for strategy in ("biencoder", "pointwise", "setwise", "full", "sliding", "psc"):
+    for strategy in strategies:
         reranker = load_reranker(strategy, None if strategy == "biencoder" else llm,
                                  **options.get(strategy, {}))  # fmt: skip
         scores, seconds, tin, tout, calls, not_ok = [], [], [], [], 0, 0
@@ -160,7 +167,30 @@ def run_strategies(args: argparse.Namespace, llm: LlamaCppLLM) -> dict[str, Any]
         }
         table[strategy] = row
         print(f"  {strategy:10s} {row}", flush=True)
-    return {"candidates": 20, "queries": len(queries), "options": options, "strategies": table}
+    return {
+        "candidates": n_candidates,
+        "queries": len(queries),
+        "options": {k: v for k, v in options.items() if k in strategies},
+        "strategies": table,
+    }
+
+
+def run_random(args: argparse.Namespace) -> dict[str, Any]:
+    """nDCG@10 of random orders (the floor) and of the input order, on the same queries."""
+    queries = collection(20, seed=0)[: args.queries]
+    rng = random.Random(0)
+    shuffled, given = [], []
+    for q in queries:
+        grades = {d: g for d, _, g in q["docs"]}
+        ids = [d for d, _, _ in q["docs"]]
+        given.append(ndcg10(ids, grades))
+        for _ in range(200):
+            rng.shuffle(ids)
+            shuffled.append(ndcg10(ids, grades))
+    out = {"random_order_nDCG@10": round(statistics.mean(shuffled), 3),
+           "input_order_nDCG@10": round(statistics.mean(given), 3)}  # fmt: skip
+    print(f"  {out}", flush=True)
+    return out
 
 
 def run_order(args: argparse.Namespace, llm: LlamaCppLLM) -> dict[str, Any]:
@@ -279,6 +309,12 @@ def main() -> None:
             results["strategies"] = run_strategies(args, llm)
         elif part == "order":
             results["order_sensitivity"] = run_order(args, llm)
+        elif part == "strategies100":
+            results["strategies_100"] = run_strategies(
+                args, llm, 100, 3, ("biencoder", "setwise", "pointwise", "full", "sliding")
+            )
+        elif part == "random":
+            results["baselines"] = run_random(args)
         elif part == "throughput":
             results["throughput"] = run_throughput(args)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

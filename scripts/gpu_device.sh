@@ -14,6 +14,7 @@
 #   stage   stage the model pieces carried by this call; show the build's progress
 #   test    wait for the build, put the bundled model where memora finds it, run the tests
 #   bench   run bench/gpu.py (bundled model, plus Gemma 3 270M when all four parts arrived)
+#   rank    wait for the build, run bench/gpu_rank.py (batch ranking queries per second)
 # Everything worth keeping is written under $OUT.
 set -uo pipefail
 
@@ -143,10 +144,19 @@ run_bench() {
         --out "$OUT/gpu.json" 2>&1 | tee "$OUT/gpu_bench.log"
 }
 
+run_rank() {
+    wait_build "${1:-420}" || return 1
+    smol || return 1
+    export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1
+    timeout 560 python3 bench/gpu_rank.py --threads "$(nproc)" --out "$OUT/gpu_rank.json" 2>&1 \
+        | tee "$OUT/gpu_rank.log"
+}
+
 case ${1:-} in
     start) start ;;
     stage) stage ;;
     test) shift; run_tests "$@" ;;
     bench) shift; run_bench "$@" ;;
+    rank) shift; run_rank "$@" ;;
     *) echo "usage: $0 start|stage|test [wait_s]|bench [bench args]" >&2; exit 2 ;;
 esac
