@@ -140,8 +140,10 @@ def run_strategies(
         "full": {"passage_tokens": 60},
     }
     table = {}
+    options["setwise-calibrated"] = {"calibrate": True}
     for strategy in strategies:
-        reranker = load_reranker(strategy, None if strategy == "biencoder" else llm,
+        name = strategy.removesuffix("-calibrated")
+        reranker = load_reranker(name, None if name == "biencoder" else llm,
                                  **options.get(strategy, {}))  # fmt: skip
         scores, seconds, tin, tout, calls, not_ok = [], [], [], [], 0, 0
         for q in queries:
@@ -176,19 +178,23 @@ def run_strategies(
 
 
 def run_random(args: argparse.Namespace) -> dict[str, Any]:
-    """nDCG@10 of random orders (the floor) and of the input order, on the same queries."""
-    queries = collection(20, seed=0)[: args.queries]
-    rng = random.Random(0)
-    shuffled, given = [], []
-    for q in queries:
-        grades = {d: g for d, _, g in q["docs"]}
-        ids = [d for d, _, _ in q["docs"]]
-        given.append(ndcg10(ids, grades))
-        for _ in range(200):
-            rng.shuffle(ids)
-            shuffled.append(ndcg10(ids, grades))
-    out = {"random_order_nDCG@10": round(statistics.mean(shuffled), 3),
-           "input_order_nDCG@10": round(statistics.mean(given), 3)}  # fmt: skip
+    """nDCG@10 of random orders (the floor) and of the input order, on the queries the
+    strategies ran: 20 candidates (--queries) and 100 candidates (3 queries)."""
+    out: dict[str, Any] = {}
+    for n, count in ((20, args.queries), (100, 3)):
+        rng = random.Random(0)
+        shuffled, given = [], []
+        for q in collection(n, seed=0)[:count]:
+            grades = {d: g for d, _, g in q["docs"]}
+            ids = [d for d, _, _ in q["docs"]]
+            given.append(ndcg10(ids, grades))
+            for _ in range(200):
+                rng.shuffle(ids)
+                shuffled.append(ndcg10(ids, grades))
+        out[f"{n}_candidates"] = {
+            "random_order_nDCG@10": round(statistics.mean(shuffled), 3),
+            "input_order_nDCG@10": round(statistics.mean(given), 3),
+        }
     print(f"  {out}", flush=True)
     return out
 
@@ -312,6 +318,10 @@ def main() -> None:
         elif part == "strategies100":
             results["strategies_100"] = run_strategies(
                 args, llm, 100, 3, ("biencoder", "setwise", "pointwise", "full", "sliding")
+            )
+        elif part == "calibration":
+            results["setwise_calibration"] = run_strategies(
+                args, llm, 20, None, ("setwise", "setwise-calibrated")
             )
         elif part == "random":
             results["baselines"] = run_random(args)
