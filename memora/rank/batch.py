@@ -215,44 +215,38 @@ class _Reader:
         return None
 
 
+def _keyed(path: str | Path, on_error: OnError, warnings: list[str] | None, key: str,
+           texts: tuple[str, ...]) -> dict[str, str]:  # fmt: skip
+    """``key`` -> text of each JSONL record (text from the first of ``texts`` present); a
+    repeated key is a malformed line."""
+    reader = _Reader(path, on_error, warnings if warnings is not None else [])
+    out: dict[str, str] = {}
+    for number, record in reader.json_lines():
+        ident = reader.field(number, record, key)
+        text = None if ident is None else reader.field(number, record, *texts)
+        if ident is None or text is None:
+            continue
+        if ident in out:
+            reader.bad(number, f"{key} {ident!r} appears twice; {key}s must be unique")
+            continue
+        out[ident] = text
+    return out
+
+
 def read_queries(
     path: str | Path, *, on_error: OnError = "fail", warnings: list[str] | None = None
 ) -> list[Query]:
     """Queries from JSONL ``{"qid", "text"}`` (or ``"query"``); a repeated qid is malformed."""
-    reader = _Reader(path, on_error, warnings if warnings is not None else [])
-    out: dict[str, Query] = {}
-    for number, record in reader.json_lines():
-        qid = reader.field(number, record, "qid")
-        if qid is None:
-            continue
-        text = reader.field(number, record, "text", "query")
-        if text is None:
-            continue
-        if qid in out:
-            reader.bad(number, f"qid {qid!r} appears twice; qids must be unique")
-            continue
-        out[qid] = Query(qid, text)
-    return list(out.values())
+    records = _keyed(path, on_error, warnings, "qid", ("text", "query"))
+    return [Query(qid, text) for qid, text in records.items()]
 
 
 def read_docs(
     path: str | Path, *, on_error: OnError = "fail", warnings: list[str] | None = None
 ) -> dict[str, Doc]:
     """Docs from JSONL ``{"docid", "text"}``, by docid; a repeated docid is malformed."""
-    reader = _Reader(path, on_error, warnings if warnings is not None else [])
-    out: dict[str, Doc] = {}
-    for number, record in reader.json_lines():
-        docid = reader.field(number, record, "docid")
-        if docid is None:
-            continue
-        text = reader.field(number, record, "text")
-        if text is None:
-            continue
-        if docid in out:
-            reader.bad(number, f"docid {docid!r} appears twice; docids must be unique")
-            continue
-        out[docid] = Doc(docid, text)
-    return out
+    records = _keyed(path, on_error, warnings, "docid", ("text",))
+    return {docid: Doc(docid, text) for docid, text in records.items()}
 
 
 def read_candidates(
