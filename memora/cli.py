@@ -13,7 +13,7 @@ from rich.console import Console
 from memora.cli_memory import memory
 from memora.cli_rank import eval_, rank
 from memora.cli_story import story, write
-from memora.errors import InvalidSchemaError, MemoraError
+from memora.errors import InvalidSchemaError, MemoraError, MissingDependencyError
 from memora.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -128,6 +128,29 @@ def _read_schema(path: Path) -> Any:
         raise InvalidSchemaError(
             f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); fix the schema file"
         ) from exc
+
+
+@main.command()
+@click.argument("story_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "model_spec", default=None, help="name, .gguf path or openai:<model>")
+def tui(story_file: Path | None, model_spec: str | None) -> None:
+    """Write a story in the terminal UI (STORY_FILE: new or existing; default story.db)."""
+    import importlib
+
+    try:  # memora.tui lives in tui/ (package-dir), outside what mypy checks
+        build_app = importlib.import_module("memora.tui.app").build_app
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the terminal UI needs textual: pip install 'memora[tui]'"
+        ) from exc
+
+    settings = load_settings(**({"model": model_spec} if model_spec else {}))
+    app = build_app(story_file or Path("story.db"), settings=settings)
+    try:
+        app.run()
+    finally:
+        app.engine.close()
+        app.engine.llm.close()
 
 
 main.add_command(memory)

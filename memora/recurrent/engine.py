@@ -148,11 +148,19 @@ class StoryEngine:
 
     # -- writing -------------------------------------------------------------------------
 
-    def step(self, plan: str | None = None, *, chosen_by: ChosenBy | None = None) -> Step:
+    def step(
+        self,
+        plan: str | None = None,
+        *,
+        chosen_by: ChosenBy | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Step:
         """Write the next paragraph (the opening when the story is empty).
 
         ``plan``: the plan to follow; None lets the model pick among the head's three plans
         (for the opening: a default opening plan).
+        ``on_text``: called with the paragraph's text pieces as they are generated (a retry
+        streams again from its start); an exception it raises stops the step, unchanged.
         Raises :class:`StepError` (the story unchanged) when output stays unusable.
         """
         started = time.perf_counter()
@@ -168,7 +176,7 @@ class StoryEngine:
         retrieved = self._retrieve(plan, head)
         context = self._context()
         memory = head.memory if head else "(nothing yet)"
-        paragraph = self._write_paragraph(context, memory, retrieved, head, plan, usage)
+        paragraph = self._write_paragraph(context, memory, retrieved, head, plan, usage, on_text)
         new_memory, plans, kept = self._plan(context, memory, paragraph, head, usage)
         step = self.file.add_step(
             Step(
@@ -301,14 +309,19 @@ class StoryEngine:
     # -- the two calls -------------------------------------------------------------------
 
     def _write_paragraph(self, context: str, memory: str, retrieved: list[Step],
-                         last: Step | None, plan: str, usage: _Usage) -> str:  # fmt: skip
+                         last: Step | None, plan: str, usage: _Usage,
+                         on_text: Callable[[str], None] | None = None) -> str:  # fmt: skip
         messages = self.writer_messages(context, memory, retrieved, last, plan)
 
         def attempt(msgs: Messages, n: int) -> tuple[str, str]:
-            done = self.llm.generate(
+            with self.llm.stream(
                 msgs, max_tokens=self.paragraph_tokens, temperature=self.temperature,
                 seed=self.seed + n, repeat_penalty=1.15,
-            )  # fmt: skip
+            ) as stream:  # fmt: skip
+                if on_text is not None:
+                    for piece in stream:
+                        on_text(piece)
+                done = stream.result()
             usage.add(done)
             text = _whole_sentences(done.text) if done.finish_reason == "length" else done.text
             return text, _paragraph_problem(text, last, messages[-1]["content"])
