@@ -436,6 +436,7 @@ class MemoryStore:
             vids, _ = self.index.search(qvec, depth, allowed)
             dense = [self._row_of[int(v)] for v in vids]
         lexical = self._lexical(query, where, filters, depth) if mode != "dense" else []
+        pool: dict[int, tuple[MemoryRecord, np.ndarray]] = {}
         if neural_weight and dense and where is not None and (memory := self.neural_memory(where)):
             (key,) = self._embed([neural_query]) if neural_query else (qvec,)
             read = memory.read(key)
@@ -453,7 +454,8 @@ class MemoryStore:
         for ranking in (dense, lexical):
             for rank, rowid in enumerate(ranking, start=1):
                 fused[rowid] = fused.get(rowid, 0.0) + 1.0 / (RRF_K + rank)
-        records = self._rows(list(fused), where)
+        missing = [r for r in fused if r not in pool]  # the neural pool is already read
+        records = {r: pool[r] for r in fused if r in pool} | self._rows(missing, where)
         now = time.time()
         hits = []
         for rowid, (record, vector) in records.items():

@@ -5,11 +5,11 @@ reciprocal ranks)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from memora.errors import ConfigError
 from memora.rank.rerankers import Reranker
-from memora.rank.types import Diagnostics, Doc, Ranking, as_docs
+from memora.rank.types import Diagnostics, Doc
 
 __all__ = ["PassageReranker", "split_passages"]
 
@@ -54,11 +54,12 @@ class PassageReranker(Reranker):
         self.aggregate = aggregate
         self.name = f"{inner.name}+{aggregate}"
 
-    def rank(self, query: str, docs: Sequence[Any]) -> Ranking:
-        candidates = as_docs(docs)
+    def _rank(
+        self, query: str, docs: list[Doc], diag: Diagnostics
+    ) -> tuple[list[int], Sequence[float] | None]:
         passages: list[Doc] = []
         owner: list[int] = []
-        for i, doc in enumerate(candidates):
+        for i, doc in enumerate(docs):
             pieces = split_passages(doc.text, self.passage_words, self.stride)
             if self.aggregate == "firstp":
                 pieces = pieces[:1]
@@ -66,25 +67,20 @@ class PassageReranker(Reranker):
                 passages.append(Doc(f"{i}:{k}", piece))
                 owner.append(i)
         inner = self.inner.rank(query, passages)
-        position = {pid: r for r, pid in enumerate(inner.ids)}
         by_id = {p.id: n for n, p in enumerate(passages)}
         best: dict[int, float] = {}
-        for pid, r in position.items():
+        for r, pid in enumerate(inner.ids):
             i = owner[by_id[pid]]
             if self.aggregate == "sump":
                 best[i] = best.get(i, 0.0) + 1.0 / (r + 1)
             else:
                 score = inner.scores[r] if inner.scores is not None else -float(r)
                 best[i] = max(best.get(i, float("-inf")), score)
-        order = sorted(range(len(candidates)), key=lambda i: (-best[i], i))
-        diag: Diagnostics = inner.diagnostics
-        diag.strategy = self.name
-        diag.notes.append(f"{len(passages)} passages from {len(candidates)} documents")
-        return Ranking(
-            ids=tuple(candidates[i].id for i in order),
-            scores=tuple(best[i] for i in order),
-            diagnostics=diag,
-        )
-
-    def _rank(self, query: str, docs: list[Doc], diag: Diagnostics) -> Any:  # pragma: no cover
-        raise NotImplementedError("PassageReranker overrides rank()")
+        got = inner.diagnostics
+        diag.calls += got.calls
+        diag.input_tokens += got.input_tokens
+        diag.output_tokens += got.output_tokens
+        diag.parse.add(got.parse)
+        diag.notes += [*got.notes, f"{len(passages)} passages from {len(docs)} documents"]
+        scores = [best[i] for i in range(len(docs))]
+        return sorted(range(len(docs)), key=lambda i: (-scores[i], i)), scores
