@@ -132,7 +132,12 @@ def _read_schema(path: Path) -> Any:
 
 @main.command()
 @click.argument("story_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "model_spec", default=None, help="name, .gguf path or openai:<model>")
+@click.option(
+    "--model",
+    "model_spec",
+    default=None,
+    help="name, .gguf path or openai:<model> for this run (default: the settings screen's)",
+)
 def tui(story_file: Path | None, model_spec: str | None) -> None:
     """Write a story in the terminal UI (STORY_FILE: new or existing; default story.db)."""
     import importlib
@@ -144,13 +149,11 @@ def tui(story_file: Path | None, model_spec: str | None) -> None:
             "the terminal UI needs textual: pip install 'memora[tui]'"
         ) from exc
 
-    settings = load_settings(**({"model": model_spec} if model_spec else {}))
-    app = build_app(story_file or Path("story.db"), settings=settings)
+    app = build_app(story_file or Path("story.db"), settings=load_settings(), model=model_spec)
     try:
         app.run()
     finally:
-        app.engine.close()
-        app.engine.llm.close()
+        app.close()
 
 
 main.add_command(memory)

@@ -3,6 +3,7 @@ itself: its tests run the bundled GGUF model)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any
 
@@ -14,11 +15,19 @@ __all__ = ["ScriptedLLM"]
 
 class ScriptedLLM(LLM):
     """Answers with the given replies in order (cycling through the last one), streamed word by
-    word. Records every prompt it was given in :attr:`prompts`. Tokens are whitespace words."""
+    word. Records every prompt it was given in :attr:`prompts`. Tokens are whitespace words.
+    ``delay``: seconds to wait before each word (to test what happens while it generates)."""
 
     supports_raw_json = True
 
-    def __init__(self, replies: Iterable[str], *, name: str = "scripted", n_ctx: int = 8192):
+    def __init__(
+        self,
+        replies: Iterable[str],
+        *,
+        name: str = "scripted",
+        n_ctx: int = 8192,
+        delay: float = 0.0,
+    ):
         self.replies = list(replies)
         if not self.replies:
             raise ValueError("ScriptedLLM needs at least one reply")
@@ -27,6 +36,7 @@ class ScriptedLLM(LLM):
         self.defaults = SamplingOptions()
         self.prompts: list[Prompt] = []
         self.supports_tokenize = True
+        self.delay = delay
         self._next = 0
 
     def _run(
@@ -37,6 +47,8 @@ class ScriptedLLM(LLM):
         self._next += 1
         words = reply.split(" ")[: options.max_tokens]
         for i, word in enumerate(words):
+            if self.delay:
+                time.sleep(self.delay)
             yield word if i == 0 else " " + word
         finish: FinishReason = "length" if len(reply.split(" ")) > options.max_tokens else "stop"
         return Completion(

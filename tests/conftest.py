@@ -19,12 +19,21 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["MEMORA_N_THREADS"] = "1"
 
 from memora.llm.registry import model_path
 
 N_CTX = 2048
 SERVER_MODEL = "smollm2"
 SERVER_KEY = "memora-test-key"
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings files (the TUI's, stores) go to a fresh folder, never the user's."""
+    monkeypatch.setenv("MEMORA_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,11 @@ import pytest
 pytest.importorskip("textual")
 
 from memora.tui.app import NewStoryScreen, StoryApp, build_app
-from textual.widgets import Input, Static, TextArea
+from memora.tui.screens import KeysScreen
+from memora.tui.tree import BranchScreen
+from textual.binding import Binding
+from textual.pilot import Pilot
+from textual.widgets import Input, Label, OptionList, Static, TextArea, Tree
 
 from memora.embed import Embedder, load_embedder
 from memora.recurrent import Premise
@@ -52,9 +56,23 @@ def text_of(app: StoryApp, selector: str) -> str:
     return str(app.query_one(selector, Static).content)
 
 
-async def settle(app: StoryApp, pilot: object) -> None:
+async def settle(app: StoryApp, pilot: Pilot[None]) -> None:
     await app.workers.wait_for_complete()
-    await pilot.pause()  # type: ignore[attr-defined]
+    await pilot.pause()
+
+
+async def to_step(app: StoryApp, pilot: Pilot[None], step_id: int) -> None:
+    """Open the branch tree and move its cursor to ``step_id`` with the arrow keys."""
+    await pilot.press("b")
+    await pilot.pause()
+    assert isinstance(app.screen, BranchScreen)
+    tree = app.screen.query_one("#branch-tree", Tree)
+    for key in ["up"] * 30 + ["down"] * 60:
+        node = tree.cursor_node
+        if node is not None and node.data is not None and node.data.id == step_id:
+            return
+        await pilot.press(key)
+    raise AssertionError(f"step #{step_id} is not in the tree")
 
 
 @pytest.mark.anyio
@@ -109,8 +127,8 @@ async def test_new_story_pick_edit_undo_branch_and_reopen(
         third = app.engine.head
         assert third is not None and third.plan == "The lamp fails." and third.chosen_by == "own"
 
-        await pilot.press("b")
-        await pilot.press(*str(second.id), "enter")
+        await to_step(app, pilot, second.id)  # the undone step, a side branch now
+        await pilot.press("enter")
         await pilot.pause()
         assert app.engine.head is not None and app.engine.head.id == second.id
 
@@ -123,7 +141,8 @@ async def test_new_story_pick_edit_undo_branch_and_reopen(
         assert edited.chosen_by == "edited" and edited.plan == second.plans[0] + " Quickly."
         assert "1912" in str(llm.prompts[-2])  # the edited memory reached the writer
 
-        await pilot.press("r", *str(opening.id), "enter")  # rewrite a past paragraph
+        await to_step(app, pilot, opening.id)  # rewrite a past paragraph
+        await pilot.press("r")
         await pilot.pause()
         editor = app.screen.query_one("#edit-text", TextArea)
         assert editor.text == opening.paragraph
@@ -132,9 +151,13 @@ async def test_new_story_pick_edit_undo_branch_and_reopen(
         await pilot.pause()
         assert app.engine.file.step(opening.id).paragraph.startswith("Mara found the bottle")
         assert "grey morning" in text_of(app, "#paragraphs")
-        await pilot.press("r", "9", "9", "enter")
+        await pilot.press("r")  # on the main screen: the latest paragraph
         await pilot.pause()
-        assert "RecordNotFoundError" in text_of(app, "#status")
+        editor = app.screen.query_one("#edit-text", TextArea)
+        assert editor.text == edited.paragraph
+        await pilot.press("escape")  # dropped
+        await pilot.pause()
+        assert app.engine.file.step(edited.id).paragraph == edited.paragraph
 
         await pilot.press("e")  # esc drops a memory edit
         app.query_one("#memory", TextArea).load_text("not kept")
@@ -225,15 +248,18 @@ def test_new_story_screen_snapshot(
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_real_steps_on_the_bundled_model(tmp_path: Path, embedder: Embedder) -> None:
+async def test_a_real_session_on_the_bundled_model(tmp_path: Path, embedder: Embedder) -> None:
+    """Create a story, pick plan 2, edit the memory, undo, switch branch, write an own plan,
+    cancel a run of steps while it streams, then reopen the file: on SmolLM2 through llama.cpp."""
     from memora.llm.llamacpp import LlamaCppLLM
 
+    path = tmp_path / "real.db"
     llm = LlamaCppLLM("default", n_ctx=2048, n_threads=1, seed=0)
-    _new_story(tmp_path / "real.db", "A lighthouse keeper finds a message in a bottle.")
-    app = build_app(tmp_path / "real.db", llm=llm, embedder=embedder, paragraph_tokens=100)
+    app = build_app(path, llm=llm, embedder=embedder, paragraph_tokens=100)
     with llm:
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("m")
+            assert isinstance(app.screen, NewStoryScreen)
+            await pilot.press(*"A lighthouse keeper finds a message in a bottle.", "enter")
             await settle(app, pilot)
             opening = app.engine.head
             assert opening is not None, text_of(app, "#status")
@@ -241,10 +267,30 @@ async def test_real_steps_on_the_bundled_model(tmp_path: Path, embedder: Embedde
             await settle(app, pilot)
             second = app.engine.head
             assert second is not None and second.parent_id == opening.id, text_of(app, "#status")
-            assert second.plan == opening.plans[1]
+            assert second.plan == opening.plans[1] and second.chosen_by == "person"
             assert second.paragraph[:40] in text_of(app, "#paragraphs").replace("\\[", "[")
 
-            await pilot.press("c")  # three steps, the model choosing; Esc while it streams
+            await pilot.press("e")
+            app.query_one("#memory", TextArea).load_text("The keeper is called Ivo.")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert app.engine.file.step(second.id).memory == "The keeper is called Ivo."
+
+            await pilot.press("u")
+            await pilot.pause()
+            assert app.engine.head == opening
+            await to_step(app, pilot, second.id)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.engine.head is not None and app.engine.head.id == second.id
+
+            await pilot.press("o", *"Ivo rows out to the reef at night.", "enter")
+            await settle(app, pilot)
+            third = app.engine.head
+            assert third is not None and third.parent_id == second.id, text_of(app, "#status")
+            assert third.chosen_by == "own"
+
+            await pilot.press("c", "enter")  # three steps, the model choosing; Esc mid-stream
             for _ in range(600):
                 if app._live:
                     break
@@ -252,9 +298,17 @@ async def test_real_steps_on_the_bundled_model(tmp_path: Path, embedder: Embedde
             assert app._live and app.busy
             await pilot.press("escape")
             await settle(app, pilot)
-            assert app.engine.head == second and not app.busy
+            assert app.engine.head == third and not app.busy
             assert "cancelled" in text_of(app, "#status")
         app.engine.close()
+
+        reopened = build_app(path, llm=llm, embedder=embedder)
+        async with reopened.run_test(size=SIZE) as pilot:
+            assert not isinstance(reopened.screen, NewStoryScreen)
+            assert reopened.engine.head == third
+            assert [s.id for s in reopened.engine.path()] == [opening.id, second.id, third.id]
+            assert reopened.engine.file.step(second.id).memory == "The keeper is called Ivo."
+        reopened.engine.close()
 
 
 def test_the_cli_command_is_registered() -> None:
@@ -264,3 +318,215 @@ def test_the_cli_command_is_registered() -> None:
 
     result = CliRunner().invoke(main, ["tui", "--help"])
     assert result.exit_code == 0 and "STORY_FILE" in result.output
+
+
+@pytest.mark.anyio
+async def test_continue_n_steps_then_cancel_while_planning(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    path = tmp_path / "s.db"
+    _new_story(path)
+    pick = [json.dumps({"answer": "B"})] * 3  # the model's choice: three shuffled votes
+    replies = [
+        PARAGRAPH, plans_reply("a"),
+        *pick, PARAGRAPH.replace("dusk", "dawn"), plans_reply("b"),
+        *pick, PARAGRAPH.replace("green", "blue"), plans_reply("c"),
+    ]  # fmt: skip
+    app = build_app(path, llm=ScriptedLLM(replies), embedder=embedder)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("m")
+        await settle(app, pilot)
+        opening = app.engine.head
+        assert opening is not None
+
+        await pilot.press("c")
+        prompt = app.query_one("#prompt", Input)
+        assert prompt.has_focus and prompt.value == "3"
+        await pilot.press("backspace", "0", "enter")  # 0 is out of range: nothing runs
+        await pilot.pause()
+        assert "from 1 to" in text_of(app, "#status") and not app.busy
+        await pilot.press("c", "backspace", "2", "enter")
+        await settle(app, pilot)
+        path_now = app.engine.path()
+        assert len(path_now) == 3 and [s.chosen_by for s in path_now[1:]] == ["model"] * 2
+        assert "(2/2)" in text_of(app, "#status")
+
+        # A slow model: Esc while the summary and plans stream stops the step, unsaved.
+        head = app.engine.head
+        app.engine.llm = ScriptedLLM([PARAGRAPH.replace("rocks", "reef"), plans_reply("z")],
+                                     delay=0.02)  # fmt: skip
+        await pilot.press("1")
+        for _ in range(500):
+            if "planning" in text_of(app, "#status"):
+                break
+            await pilot.pause(0.02)
+        assert "planning" in text_of(app, "#status")
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.engine.head == head and not app.busy
+        assert "cancelled" in text_of(app, "#status")
+        assert len(app.engine.file.steps()) == 3
+    app.close()
+
+
+@pytest.mark.anyio
+async def test_new_open_and_save_as_inside_the_app(tmp_path: Path, embedder: Embedder) -> None:
+    first = tmp_path / "first.db"
+    _fixed_story(first)
+    llm = ScriptedLLM([PARAGRAPH, plans_reply("n")])
+    app = build_app(first, llm=llm, embedder=embedder)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert isinstance(app.screen, NewStoryScreen)
+        assert app.screen.query_one("#new-path", Input).value == str(tmp_path / "story.db")
+        assert app.screen.query_one("#new-model", Input).value == "default"
+        await pilot.press("escape")  # back to the open story, nothing made
+        await pilot.pause()
+        assert not isinstance(app.screen, NewStoryScreen) and app.engine.file.path == first
+
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press(*"A diver finds a bell.")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        second = tmp_path / "story.db"
+        assert app.engine.file.path == second and app.sub_title == "story.db"
+        assert app.engine.premise.premise == "A diver finds a bell."
+        assert app.engine.head is not None and app.engine.head.chosen_by == "opening"
+
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        listed = app.screen.query_one("#open-list", OptionList)
+        names = [str(listed.get_option_at_index(i).prompt) for i in range(listed.option_count)]
+        assert len(names) == 2 and names[0].startswith("first.db  The Bottle  (2 steps)")
+        assert "(open now)" in names[1]
+        await pilot.press("enter")  # the highlighted one: first.db
+        await pilot.pause()
+        assert app.engine.file.path == first and app.engine.premise.title == "The Bottle"
+        assert "dawn" in text_of(app, "#paragraphs")
+
+        await pilot.press("a")
+        prompt = app.query_one("#prompt", Input)
+        assert prompt.value == str(tmp_path / "first-copy.db")
+        await pilot.press("enter")
+        await pilot.pause()
+        copy = tmp_path / "first-copy.db"
+        assert app.engine.file.path == copy and "saved a copy" in text_of(app, "#status")
+        assert [s.paragraph for s in app.engine.path()] == [
+            s.paragraph for s in StoryFile(first).steps()
+        ]
+        await pilot.press("a")  # the same name again: refused, nothing overwritten
+        prompt.value = str(copy)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "exists already" in text_of(app, "#status") and app.engine.file.path == copy
+
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press("tab")  # to the path field: a file that is not a story
+        other = tmp_path / "notes.txt"
+        other.write_text("not a story")
+        app.screen.query_one("#open-path", Input).value = str(other)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "not a story file" in str(app.screen.query_one("#open-error", Label).content)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.engine.file.path == copy and other.read_text() == "not a story"
+    app.close()
+
+
+def test_a_file_that_is_not_a_story_is_left_alone(tmp_path: Path, embedder: Embedder) -> None:
+    from memora.errors import ConfigError
+    from memora.memory.store import MemoryStore
+
+    path = tmp_path / "memories.db"
+    with MemoryStore(path, embedder=embedder) as store:
+        store.add("a memory, not a story", user_id="u")
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="not a story file"):
+        build_app(path, llm=ScriptedLLM(["unused"]), embedder=embedder)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.anyio
+async def test_settings_apply_persist_and_reload_the_model(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from memora.tui.settings import SettingsScreen, TuiConfig, config_path
+
+    from memora.llm.registry import model_path
+    from memora.settings import load_settings
+
+    path = tmp_path / "s.db"
+    _fixed_story(path)
+    app = build_app(path, llm=ScriptedLLM(["unused"]), embedder=embedder)
+    saved = config_path(load_settings())
+    assert app.config_file == saved and not saved.exists()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)
+        temperature = app.screen.query_one("#set-temperature", Input)
+        temperature.value = "0.3"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, SettingsScreen)
+        assert app.engine.temperature == 0.3 and app.engine.llm.name == "scripted"
+        assert TuiConfig.load(saved).temperature == 0.3
+        assert "temperature 0.3" in text_of(app, "#stats")
+
+        await pilot.press("s")  # a model file that does not exist: the screen says so
+        await pilot.pause()
+        app.screen.query_one("#set-model", Input).value = str(tmp_path / "missing.gguf")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)
+        assert "missing.gguf" in str(app.screen.query_one("#set-error", Label).content)
+
+        app.screen.query_one("#set-model", Input).value = "default"  # the bundled model
+        app.screen.query_one("#set-ctx", Input).value = "1024"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert app.engine.llm.name != "scripted" and app.engine.llm.n_ctx == 1024
+        assert app.owns_llm and "using" in text_of(app, "#status")
+        stored = TuiConfig.load(saved)
+        assert (stored.model, stored.n_ctx, stored.temperature) == ("default", 1024, 0.3)
+    app.close()
+
+    # The next start reads the saved settings (and loads that model).
+    again = build_app(path, embedder=embedder)
+    assert again.engine.llm.n_ctx == 1024 and again.engine.temperature == 0.3
+    again.close()
+    # A model for this run only (the CLI's --model) overrides the saved one, unsaved.
+    gguf = str(model_path("default"))
+    override = build_app(path, embedder=embedder, model=gguf)
+    assert override.config.model == gguf and override.config.temperature == 0.3
+    assert override.engine.llm.n_ctx == 1024 and TuiConfig.load(saved).model == "default"
+    override.close()
+
+
+@pytest.mark.anyio
+async def test_the_keys_panel_lists_every_action(tmp_path: Path, embedder: Embedder) -> None:
+    path = tmp_path / "s.db"
+    _fixed_story(path)
+    app = build_app(path, llm=ScriptedLLM(["unused"]), embedder=embedder)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, KeysScreen)
+        listed = str(app.screen.query_one("#keys-list", Static).content)
+        for binding in StoryApp.BINDINGS:
+            assert isinstance(binding, Binding) and binding.tooltip
+            assert binding.tooltip in listed
+        assert "^o" in listed and "esc" in listed
+        await pilot.press("space")  # any key closes it
+        await pilot.pause()
+        assert not isinstance(app.screen, KeysScreen)
+    actions = {b.action for b in StoryApp.BINDINGS if isinstance(b, Binding)}
+    for needed in ("pick(2)", "model_picks", "continue_steps", "own_plan", "edit_plan",
+                   "edit_memory", "rewrite", "undo", "branches", "export", "save_as",
+                   "new_story", "open_story", "settings", "cancel"):  # fmt: skip
+        assert needed in actions
+    app.close()

@@ -9,7 +9,7 @@ which the backend renders with the model's own chat template.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, overload
@@ -280,10 +280,18 @@ class LLM(Closable, ABC):
         return self.complete_json(prompt, schema, retries=retries, **options).data
 
     def complete_json(
-        self, prompt: Prompt, schema: SchemaLike, *, retries: int = 2, **options: Any
+        self,
+        prompt: Prompt,
+        schema: SchemaLike,
+        *,
+        retries: int = 2,
+        on_text: Callable[[str], None] | None = None,
+        **options: Any,
     ) -> JsonCompletion:
         """:meth:`generate_json`, returning the data with the completions that produced it
-        (their text and token usage)."""
+        (their text and token usage). ``on_text`` is called with each piece of raw output as
+        it is generated (every attempt streams from its start); an exception it raises stops
+        generation and propagates."""
         if retries < 0:
             raise ConfigError(f"retries must be >= 0, got {retries}")
         spec = OutputSpec.from_schema(schema)
@@ -298,7 +306,11 @@ class LLM(Closable, ABC):
         errors: list[str] = []
         for attempt in range(retries + 1):
             attempt_opts = opts if attempt == 0 else _retry_options(opts, attempt)
-            completion = Stream(self._run(prompt, attempt_opts, spec.schema)).result()
+            with Stream(self._run(prompt, attempt_opts, spec.schema)) as stream:
+                if on_text is not None:
+                    for piece in stream:
+                        on_text(piece)
+                completion = stream.result()
             completions.append(completion)
             try:
                 return JsonCompletion(data=spec.parse(completion.text), completions=completions)

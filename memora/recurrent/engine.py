@@ -154,6 +154,7 @@ class StoryEngine:
         *,
         chosen_by: ChosenBy | None = None,
         on_text: Callable[[str], None] | None = None,
+        on_plan_text: Callable[[str], None] | None = None,
     ) -> Step:
         """Write the next paragraph (the opening when the story is empty).
 
@@ -161,6 +162,8 @@ class StoryEngine:
         (for the opening: a default opening plan).
         ``on_text``: called with the paragraph's text pieces as they are generated (a retry
         streams again from its start); an exception it raises stops the step, unchanged.
+        ``on_plan_text``: the same for the raw JSON of the summary-and-plans call (to show
+        progress, or to stop the step while it plans).
         Raises :class:`StepError` (the story unchanged) when output stays unusable.
         """
         started = time.perf_counter()
@@ -177,7 +180,7 @@ class StoryEngine:
         context = self._context()
         memory = head.memory if head else "(nothing yet)"
         paragraph = self._write_paragraph(context, memory, retrieved, head, plan, usage, on_text)
-        new_memory, plans, kept = self._plan(context, memory, paragraph, head, usage)
+        new_memory, plans, kept = self._plan(context, memory, paragraph, head, usage, on_plan_text)
         step = self.file.add_step(
             Step(
                 id=0,
@@ -329,7 +332,8 @@ class StoryEngine:
         return self._repair_loop("paragraph", messages, attempt, usage)
 
     def _plan(self, context: str, memory: str, paragraph: str, head: Step | None,
-              usage: _Usage) -> tuple[str, list[str], bool]:  # fmt: skip
+              usage: _Usage, on_text: Callable[[str], None] | None = None,
+              ) -> tuple[str, list[str], bool]:  # fmt: skip
         messages = self.planner_messages(context, memory, paragraph)
         result: dict[str, Any] = {}
 
@@ -339,6 +343,7 @@ class StoryEngine:
                     msgs, self.plan_schema(), retries=0, max_tokens=self.plan_tokens,
                     temperature=min(self.temperature, 0.7), seed=self.seed + n,
                     repeat_penalty=1.3,  # small models copy one plan three times
+                    on_text=on_text,
                 )  # fmt: skip
             except OutputValidationError as exc:
                 for completion in exc.completions:
