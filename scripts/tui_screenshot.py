@@ -16,8 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 async def record(out: Path) -> None:
-    from memora.llm.llamacpp import LlamaCppLLM
     from memora.tui.app import build_app
+
+    from memora.llm.llamacpp import LlamaCppLLM
 
     with tempfile.TemporaryDirectory() as folder:
         os.environ["MEMORA_DATA_DIR"] = folder  # no settings file of the user's

@@ -350,6 +350,9 @@ async def test_continue_n_steps_then_cancel_while_planning(
         path_now = app.engine.path()
         assert len(path_now) == 3 and [s.chosen_by for s in path_now[1:]] == ["model"] * 2
         assert "(2/2)" in text_of(app, "#status")
+        assert f"#{opening.id} Mara" in text_of(app, "#retrieved")  # the long-term memory
+        assert path_now[-1].retrieved == (opening.id,)
+        assert f"context {path_now[-1].stats.prompt_tokens}/8192" in text_of(app, "#stats")
 
         # A slow model: Esc while the summary and plans stream stops the step, unsaved.
         head = app.engine.head
