@@ -21,12 +21,16 @@ from the caller's point of view, and every message says how to fix it::
     │   ├── AuthenticationError      HTTP 401 / 403
     │   ├── RateLimitError           HTTP 429 after the bounded retries
     │   └── ServerError              HTTP 5xx after the bounded retries, or another bad status
-    └── StoreError                   the memory store
-        ├── ScopeError               a read or write without a scope (user, agent or session)
-        ├── InvalidRecordError       empty or oversized text, metadata that is not JSON
-        ├── RecordNotFoundError      an id the store does not hold (in this scope)
-        ├── SchemaVersionError       a database written by a newer memora
-        └── StoreBusyError           the database stayed locked through the bounded retries
+    ├── StoreError                   the memory store
+    │   ├── ScopeError               a read or write without a scope (user, agent or session)
+    │   ├── InvalidRecordError       empty or oversized text, metadata that is not JSON
+    │   ├── RecordNotFoundError      an id the store does not hold (in this scope)
+    │   ├── SchemaVersionError       a database written by a newer memora
+    │   └── StoreBusyError           the database stayed locked through the bounded retries
+    └── AgentError                   a memory agent (memora.agents)
+        ├── ExtractionError          a turn's facts could not be extracted after the bounded
+        │                            retries; the turn is kept, marked failed, and can be retried
+        └── CoreMemoryError          a core memory block that does not exist or would overflow
 
 Errors never log and never swallow their cause: the original exception is chained
 (``raise ... from exc``).
@@ -37,11 +41,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AgentError",
     "AuthenticationError",
     "BackendError",
     "ConfigError",
     "ConnectionFailedError",
     "ContextOverflowError",
+    "CoreMemoryError",
+    "ExtractionError",
     "GenerationError",
     "InvalidOptionError",
     "InvalidRecordError",
@@ -182,6 +189,36 @@ class SchemaVersionError(StoreError):
 
 class StoreBusyError(StoreError):
     """The database stayed locked by other writers through the bounded retries."""
+
+
+class AgentError(MemoraError):
+    """A memory agent (:mod:`memora.agents`)."""
+
+
+class ExtractionError(AgentError):
+    """A turn's facts could not be extracted after the bounded retries.
+
+    The turn stays in the agent's journal, marked failed (``turn_id``), and
+    ``MemoryAgent.retry_failed()`` runs it again; ``outputs`` and ``errors`` hold every raw
+    attempt and why it was refused.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        turn_id: int,
+        outputs: Sequence[str] = (),
+        errors: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.turn_id = turn_id
+        self.outputs = list(outputs)
+        self.errors = list(errors)
+
+
+class CoreMemoryError(AgentError, ValueError):
+    """A core memory block that does not exist, or an edit that would overflow its limit."""
 
 
 def unknown_option(name: str, valid: Sequence[str], what: str) -> InvalidOptionError:

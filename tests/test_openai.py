@@ -11,7 +11,6 @@ from memora import (
     AuthenticationError,
     ConnectionFailedError,
     ContextOverflowError,
-    ServerError,
     UnsupportedError,
 )
 from memora.llm.openai import OpenAILLM
@@ -46,13 +45,20 @@ def test_json_for_a_raw_prompt_asks_for_chat_messages(remote_llm: OpenAILLM) -> 
         remote_llm.generate_json("Invent a person", {"type": "object"})
 
 
-def test_unsupported_response_format_names_the_other_style(server_url: str) -> None:
-    # llama-cpp-python's server knows only {"type": "json_object", "schema": ...}.
+def test_a_refused_response_format_falls_back_to_the_other_style_once(server_url: str) -> None:
+    # llama-cpp-python's server knows only {"type": "json_object", "schema": ...}: the refused
+    # json_schema style is replaced by json_object once, and kept.
     llm = OpenAILLM(
         SERVER_MODEL, base_url=server_url, api_key=SERVER_KEY, structured_output="json_schema"
     )
-    with pytest.raises(ServerError, match="structured_output='json_object'"):
-        llm.generate_json(CHAT, {"type": "object", "properties": {"a": {"type": "string"}}})
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string", "maxLength": 20}},
+        "required": ["a"],
+    }
+    data = llm.generate_json(CHAT, schema, max_tokens=40)
+    assert isinstance(data["a"], str) and llm.structured_output == "json_object"
+    assert isinstance(llm.generate_json(CHAT, schema, max_tokens=40)["a"], str)
 
 
 def test_token_count_without_a_tokenizer_route_is_a_high_estimate(remote_llm: OpenAILLM) -> None:

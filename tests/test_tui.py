@@ -350,7 +350,8 @@ async def test_continue_n_steps_then_cancel_while_planning(
         path_now = app.engine.path()
         assert len(path_now) == 3 and [s.chosen_by for s in path_now[1:]] == ["model"] * 2
         assert "(2/2)" in text_of(app, "#status")
-        assert f"#{opening.id} Mara" in text_of(app, "#retrieved")  # the long-term memory
+        retrieved = text_of(app, "#retrieved")  # the long-term memory
+        assert f"#{opening.id}" in retrieved and "Mara climbed" in retrieved
         assert path_now[-1].retrieved == (opening.id,)
         assert f"context {path_now[-1].stats.prompt_tokens}/8192" in text_of(app, "#stats")
 
@@ -533,3 +534,42 @@ async def test_the_keys_panel_lists_every_action(tmp_path: Path, embedder: Embed
                    "new_story", "open_story", "settings", "cancel"):  # fmt: skip
         assert needed in actions
     app.close()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_a_new_story_on_another_model_served_by_an_endpoint(
+    tmp_path: Path, embedder: Embedder, server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ctrl+n with the model set to the OpenAI-compatible server (its URL and key from the
+    environment): the model is loaded in a worker, then the opening is written through it; the
+    key from the environment is not written to the settings file."""
+    from conftest import SERVER_KEY, SERVER_MODEL
+    from memora.tui.settings import TuiConfig, config_path
+
+    from memora.llm.openai import OpenAILLM
+    from memora.settings import load_settings
+
+    monkeypatch.setenv("MEMORA_OPENAI_BASE_URL", server_url)
+    monkeypatch.setenv("MEMORA_OPENAI_API_KEY", SERVER_KEY)
+    first = tmp_path / "first.db"
+    _fixed_story(first)
+    app = build_app(first, llm=ScriptedLLM(["unused"]), embedder=embedder, paragraph_tokens=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press(*"A diver finds a bell.")
+        app.screen.query_one("#new-model", Input).value = f"openai:{SERVER_MODEL}"
+        await pilot.press("enter")
+        for _ in range(3):  # the model loads, then the opening is written: two workers
+            await settle(app, pilot)
+        assert isinstance(app.engine.llm, OpenAILLM), text_of(app, "#status")
+        assert app.engine.file.path == tmp_path / "story.db"
+        head = app.engine.head
+        assert head is not None and head.chosen_by == "opening", text_of(app, "#status")
+        assert head.paragraph[:30] in text_of(app, "#paragraphs").replace("\\[", "[")
+        assert app.config.model == f"openai:{SERVER_MODEL}"
+    app.close()
+    saved = TuiConfig.load(config_path(load_settings()))
+    assert saved.model == f"openai:{SERVER_MODEL}" and saved.openai_api_key is None
+    assert SERVER_KEY not in config_path(load_settings()).read_text()

@@ -34,6 +34,8 @@ __all__ = [
     "Message",
     "Prompt",
     "Stream",
+    "ToolCall",
+    "ToolReply",
     "Usage",
     "as_messages",
 ]
@@ -132,6 +134,31 @@ class JsonCompletion:
     completions: list[Completion]
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call the model asked for; ``arguments`` is the raw JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True)
+class ToolReply:
+    """A model's answer when offered tools: text, tool calls, or both."""
+
+    text: str
+    calls: list[ToolCall]
+    usage: Usage
+
+
 @dataclass
 class Stream(Iterator[str], Closable):
     """Text chunks as they are generated; iterate it, or call :meth:`result` to wait for all.
@@ -181,13 +208,15 @@ class LLM(Closable, ABC):
     - ``supports_logits``: :meth:`logits` returns next-token logits over the vocabulary;
     - ``supports_sequences``: multi-sequence KV decoding (explicit positions, sequence copy);
     - ``supports_tokenize``: :meth:`tokenize` / :meth:`detokenize` are exact;
-    - ``supports_raw_json``: JSON-schema output also for plain-string prompts (not only chat).
+    - ``supports_raw_json``: JSON-schema output also for plain-string prompts (not only chat);
+    - ``supports_tools``: ``call_tools`` (OpenAI-style tool calling).
     """
 
     supports_logits: bool = False
     supports_sequences: bool = False
     supports_tokenize: bool = False
     supports_raw_json: bool = False
+    supports_tools: bool = False
 
     name: str
     n_ctx: int

@@ -10,7 +10,7 @@ exponential backoff; what still fails becomes a typed :mod:`memora.errors` error
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -29,8 +29,8 @@ from memora.errors import (
     UnsupportedError,
     missing_extra,
 )
-from memora.llm.base import LLM, Completion, Prompt, Usage, as_messages
-from memora.llm.options import SamplingOptions
+from memora.llm.base import LLM, Completion, Prompt, ToolCall, ToolReply, Usage, as_messages
+from memora.llm.options import SamplingOptions, parse_options
 
 try:
     import openai
@@ -66,6 +66,7 @@ class OpenAILLM(LLM):
     """
 
     supports_raw_json = False
+    supports_tools = True
 
     def __init__(
         self,
@@ -99,6 +100,7 @@ class OpenAILLM(LLM):
         self.structured_output = structured_output
         self.sampling_extras = sampling_extras
         self.supports_tokenize = tokenizer is not None
+        self._format_settled = False  # whether the server took (or refused) a response_format
         self._client = openai.OpenAI(
             base_url=base_url,
             # Local servers need no key; a real endpoint answers 401, which names the fix.
@@ -125,11 +127,7 @@ class OpenAILLM(LLM):
                 )
             else:
                 messages: Any = [m.to_dict() for m in as_messages(prompt)]
-                if schema is not None:
-                    params["response_format"] = self._response_format(schema)
-                stream = self._client.chat.completions.create(
-                    model=self.name, messages=messages, stream=True, **params
-                )
+                stream = self._chat(messages, schema, params)
         text: list[str] = []
         finish: str | None = None
         usage: Any = None
@@ -165,6 +163,42 @@ class OpenAILLM(LLM):
             model=self.name,
         )
 
+    def call_tools(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        *,
+        tool_choice: str | Mapping[str, Any] = "auto",
+        **options: Any,
+    ) -> ToolReply:
+        """One chat call offering ``tools`` (OpenAI format); returns the text and the tool calls
+        the model made. ``messages`` may hold tool results (``role: tool``) and assistant
+        messages with ``tool_calls``. ``tool_choice``: "auto", "none", or
+        ``{"type": "function", "function": {"name": ...}}`` to force one tool."""
+        params = self._params(parse_options(self.defaults, **options))
+        if tools:
+            params["tools"] = list(tools)
+            params["tool_choice"] = tool_choice
+        with self._errors():
+            sent: Any = [dict(m) for m in messages]
+            response: Any = self._client.chat.completions.create(
+                model=self.name, messages=sent, **params
+            )
+        message = response.choices[0].message
+        calls = [
+            ToolCall(id=c.id or f"call_{i}", name=c.function.name, arguments=c.function.arguments)
+            for i, c in enumerate(message.tool_calls or [])
+        ]
+        usage = getattr(response, "usage", None)
+        return ToolReply(
+            text=message.content or "",
+            calls=calls,
+            usage=Usage(
+                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            ),
+        )
+
     def _params(self, options: SamplingOptions) -> dict[str, Any]:
         params: dict[str, Any] = {
             "max_tokens": options.max_tokens,
@@ -180,6 +214,30 @@ class OpenAILLM(LLM):
         if self.sampling_extras:
             params["extra_body"] = {name: getattr(options, name) for name in _EXTRA_SAMPLING}
         return params
+
+    def _chat(self, messages: Any, schema: dict[str, Any] | None, params: dict[str, Any]) -> Any:
+        """Start a streamed chat call. When the server refuses the JSON response_format, the
+        other style is tried once and kept (llama-cpp-python's server takes only
+        ``json_object``; OpenAI and vLLM take ``json_schema``)."""
+        if schema is None:
+            return self._client.chat.completions.create(
+                model=self.name, messages=messages, stream=True, **params
+            )
+        try:
+            stream = self._client.chat.completions.create(
+                model=self.name, messages=messages, stream=True,
+                response_format=self._response_format(schema), **params,
+            )  # fmt: skip
+        except openai.APIStatusError as exc:
+            if self._format_settled or "response_format" not in _detail(exc):
+                raise
+            self._format_settled = True
+            self.structured_output = (
+                "json_object" if self.structured_output == "json_schema" else "json_schema"
+            )
+            return self._chat(messages, schema, params)
+        self._format_settled = True
+        return stream
 
     def _response_format(self, schema: dict[str, Any]) -> Any:
         if self.structured_output == "json_object":

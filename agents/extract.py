@@ -1,0 +1,287 @@
+"""Fact extraction: one JSON-schema-constrained call per turn that returns facts, each with an
+action against the nearest existing memories (add, update naming the id, or nothing).
+
+Small local models are the reason for the shape of this: the existing memories get short ids
+(``m1``...) that the schema allows by enum, every fact is checked, a refused answer is retried
+with the reason, and a turn whose answer stays unusable raises :class:`ExtractionError` (the
+caller keeps the turn, marked failed): nothing is dropped in silence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from memora.errors import ExtractionError, OutputValidationError
+from memora.llm.base import LLM
+from memora.memory.types import MemoryRecord, normalize_text
+
+__all__ = ["Action", "Extraction", "Extractor", "extraction_schema", "grounded"]
+
+MAX_FACTS = 3
+MAX_FACT_CHARS = 120
+
+SYSTEM = (
+    "You keep a memory of facts about the user. Read one conversation turn and list the facts "
+    "the USER states about themselves, their life, plans or preferences that are worth "
+    "remembering in later conversations. Write each fact as a short sentence about the user "
+    "in the third person (for example: 'The user lives in Lyon.'). For each fact choose an "
+    "action: 'add' for a new fact; 'update' with the id of the existing memory it corrects or "
+    "replaces (for example a new city replaces the old city); 'none' when an existing memory "
+    "already says it. Questions, greetings and what the assistant says are not facts: for "
+    "them return an empty list. Answer with JSON only."
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One fact of a turn: ``kind`` add / update / none (already known), or rejected (not
+    grounded in what the user said; kept here, not stored), with the record it wrote or
+    matched."""
+
+    kind: Literal["add", "update", "none", "rejected"]
+    text: str
+    record_id: str | None = None
+    old_text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "text": self.text,
+            "record_id": self.record_id,
+            "old_text": self.old_text,
+        }
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What one turn's extraction did."""
+
+    turn_id: int
+    actions: list[Action] = field(default_factory=list)
+    attempts: int = 1
+
+    @property
+    def added(self) -> list[Action]:
+        return [a for a in self.actions if a.kind == "add"]
+
+    @property
+    def updated(self) -> list[Action]:
+        return [a for a in self.actions if a.kind == "update"]
+
+
+def extraction_schema(ids: list[str]) -> dict[str, Any]:
+    """The answer's JSON schema: the fact's text first, then its action; ``update`` and
+    ``none`` exist only when there are memories (``ids``) to name."""
+    fact: dict[str, Any] = {
+        "text": {"type": "string", "minLength": 3, "maxLength": MAX_FACT_CHARS},
+        "action": {"type": "string", "enum": ["add", "update", "none"] if ids else ["add"]},
+    }
+    if ids:
+        fact["id"] = {"type": "string", "enum": [*ids, ""]}
+    return {
+        "type": "object",
+        "properties": {
+            "facts": {
+                "type": "array",
+                "maxItems": MAX_FACTS,
+                "items": {
+                    "type": "object",
+                    "properties": fact,
+                    "required": list(fact),
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["facts"],
+        "additionalProperties": False,
+    }
+
+
+@dataclass(frozen=True)
+class Proposal:
+    action: Literal["add", "update", "none", "rejected"]
+    text: str
+    target: MemoryRecord | None
+
+
+class Extractor:
+    """Turns a conversation turn into checked fact proposals.
+
+    Args:
+        llm: the model that extracts (JSON-schema output).
+        max_retries: repair attempts after a refused answer.
+        max_tokens: the answer's token cap.
+    """
+
+    def __init__(self, llm: LLM, *, max_retries: int = 2, max_tokens: int = 256) -> None:
+        self.llm = llm
+        self.max_retries = max_retries
+        self.max_tokens = max_tokens
+
+    def messages(self, user: str, nearest: list[MemoryRecord]) -> list[dict[str, str]]:
+        """The extraction prompt. The assistant's reply is left out on purpose: small models
+        copy it into facts (measured with SmolLM2-135M), and facts about the user come from
+        what the user says."""
+        known = "\n".join(f"[m{i}] {json.dumps(r.text)}" for i, r in enumerate(nearest, 1))
+        return [
+            {"role": "system", "content": SYSTEM},
+            {
+                "role": "user",
+                "content": f"Existing memories:\n{known or '(none)'}\n\nThe turn:\n"
+                f"USER: {json.dumps(user)}\n\n"
+                'Answer as {"facts": [{"text": ..., "action": ...'
+                + (', "id": ...' if nearest else "")
+                + "}]}.",
+            },
+        ]
+
+    def propose(
+        self, turn_id: int, user: str, nearest: list[MemoryRecord]
+    ) -> tuple[list[Proposal], int]:
+        """The checked proposals and the number of attempts; raises ExtractionError."""
+        ids = [f"m{i}" for i in range(1, len(nearest) + 1)]
+        schema = extraction_schema(ids)
+        base = self.messages(user, nearest)
+        messages = list(base)
+        outputs: list[str] = []
+        errors: list[str] = []
+        for attempt in range(self.max_retries + 1):
+            try:
+                done = self.llm.complete_json(
+                    messages, schema, retries=0, max_tokens=self.max_tokens, temperature=0.0,
+                    seed=attempt,
+                )  # fmt: skip
+                text, data = done.completions[-1].text, done.data
+                problem = ""
+            except OutputValidationError as exc:
+                text, data, problem = exc.outputs[-1], None, exc.errors[-1]
+            outputs.append(text)
+            if data is not None:
+                proposals, problem = _check(data, nearest, user)
+                if not problem:
+                    return proposals, attempt + 1
+            errors.append(problem)
+            messages = [
+                *base,
+                {"role": "assistant", "content": text[:1500]},
+                {"role": "user", "content": f"That answer was refused: {problem}. Answer again, "
+                 "following the instructions exactly."},
+            ]  # fmt: skip
+        raise ExtractionError(
+            f"turn {turn_id}: the model gave no usable facts in {self.max_retries + 1} attempts "
+            f"(last problem: {errors[-1]}). The turn is kept and marked failed; retry it with "
+            "agent.retry_failed(), raise max_tokens, or use a stronger extraction model "
+            "(MemoryAgent(extractor_llm=...))",
+            turn_id=turn_id,
+            outputs=outputs,
+            errors=errors,
+        )
+
+
+def _check(
+    data: dict[str, Any], nearest: list[MemoryRecord], user: str
+) -> tuple[list[Proposal], str]:
+    proposals: list[Proposal] = []
+    seen: set[str] = set()
+    for n, fact in enumerate(data["facts"], 1):
+        text = " ".join(str(fact["text"]).split())
+        action = fact["action"]
+        if not text:
+            return [], f"fact {n} has no text"
+        key = normalize_text(text)
+        if key in seen:
+            continue  # the same fact twice in one answer: keep one
+        seen.add(key)
+        target = None
+        ident = fact.get("id", "")
+        if action == "update" and not ident:
+            action = "add"  # an update of nothing named is new information
+        elif action == "update":
+            target = nearest[int(ident[1:]) - 1]
+            if normalize_text(target.text) == key:
+                action = "none"  # an update to the same text changes nothing
+        elif action == "none" and ident:
+            target = nearest[int(ident[1:]) - 1]
+        if action == "add" and key in {normalize_text(r.text) for r in nearest}:
+            action = "none"
+        if action in ("add", "update") and not grounded(text, user):
+            action = "rejected"  # small models copy the instructions' example, or invent
+        proposals.append(Proposal(action, text, target))
+    return proposals, ""
+
+
+_COMMON = frozenset(
+    [
+        "the",
+        "user",
+        "user's",
+        "users",
+        "a",
+        "an",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "has",
+        "have",
+        "had",
+        "likes",
+        "like",
+        "does",
+        "do",
+        "not",
+        "their",
+        "they",
+        "them",
+        "he",
+        "she",
+        "his",
+        "her",
+        "it",
+        "its",
+        "this",
+        "that",
+        "now",
+        "lives",
+        "live",
+        "works",
+        "work",
+        "named",
+        "name",
+        "called",
+    ]
+)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _COMMON}
+
+
+def grounded(fact: str, said: str) -> bool:
+    """Whether most of ``fact``'s content words come from what the user ``said`` (prefix
+    match, so "moved" grounds "moving"): a fact copied from the assistant, or invented, is not."""
+    said_words = [w for w in _words(said) if len(w) > 2]
+    words = [w for w in _words(fact) if len(w) > 2]
+    if not words:
+        return False
+    found = sum(
+        1
+        for word in words
+        if any(w.startswith(word[:5]) or word.startswith(w[:5]) for w in said_words)
+    )
+    return found * 2 >= len(words)
