@@ -178,6 +178,9 @@ class MemoryAgent:
             model's context).
         core_blocks: core memory blocks and their size limits.
         extract: extract facts after each turn; ``extractor_llm``: a separate model for it.
+        store_messages: also store each user message (not bare questions) as a memory, so it
+            is found even when no fact was extracted from it. With neither, turns stay
+            ``pending`` in the journal for an agent that extracts.
         update_similarity: an extracted update replaces a memory only when the two texts are
             at least this similar (cosine); otherwise the fact is added and the old one kept.
         tools: with a model that calls tools (``supports_tools``), offer memory_search,
@@ -206,6 +209,7 @@ class MemoryAgent:
         context_budget: int | None = None,
         core_blocks: Mapping[str, int] = DEFAULT_BLOCKS,
         extract: bool = True,
+        store_messages: bool = True,
         extractor_llm: LLM | None = None,
         max_retries: int = 2,
         update_similarity: float = 0.5,
@@ -245,6 +249,7 @@ class MemoryAgent:
         self.max_tokens = max_tokens
         self.context_budget = context_budget or llm.n_ctx
         self.extract = extract
+        self.store_messages = store_messages
         self.extractor = Extractor(extractor_llm or llm, max_retries=max_retries)
         self.update_similarity = update_similarity
         self.tools = tools
@@ -322,7 +327,8 @@ class MemoryAgent:
         finally:
             if finished or pieces:  # a reader that stopped early keeps what was said
                 turn = self.journal.record(self.scope, message, "".join(pieces).strip())
-                future = self._submit(turn.id) if self.extract else None
+                background = self.extract or self.store_messages
+                future = self._submit(turn.id) if background else None
                 holder.append(Reply(
                     text=turn.reply_text, turn_id=turn.id, memories=hits,
                     prompt_tokens=prompt_tokens, seconds_retrieval=retrieval,
@@ -413,12 +419,14 @@ class MemoryAgent:
     def _extract(self, turn_id: int) -> Extraction:
         turn = self.journal.get(turn_id)
         try:
-            if not _only_a_question(turn.user_text):  # questions carry no facts
-                self.store.add(
+            if self.store_messages and not _only_a_question(turn.user_text):
+                self.store.add(  # questions carry no facts
                     turn.user_text, turn.scope, metadata={"kind": "message", "turn_id": turn.id},
                     actor="agent",
                 )  # fmt: skip
-
+            if not self.extract:
+                self.journal.finish(turn.id, "done", actions=[])
+                return Extraction(turn.id, [], 0)
             nearest = [
                 h.record
                 for h in self.store.search(

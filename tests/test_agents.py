@@ -213,7 +213,8 @@ def test_the_bundled_model_failing_extraction_surfaces_and_a_retry_recovers(
 def test_turns_left_pending_by_a_stopped_process_are_extracted_by_the_next_agent(
     store: MemoryStore,
 ) -> None:
-    first = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", extract=False)
+    first = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", extract=False,
+                        store_messages=False)  # fmt: skip
     first.chat("I live in Oslo.")  # answered; the process stops before extracting
     first.close()
     assert [t.status for t in first.history()] == ["pending"]
