@@ -14,6 +14,7 @@ There is one implementation; the async API runs it in a worker thread
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -231,6 +232,11 @@ class MemoryAgent:
             raise ConfigError(
                 "need k >= 1, candidates >= k, recent_turns >= 0, max_tool_rounds >= 1"
             )
+        if neural_weight > 0 and store.neural is None:
+            raise ConfigError(
+                "neural_weight needs a store with a neural memory: open it with "
+                "MemoryStore(path, neural=True), or leave neural_weight at 0"
+            )
         self.llm = llm
         self.store = store
         self.scope = Scope(
@@ -348,7 +354,9 @@ class MemoryAgent:
             from memora.rank.types import Doc
 
             docs = [Doc(id=str(i), text=h.record.text) for i, h in enumerate(hits)]
-            order = self.reranker.rank(query, docs).ids
+            model = getattr(self.reranker, "llm", None)
+            with model_lock(model) if model is not None else contextlib.nullcontext():
+                order = self.reranker.rank(query, docs).ids
             hits = [hits[int(i)] for i in order]
         unique: list[SearchHit] = []
         seen: set[str] = set()

@@ -17,7 +17,7 @@ import pytest
 from memora.agents import CoreMemoryError, ExtractionError, MemoryAgent
 
 from memora.embed import Embedder, load_embedder
-from memora.errors import ContextOverflowError, ScopeError
+from memora.errors import ConfigError, ContextOverflowError, ScopeError
 from memora.memory.store import MemoryStore
 from memora.memory.types import Scope
 from memora.testing import ScriptedLLM
@@ -398,3 +398,39 @@ def test_the_multi_user_example_shows_isolation(tmp_path: Path) -> None:
     assert "memories of other users seen by bob: 0" in out.stdout
     alice = out.stdout.split("bob: core")[0]
     assert "Lyon" in alice and "Oslo" not in alice and "bees" not in alice
+
+
+# -- retrieval options ---------------------------------------------------------------------
+
+
+def test_recall_reranks_and_expands_with_the_neural_memory(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from memora.rank.rerankers import BiEncoderReranker
+    from memora.rank.types import Doc
+
+    trips = [("Lyon", 2019), ("Oslo", 2020), ("Lima", 2021), ("Kyoto", 2022), ("Quito", 2023)]
+    texts = [f"The user visited {city} in {year}." for city, year in trips]
+    with MemoryStore(tmp_path / "n.db", embedder=embedder, neural=True) as store:
+        reranker = BiEncoderReranker(embedder)
+        agent = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", mode="lexical",
+                            reranker=reranker, extract=False, k=3, candidates=5)  # fmt: skip
+        for text in texts:
+            agent.remember(text)
+        query = "Which trips did the user make to Japan or Peru?"
+        hits = agent.recall(query)
+        candidates = store.search(query, agent.memory_scope, k=5, mode="lexical")
+        expected = reranker.rank(query, [Doc(id=h.record.id, text=h.record.text)
+                                          for h in candidates]).ids[:3]  # fmt: skip
+        assert [h.record.id for h in hits] == list(expected)
+
+        neural = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", neural_weight=1.0,
+                             extract=False)  # fmt: skip
+        assert {h.record.text for h in neural.recall("Kyoto", k=5)} <= set(texts)
+        agent.close()
+        neural.close()
+    with (
+        MemoryStore(tmp_path / "plain.db", embedder=embedder) as plain,
+        pytest.raises(ConfigError, match="neural=True"),
+    ):
+        MemoryAgent(ScriptedLLM(["ok"]), plain, user_id="u", neural_weight=1.0)
