@@ -78,10 +78,7 @@ def run_tool(agent: MemoryAgent, name: str, arguments: str | Mapping[str, Any]) 
                 {"id": h.record.id, "text": h.record.text, "kind": h.record.metadata.get("kind")}
                 for h in hits]})  # fmt: skip
         if name == "memory_add":
-            added = agent.store.add(
-                args["text"], agent.memory_scope, metadata={"kind": "fact", "source": "tool"},
-                actor="tool",
-            )  # fmt: skip
+            added = agent.remember(args["text"], source="tool")
             return json.dumps({"id": added.record.id, "stored": added.created})
         if name == "core_memory_append":
             agent.core.append(args["block"], args["text"])

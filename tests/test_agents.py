@@ -434,3 +434,22 @@ def test_recall_reranks_and_expands_with_the_neural_memory(
         pytest.raises(ConfigError, match="neural=True"),
     ):
         MemoryAgent(ScriptedLLM(["ok"]), plain, user_id="u", neural_weight=1.0)
+
+
+def test_extraction_runs_off_the_response_path(store: MemoryStore) -> None:
+    slow = ScriptedLLM(
+        [facts(("The user lives in Oslo.", "add", None)), json.dumps({"facts": []})], delay=0.05
+    )
+    agent = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", extractor_llm=slow)
+
+    async def talk() -> list[Any]:
+        reply = await agent.achat("I live in Oslo.")
+        assert reply.extraction is not None and not reply.extraction.done()
+        second = await agent.achat("The weather is nice today.")  # answered meanwhile
+        assert second.text == "ok" and not reply.extraction.done()
+        return await agent.await_extractions()
+
+    first, second = asyncio.run(talk())
+    assert [a.text for a in first.actions] == ["The user lives in Oslo."] and second.actions == []
+    assert [t.status for t in agent.history()] == ["done", "done"]
+    agent.close()
