@@ -271,9 +271,9 @@ class MemoryAgent:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memora-extract")
         self._futures: list[Future[Extraction]] = []
         self._closed = False
-        if extract:  # turns a stopped process left pending: run them now
-            for turn in self.journal.turns(self.memory_scope, status="pending"):
-                self._submit(turn.id)
+        if extract:  # turns a stopped process left unfinished: run them now
+            for turn_id in self.journal.claim_unfinished(self.memory_scope):
+                self._submit(turn_id)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -333,8 +333,10 @@ class MemoryAgent:
             finished = True
         finally:
             if finished or pieces:  # a reader that stopped early keeps what was said
-                turn = self.journal.record(self.scope, message, "".join(pieces).strip())
                 background = self.extract or self.store_messages
+                turn = self.journal.record(
+                    self.scope, message, "".join(pieces).strip(), claim=background
+                )
                 future = self._submit(turn.id) if background else None
                 holder.append(Reply(
                     text=turn.reply_text, turn_id=turn.id, memories=hits,
@@ -522,11 +524,7 @@ class MemoryAgent:
 
     def retry_failed(self) -> list[Future[Extraction]]:
         """Queue every failed turn again."""
-        futures = []
-        for turn in self.failed():
-            self.journal.requeue(turn.id)
-            futures.append(self._submit(turn.id))
-        return futures
+        return [self._submit(t.id) for t in self.failed() if self.journal.claim_failed(t.id)]
 
     def history(self, last: int | None = None) -> list[Turn]:
         """This user's turns with this agent, oldest first (across sessions and processes)."""

@@ -19,7 +19,10 @@ from memora.memory.types import Scope
 
 __all__ = ["Journal", "Turn"]
 
-Status = Literal["pending", "done", "failed"]
+Status = Literal["pending", "running", "done", "failed"]
+
+#: A turn "running" longer than this was left by a process that died mid-extraction.
+STALE_SECONDS = 600.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agent_turns (
@@ -32,6 +35,7 @@ CREATE TABLE IF NOT EXISTS agent_turns (
     error TEXT,
     actions TEXT,
     created_at REAL NOT NULL,
+    claimed_at REAL,
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS agent_turns_scope ON agent_turns (user_id, agent_id, status);
@@ -74,16 +78,34 @@ class Journal:
                 if statement.strip():
                     conn.execute(statement)
 
-    def record(self, scope: Scope, user_text: str, reply_text: str) -> Turn:
+    def record(self, scope: Scope, user_text: str, reply_text: str, *, claim: bool) -> Turn:
+        """Write a finished turn: ``running`` when the caller extracts it now (``claim``),
+        else ``pending``."""
         now = time.time()
+        status = "running" if claim else "pending"
         with self.db.write() as conn:
             row = conn.execute(
                 "INSERT INTO agent_turns (user_id, agent_id, session_id, user_text, reply_text, "
-                "status, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?) "
+                "status, created_at, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 f"RETURNING {_TURN_COLUMNS}",
-                (scope.user_id, scope.agent_id, scope.session_id, user_text, reply_text, now),
-            ).fetchone()
+                (scope.user_id, scope.agent_id, scope.session_id, user_text, reply_text, status,
+                 now, now if claim else None),
+            ).fetchone()  # fmt: skip
         return _turn(row)
+
+    def claim_unfinished(self, scope: Scope) -> list[int]:
+        """Claim the turns of ``scope``'s user and agent that no live process is extracting:
+        pending ones, and ones left running by a process that died. One transaction, so two
+        agents starting at once never take the same turn."""
+        where, params = _where(scope, False)
+        now = time.time()
+        with self.db.write() as conn:
+            rows = conn.execute(
+                f"UPDATE agent_turns SET status = 'running', claimed_at = ? WHERE {where} AND "
+                "(status = 'pending' OR (status = 'running' AND claimed_at < ?)) RETURNING id",
+                [now, *params, now - STALE_SECONDS],
+            ).fetchall()
+        return sorted(int(r[0]) for r in rows)
 
     def finish(
         self,
@@ -101,11 +123,15 @@ class Journal:
                  turn_id),
             )  # fmt: skip
 
-    def requeue(self, turn_id: int) -> None:
+    def claim_failed(self, turn_id: int) -> bool:
+        """Take a failed turn to run it again; False when someone else took it first."""
         with self.db.write() as conn:
-            conn.execute(
-                "UPDATE agent_turns SET status = 'pending', error = NULL WHERE id = ?", (turn_id,)
+            cursor = conn.execute(
+                "UPDATE agent_turns SET status = 'running', error = NULL, claimed_at = ? "
+                "WHERE id = ? AND status = 'failed'",
+                (time.time(), turn_id),
             )
+        return cursor.rowcount == 1
 
     def get(self, turn_id: int) -> Turn:
         with self.db.lock:

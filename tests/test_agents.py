@@ -218,12 +218,15 @@ def test_turns_left_pending_by_a_stopped_process_are_extracted_by_the_next_agent
     first.chat("I live in Oslo.")  # answered; the process stops before extracting
     first.close()
     assert [t.status for t in first.history()] == ["pending"]
-    extractor = ScriptedLLM([facts(("The user lives in Oslo.", "add", None))])
+    extractor = ScriptedLLM([facts(("The user lives in Oslo.", "add", None))], delay=0.05)
     second = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", extractor_llm=extractor)
+    third = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", extractor_llm=extractor)
+    assert third.wait() == []  # the second agent claimed the turn: it runs once
     [done] = second.wait()
     assert [a.text for a in done.actions] == ["The user lives in Oslo."]
     assert [t.status for t in second.history()] == ["done"]
     second.close()
+    third.close()
 
 
 # -- the prompt ----------------------------------------------------------------------------
