@@ -14,6 +14,7 @@ from memora.tui.app import NewStoryScreen, StoryApp, build_app
 from memora.tui.screens import KeysScreen
 from memora.tui.tree import BranchScreen
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, OptionList, Static, TextArea, Tree
 
@@ -210,13 +211,15 @@ def _new_story(path: Path, premise: str = "A keeper finds a bottle.") -> None:
     file.close()
 
 
-def _fixed_story(path: Path) -> None:
-    """A story written straight into the file, with fixed statistics (a stable snapshot)."""
+def _fixed_story(path: Path, extra: int = 0) -> None:
+    """A story written straight into the file, with fixed statistics (a stable snapshot);
+    ``extra`` more paragraphs after the two."""
     file = StoryFile(path)
     file.init(Premise("A keeper finds a bottle.", title="The Bottle", genre="mystery"), "fixed")
     stats = StepStats(prompt_tokens=612, evaluated_tokens=300, completion_tokens=90, seconds=3.0)
     parent = None
-    for n, paragraph in enumerate([PARAGRAPH, PARAGRAPH.replace("dusk", "dawn")]):
+    more = [PARAGRAPH.replace("dusk", f"hour {n}") for n in range(extra)]
+    for n, paragraph in enumerate([PARAGRAPH, PARAGRAPH.replace("dusk", "dawn"), *more]):
         step = file.add_step(Step(
             id=0, parent_id=parent, depth=n + 1, plan=PLANS[0], chosen_by="person",
             paragraph=paragraph, memory=f"{SUMMARY} ({n})",
@@ -514,7 +517,7 @@ async def test_settings_apply_persist_and_reload_the_model(
 @pytest.mark.anyio
 async def test_the_keys_panel_lists_every_action(tmp_path: Path, embedder: Embedder) -> None:
     path = tmp_path / "s.db"
-    _fixed_story(path)
+    _fixed_story(path, extra=3)
     app = build_app(path, llm=ScriptedLLM(["unused"]), embedder=embedder)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
@@ -528,6 +531,16 @@ async def test_the_keys_panel_lists_every_action(tmp_path: Path, embedder: Embed
         await pilot.press("space")  # any key closes it
         await pilot.pause()
         assert not isinstance(app.screen, KeysScreen)
+
+        story = app.query_one("#story", VerticalScroll)  # the story scrolls from the keyboard
+        assert story.has_focus and story.max_scroll_y > 0
+        assert story.scroll_y == story.max_scroll_y  # it opens at the end
+        await pilot.press("home")
+        await pilot.pause()
+        assert story.scroll_y == 0
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert story.scroll_y > 0
     actions = {b.action for b in StoryApp.BINDINGS if isinstance(b, Binding)}
     for needed in ("pick(2)", "model_picks", "continue_steps", "own_plan", "edit_plan",
                    "edit_memory", "rewrite", "undo", "branches", "export", "save_as",
