@@ -205,9 +205,11 @@ def _check(
                 action = "none"  # an update to the same text changes nothing
         elif action == "none" and ident:
             target = nearest[int(ident[1:]) - 1]
+        if action == "none" and (target is None or not _near(key, normalize_text(target.text))):
+            action = "add"  # "known already" of something not known: small models say it often
         if action == "add" and key in {normalize_text(r.text) for r in nearest}:
             action = "none"
-        if action in ("add", "update") and not grounded(text, user):
+        if action in ("add", "update") and (not grounded(text, user) or _repetitive(text)):
             action = "rejected"  # small models copy the instructions' example, or invent
         proposals.append(Proposal(action, text, target))
     return proposals, ""
@@ -273,8 +275,9 @@ def _words(text: str) -> set[str]:
 
 
 def grounded(fact: str, said: str) -> bool:
-    """Whether most of ``fact``'s content words come from what the user ``said`` (prefix
-    match, so "moved" grounds "moving"): a fact copied from the assistant, or invented, is not."""
+    """Whether two thirds of ``fact``'s content words come from what the user ``said``
+    (prefix match, so "moved" grounds "moving"): a fact copied from the assistant, or invented,
+    is not."""
     said_words = [w for w in _words(said) if len(w) > 2]
     words = [w for w in _words(fact) if len(w) > 2]
     if not words:
@@ -284,4 +287,16 @@ def grounded(fact: str, said: str) -> bool:
         for word in words
         if any(w.startswith(word[:5]) or word.startswith(w[:5]) for w in said_words)
     )
-    return found * 2 >= len(words)
+    return found * 3 >= len(words) * 2
+
+
+def _near(a: str, b: str) -> bool:
+    """Whether two normalized facts say nearly the same (most content words shared)."""
+    wa, wb = _words(a), _words(b)
+    return bool(wa) and len(wa & wb) * 4 >= len(wa | wb) * 3
+
+
+def _repetitive(text: str) -> bool:
+    """A fact that repeats a sentence, or runs over two sentences (a degenerate answer)."""
+    sentences = [s.strip() for s in re.split(r"[.!?]+", text) if s.strip()]
+    return len(sentences) > 2 or len(set(sentences)) < len(sentences)

@@ -10,11 +10,16 @@ three ways with the same model and the same greedy sampling:
     chat messages, then the question): the baseline;
 (c) no memory at all (the question alone): the floor.
 
+A diagnostic beside (a), on the same retrieved memories: ``agent_notes``, the memories read as
+bare notes under a one-line system text (the reader prompt of bench/research_memories.py).
+Questions are asked in a session of their own, so the agent's recent turns (this session's)
+are empty: earlier sessions reach the prompt only through retrieval.
+
 Measured in the same run: recall@1/@3/@5 of the evidence turns for hybrid, dense and lexical
 retrieval and for raw messages only vs extracted facts only; answer accuracy, stale answers on
 updated facts, abstentions on questions with no answer; prompt tokens; p50/p95 latency.
 
-    python bench/agent_memory.py [--personas 6] [--sessions 3] [--chitchat 3] [--threads 1]
+    python bench/agent_memory.py [--personas 5] [--sessions 3] [--chitchat 2] [--threads 1]
 
 Data: bench/agent_data.py (seeded). Ctrl-C stops and still writes what finished ("partial").
 Writes bench/results/agent_memory.json.
@@ -28,6 +33,7 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,6 +65,11 @@ BASE_SYSTEM = (
 )
 # An answer abstains when it matches one of these (case-insensitive, curly apostrophes made
 # straight). Written for the phrasings the instruction asks for and their usual variants.
+NOTES_SYSTEM = (
+    "Answer the question from the notes. If the notes do not contain the answer, say you do "
+    "not know. Be brief."
+)
+METHODS = ("agent", "agent_notes", "full_history", "no_memory")
 ABSTAIN_PATTERNS = [
     r"\bdo\s*n[o']?t\s+know\b",  # don't know, do not know, dont know
     r"\bnot\s+sure\b",
@@ -69,6 +80,8 @@ ABSTAIN_PATTERNS = [
     r"\b(?:not|never)\s+(?:been\s+)?(?:mentioned|told|stated|shared|specified|provided)\b",
     r"\b(?:did\s*n[o']?t|haven't|have\s+not)\s+(?:told|tell|mention|mentioned|say|said|share"
     r"|shared)\b",
+    r"\bdo\s*n[o']?t\s+(?:remember|recall|have\s+(?:the\s+ability\s+to\s+(?:remember|recall|know)"
+    r"|access\s+to))",
     r"\bunknown\b",
 ]
 ABSTAIN = re.compile("|".join(ABSTAIN_PATTERNS), re.IGNORECASE)
@@ -76,6 +89,21 @@ ABSTAIN = re.compile("|".join(ABSTAIN_PATTERNS), re.IGNORECASE)
 
 def abstains(text: str) -> bool:
     return ABSTAIN.search(text.replace("\u2019", "'").replace("\u2018", "'")) is not None
+
+
+ABSTAIN_EXAMPLES = {  # checked at start-up
+    "I don't know.": True,
+    "I do not know where you live.": True,
+    "I\u2019m not sure which sport you do.": True,
+    "There is no information about your diet.": True,
+    "You haven't told me that.": True,
+    "I don't have access to your personal details.": True,
+    "I cannot tell from our conversation.": True,
+    "You live in Oslo.": False,
+    "I know you play the harp.": False,
+    "A diet is a plan for eating well.": False,
+    "Surely you are a pilot now.": False,
+}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -147,7 +175,7 @@ def ingest(
                 with contextlib.suppress(ExtractionError):
                     agent.wait()  # already finished; raises a failed turn's error again
             finally:
-                agent.close(wait=False)
+                agent.close()  # after a running extraction (at most one: each turn waits)
 
 
 def extraction_summary(
@@ -171,6 +199,11 @@ def extraction_summary(
         if kind != "chitchat":  # did a stored fact keep the value?
             entry["turns_whose_value_was_stored_as_a_fact"] = sum(
                 any(a["kind"] in ("add", "update") and mentions(a["text"], r["value"])
+                    for a in r["actions"]) for r in rows
+            )  # fmt: skip
+        if kind == "update":  # did it replace the fact holding the old value?
+            entry["turns_that_replaced_the_old_value"] = sum(
+                any(a["kind"] == "update" and mentions(a["old_text"] or "", r["old_value"])
                     for a in r["actions"]) for r in rows
             )  # fmt: skip
         by_kind[kind] = entry
@@ -288,11 +321,15 @@ def ask(
         t1 = time.perf_counter()
         agent_messages = agent.prompt(q.text, hits)
         prompt_s = time.perf_counter() - t1
-        recent = {t.id for t in agent.journal.turns(agent.memory_scope, last=agent.recent_turns)}
+        recent = {
+            t.id for t in agent.journal.turns(agent.scope, session=True, last=agent.recent_turns)
+        }
         row["evidence_in_recent_turns"] = [tid in recent for tid in evidence]
         t2 = time.perf_counter()  # (b): the whole journal, in order, as chat messages
         full_messages = [{"role": "system", "content": BASE_SYSTEM}]
-        for turn in agent.history():
+        history = agent.history()
+        row["history_turns"] = len(history)
+        for turn in history:
             full_messages.append({"role": "user", "content": turn.user_text})
             full_messages.append({"role": "assistant", "content": turn.reply_text})
         full_messages.append({"role": "user", "content": q.text})
@@ -304,7 +341,17 @@ def ask(
         {"role": "system", "content": BASE_SYSTEM},
         {"role": "user", "content": q.text},
     ]
-    prompts = {"agent": agent_messages, "full_history": full_messages, "no_memory": none_messages}
+    notes = "\n".join(f"- {h.record.text}" for h in hits)
+    notes_messages = [
+        {"role": "system", "content": NOTES_SYSTEM},
+        {"role": "user", "content": f"Notes:\n{notes}\n\nQuestion: {q.text}"},
+    ]
+    prompts = {
+        "agent": agent_messages,
+        "agent_notes": notes_messages,
+        "full_history": full_messages,
+        "no_memory": none_messages,
+    }
     for name, messages in prompts.items():
         t0 = time.perf_counter()
         answer = generate(llm, messages, args)
@@ -314,6 +361,8 @@ def ask(
         if name == "agent":
             answer["turn_s"] += retrieval_s + prompt_s
             answer["retrieval_s"] = retrieval_s
+        if name == "agent_notes":
+            answer["turn_s"] += retrieval_s
         answer.update(score(answer["text"], q))
         row["answers"][name] = {
             k: round(v, 4) if isinstance(v, float) else v for k, v in answer.items()
@@ -331,6 +380,13 @@ def retrieval_summary(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
             if not sel:
                 continue
             cell: dict[str, Any] = {"questions": len(sel)}
+            reciprocal = [
+                statistics.fmean(
+                    1.0 / x if x is not None else 0.0 for x in r["retrieval"][method]["ranks"]
+                )
+                for r in sel
+            ]
+            cell[f"mrr@{k}"] = mean(reciprocal)
             for cut in KS:
                 if cut > k:
                     continue
@@ -365,7 +421,7 @@ def in_kind(kind: str, group: str) -> bool:
 
 def answer_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for method in ("agent", "full_history", "no_memory"):
+    for method in METHODS:
         entry: dict[str, Any] = {}
         for kind in ("all", "answerable", "single", "update", "two", "none"):
             sel = [r for r in rows if in_kind(r["kind"], kind)]
@@ -393,7 +449,7 @@ def cost_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return [r["answers"][method][key] for r in rows if method in r["answers"]]
 
     out: dict[str, Any] = {"tokens": {}, "latency_s": {}}
-    for method in ("agent", "full_history", "no_memory"):
+    for method in METHODS:
         out["tokens"][method] = {
             "prompt_mean": mean(col(method, "prompt_tokens")),
             "evaluated_mean": mean(col(method, "evaluated_tokens")),
@@ -407,6 +463,18 @@ def cost_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["latency_s"]["agent_retrieval"] = {
         "p50": round(pct(retrieval, 0.5), 4), "p95": round(pct(retrieval, 0.95), 4),
     }  # fmt: skip
+    per_turn = [  # what one history turn (user text + short reply) adds to the baseline's prompt
+        (r["answers"]["full_history"]["prompt_tokens"] - r["answers"]["no_memory"]["prompt_tokens"])
+        / r["history_turns"]
+        for r in rows
+        if "no_memory" in r["answers"]
+    ]
+    out["tokens"]["full_history_tokens_per_history_turn"] = mean(per_turn)
+    out["tokens"]["history_turns_mean"] = mean([r["history_turns"] for r in rows])
+    answerable = [r for r in rows if r["kind"] != "none"]
+    out["evidence_all_in_agent_recent_turns"] = mean(
+        [float(all(r["evidence_in_recent_turns"])) for r in answerable]
+    )
     agent_tokens = out["tokens"]["agent"]["prompt_mean"]
     full_tokens = out["tokens"]["full_history"]["prompt_mean"]
     out["ratios_agent_to_full_history"] = {
@@ -458,6 +526,13 @@ def environment(llm: Any, args: argparse.Namespace) -> dict[str, Any]:
         ).stdout.strip()  # fmt: skip
     except OSError:
         commit = ""
+    try:
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "agents", "memora"], capture_output=True,
+            text=True, cwd=HERE.parent, check=False,
+        ).stdout.split("\n")  # fmt: skip
+    except OSError:
+        changed = []
     meta = llm.metadata if llm is not None else {}
     return {
         "python": platform.python_version(),
@@ -471,15 +546,16 @@ def environment(llm: Any, args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "embedder": "all-MiniLM-L6-v2 (bundled)",
         "git_commit": commit,
+        "uncommitted_changes_in_agents_and_memora": [line for line in changed if line.strip()],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--personas", type=int, default=6)
+    parser.add_argument("--personas", type=int, default=5)
     parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--facts", type=int, default=5, help="attributes each persona states")
-    parser.add_argument("--chitchat", type=int, default=3, help="chit-chat turns per session")
+    parser.add_argument("--chitchat", type=int, default=2, help="chit-chat turns per session")
     parser.add_argument("--two-fact", type=int, default=2, help="two-fact questions per persona")
     parser.add_argument("--no-answer", type=int, default=2, help="no-answer questions per persona")
     parser.add_argument("--seed", type=int, default=0)
@@ -491,6 +567,13 @@ def main() -> None:
     parser.add_argument("--repeat-penalty", type=float, default=1.15, help="as MemoryAgent's")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    # Ctrl-C (and a plain kill) stop the run and still write what finished, also when started
+    # in the background, where SIGINT is otherwise ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    wrong = [text for text, want in ABSTAIN_EXAMPLES.items() if abstains(text) != want]
+    if wrong:
+        raise SystemExit(f"the abstention matcher is wrong on: {wrong}")
 
     from memora.llm.llamacpp import LlamaCppLLM
 
@@ -499,11 +582,13 @@ def main() -> None:
         two_fact=args.two_fact, no_answer=args.no_answer, seed=args.seed,
     )  # fmt: skip
     values = {}  # (user, index) -> the answer key the turn states
+    olds = {}  # (user, index of an update turn) -> the key of the value it replaces
     for q in questions:
         for i, key in zip(q.evidence, q.expected, strict=True):
             values[(q.user, i)] = key
         if q.stale_evidence is not None and q.stale is not None:
             values[(q.user, q.stale_evidence)] = q.stale
+            olds[(q.user, q.evidence[0])] = q.stale
     started = time.perf_counter()
     llm = LlamaCppLLM("default", n_ctx=args.n_ctx, n_threads=args.threads, seed=0)
     results: dict[str, Any] = {
@@ -517,7 +602,8 @@ def main() -> None:
             "questions": len(questions),
             "question_kinds": dict(Counter(q.kind for q in questions)),
         },
-        "abstention_matcher": ABSTAIN_PATTERNS,
+        "abstention_matcher": {"patterns": ABSTAIN_PATTERNS, "checked_on": ABSTAIN_EXAMPLES},
+        "notes_system": NOTES_SYSTEM,
         "baseline_system": BASE_SYSTEM,
         "agent_system": DEFAULT_SYSTEM,
         "partial": False,
@@ -531,12 +617,12 @@ def main() -> None:
     store = MemoryStore(Path(tmp.name) / "memory.db", embedder=load_embedder())
     try:
         ingest(llm, store, people, args, turn_ids, log)
-        for row in log:
-            row["value"] = values.get((row["user"], row["index"]))
         phase = "questions"
         q_started = time.perf_counter()
         for n, q in enumerate(questions, 1):
             row, messages = ask(llm, store, q, turn_ids, args)
+            if not rows:
+                results["example_prompts"] = {"question": q.text, **messages}
             rows.append(row)
             prompts.append(messages)
             marks = " ".join(
@@ -558,7 +644,8 @@ def main() -> None:
         print(f"\nstopped during {phase}: writing what finished", flush=True)
     finally:
         for row in log:
-            row.setdefault("value", values.get((row["user"], row["index"])))
+            row["value"] = values.get((row["user"], row["index"]))
+            row["old_value"] = olds.get((row["user"], row["index"]))
         if log:
             results["extraction"] = extraction_summary(log, people, store, llm)
         if rows:
