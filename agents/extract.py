@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from memora.errors import ExtractionError, OutputValidationError
 from memora.llm.base import LLM
+from memora.llm.structured import repair_messages
 from memora.memory.types import MemoryRecord, normalize_text
 
 __all__ = ["Action", "Extraction", "Extractor", "extraction_schema", "grounded"]
@@ -164,12 +165,7 @@ class Extractor:
                 if not problem:
                     return proposals, attempt + 1
             errors.append(problem)
-            messages = [
-                *base,
-                {"role": "assistant", "content": text[:1500]},
-                {"role": "user", "content": f"That answer was refused: {problem}. Answer again, "
-                 "following the instructions exactly."},
-            ]  # fmt: skip
+            messages = repair_messages(base, text, problem)
         raise ExtractionError(
             f"turn {turn_id}: the model gave no usable facts in {self.max_retries + 1} attempts "
             f"(last problem: {errors[-1]}). The turn is kept and marked failed; retry it with "

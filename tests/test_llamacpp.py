@@ -112,7 +112,7 @@ def test_prompt_longer_than_the_context(local_llm: LlamaCppLLM) -> None:
 
 
 def test_missing_model_file(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="model file not found"):
+    with pytest.raises(ModelNotFoundError, match="no GGUF file at"):
         LlamaCppLLM(tmp_path / "nope.gguf")
 
 

@@ -30,7 +30,7 @@ from memora.errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
-from memora.llm.registry import OPENAI_PREFIX, looks_like_path, model_path
+from memora.llm.registry import OPENAI_PREFIX, check_gguf, looks_like_path, model_path
 from memora.settings import Settings
 
 __all__ = ["SettingsScreen", "TuiConfig", "config_path"]
@@ -150,24 +150,10 @@ class TuiConfig(BaseModel):
                     f"Model: {model!r} names no model; give openai:<model>, e.g. openai:gpt-4o-mini"
                 )
         elif looks_like_path(model):
-            path = Path(model).expanduser()
             try:
-                if not path.is_file():
-                    raise ModelNotFoundError(
-                        f"Model: no GGUF file at {path}; give an existing .gguf path, 'default', "
-                        "or openai:<model>"
-                    )
-                with path.open("rb") as head:
-                    magic = head.read(4)
-            except OSError as exc:
-                raise ModelLoadError(
-                    f"Model: cannot read {path} ({exc}); fix its permissions"
-                ) from exc
-            if magic != b"GGUF":
-                raise ModelLoadError(
-                    f"Model: {path} is not a GGUF file; give a .gguf model file, 'default', "
-                    "or openai:<model>"
-                )
+                check_gguf(Path(model).expanduser())
+            except (ModelNotFoundError, ModelLoadError) as exc:
+                raise type(exc)(f"Model: {exc}") from exc
         else:
             try:
                 model_path(model)

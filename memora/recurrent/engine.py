@@ -26,6 +26,7 @@ from typing import Any
 from memora.embed import Embedder
 from memora.errors import ConfigError, OutputValidationError
 from memora.llm.base import LLM, Completion
+from memora.llm.structured import repair_messages
 from memora.memory.store import MemoryStore
 from memora.memory.types import normalize_text
 from memora.prompting.choose import Method, choose
@@ -379,12 +380,7 @@ class StoryEngine:
             if not problem:
                 return text.strip()
             usage.retries += 1 if n < self.max_retries else 0
-            msgs = [
-                *messages,
-                {"role": "assistant", "content": text[:2000]},
-                {"role": "user", "content": f"That was not usable: {problem}. Write it again, "
-                 "following the instructions exactly."},
-            ]  # fmt: skip
+            msgs = repair_messages(messages, text, problem)
         raise StepError(
             f"the model gave no usable {what} in {self.max_retries + 1} attempts "
             f"(last problem: {problem}); the story is unchanged. Try again, raise the token "
