@@ -67,7 +67,7 @@ def model_lock(llm: LLM) -> threading.RLock:
 
 @dataclass
 class Reply:
-    """One answered turn (``turn_id`` 0: not recorded)."""
+    """One answered turn (``turn_id`` 0: not recorded); ``memories``: the ones in its prompt."""
 
     text: str
     turn_id: int
@@ -313,10 +313,9 @@ class MemoryAgent:
 
     def _turn(self, message: str, holder: list[Reply], record: bool) -> Iterator[str]:
         started = time.perf_counter()
-        hits = self.recall(message)
+        retrieved = self.recall(message)
         retrieval = time.perf_counter() - started
-        messages = self.prompt(message, hits)
-        prompt_tokens = self.llm.count_tokens(messages)
+        messages, prompt_tokens, hits = self._fit(message, retrieved)
         pieces: list[str] = []
         calls: list[dict[str, Any]] = []
         finished = False
@@ -376,13 +375,20 @@ class MemoryAgent:
     def prompt(self, message: str, hits: list[SearchHit]) -> list[dict[str, str]]:
         """The messages for one turn, fitted to the token budget: the oldest turns go first,
         then the lowest-ranked memories; never the system text, core blocks or message."""
+        return self._fit(message, hits)[0]
+
+    def _fit(
+        self, message: str, hits: list[SearchHit]
+    ) -> tuple[list[dict[str, str]], int, list[SearchHit]]:
+        """:meth:`prompt`, with its token count and the memories it kept."""
         turns = self.journal.turns(self.scope, session=True, last=self.recent_turns)
         kept_hits = list(hits)
         budget = self.context_budget - self.max_tokens
         while True:
             messages = self._messages(message, kept_hits, turns)
-            if self.llm.count_tokens(messages) <= budget:
-                return messages
+            tokens = self.llm.count_tokens(messages)
+            if tokens <= budget:
+                return messages, tokens, kept_hits
             if turns:
                 turns = turns[1:]
             elif kept_hits:
@@ -393,7 +399,7 @@ class MemoryAgent:
                     f"{budget} tokens (context budget {self.context_budget} minus max_tokens "
                     f"{self.max_tokens}). Shorten the message or the core blocks, lower "
                     "max_tokens, or use a model with a larger context",
-                    prompt_tokens=self.llm.count_tokens(messages),
+                    prompt_tokens=tokens,
                     max_tokens=self.max_tokens,
                     n_ctx=self.context_budget,
                 )
