@@ -586,3 +586,25 @@ async def test_a_new_story_on_another_model_served_by_an_endpoint(
     saved = TuiConfig.load(config_path(load_settings()))
     assert saved.model == f"openai:{SERVER_MODEL}" and saved.openai_api_key is None
     assert SERVER_KEY not in config_path(load_settings()).read_text()
+
+
+@pytest.mark.parametrize("key", ["question_mark", "ctrl+o", "b"])
+def test_pop_up_snapshots(
+    tmp_path: Path, embedder: Embedder, snap_compare: object, key: str
+) -> None:
+    """The keys list, the open screen and the branch tree at 80x24 (file names are fixed: the
+    snapshot must not show the temporary folder)."""
+    path = tmp_path / "s.db"
+    _fixed_story(path)
+    app = build_app(path, llm=ScriptedLLM(["unused"], name="scripted"), embedder=embedder)
+
+    async def open_it(pilot: Pilot[None]) -> None:
+        await pilot.press(key)
+        await pilot.pause()
+        if key == "ctrl+o":  # the folder name varies: show a fixed one
+            app.screen.query_one("#open-path", Input).value = "stories/"
+            app.screen.query_one(Label).update("Open a story (enter opens, tab: type a path, esc)")
+            await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_it)  # type: ignore[operator]
+    app.engine.close()
