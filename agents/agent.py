@@ -234,6 +234,11 @@ class MemoryAgent:
             raise ConfigError(
                 "need k >= 1, candidates >= k, recent_turns >= 0, max_tool_rounds >= 1"
             )
+        if tools and not llm.supports_tools:
+            raise ConfigError(
+                f"tools=True needs a model that calls tools; {type(llm).__name__} does not "
+                "(supports_tools is False). Use an OpenAI-compatible endpoint, or tools=False"
+            )
         if neural_weight > 0 and store.neural is None:
             raise ConfigError(
                 "neural_weight needs a store with a neural memory: open it with "
@@ -320,7 +325,7 @@ class MemoryAgent:
         calls: list[dict[str, Any]] = []
         finished = False
         try:
-            if self.tools and getattr(self.llm, "supports_tools", False):
+            if self.tools:
                 text, calls = self._tool_rounds(messages)
                 pieces.append(text)
                 yield text
@@ -568,7 +573,7 @@ class MemoryAgent:
                 choice = {"type": "function", "function": {"name": self.first_tool}}
             last = round_ == self.max_tool_rounds - 1
             with model_lock(self.llm):
-                answer = self.llm.call_tools(  # type: ignore[attr-defined]
+                answer = self.llm.call_tools(
                     convo, [] if last else specs, tool_choice="none" if last else choice,
                     max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed,
                 )  # fmt: skip

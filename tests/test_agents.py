@@ -462,3 +462,12 @@ def test_extraction_runs_off_the_response_path(store: MemoryStore) -> None:
     assert [a.text for a in first.actions] == ["The user lives in Oslo."] and second.actions == []
     assert [t.status for t in agent.history()] == ["done", "done"]
     agent.close()
+
+
+def test_tools_need_a_model_that_calls_tools(store: MemoryStore, local_llm: Any) -> None:
+    from memora.errors import UnsupportedError
+
+    with pytest.raises(ConfigError, match="tools=True needs a model that calls tools"):
+        MemoryAgent(local_llm, store, user_id="u", tools=True)
+    with pytest.raises(UnsupportedError, match="does not call tools"):
+        local_llm.call_tools([{"role": "user", "content": "hi"}], [])

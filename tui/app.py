@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from memora.tui.files import OpenScreen, copy_story, probe
 from memora.tui.screens import EditScreen, KeysScreen, NewStory, NewStoryScreen
-from memora.tui.settings import SettingsScreen, TuiConfig, config_path
+from memora.tui.settings import SettingsScreen, TuiConfig, config_path, load_llm
 from memora.tui.tree import BranchScreen, TreeChoice
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -479,13 +479,8 @@ class StoryApp(App[None]):
 
     @work(thread=True, exclusive=True, group="model")
     def _load(self, config: TuiConfig, then: Callable[[], None] | None) -> None:
-        from memora.llm.registry import load_model
-
         try:
-            config.check()
-            settings = config.apply(self.settings)
-            options = {k: v for k, v in settings.model_options().items() if v is not None}
-            llm = load_model(settings.model, **options)
+            llm = load_llm(config, self.settings)
         except MemoraError as exc:
             self.call_from_thread(self._load_failed, exc)
             return
@@ -644,12 +639,7 @@ def build_app(
     probe(path)
     owns = llm is None
     if llm is None:
-        config.check()
-        applied = config.apply(settings)
-        options = {k: v for k, v in applied.model_options().items() if v is not None}
-        from memora.llm.registry import load_model
-
-        llm = load_model(applied.model, **options)
+        llm = load_llm(config, settings)
     try:
         engine = StoryEngine(llm, path, embedder=embedder, **engine_options)
     except BaseException:

@@ -30,10 +30,11 @@ from memora.errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
+from memora.llm.base import LLM
 from memora.llm.registry import OPENAI_PREFIX, check_gguf, looks_like_path, model_path
 from memora.settings import Settings
 
-__all__ = ["SettingsScreen", "TuiConfig", "config_path"]
+__all__ = ["SettingsScreen", "TuiConfig", "config_path", "load_llm"]
 
 # config field -> (widget id, label, hint beside the field, the fix for a bad value)
 _FIELDS: dict[str, tuple[str, str, str, str]] = {
@@ -171,6 +172,16 @@ class TuiConfig(BaseModel):
                     f"Endpoint URL: {url!r} is not an http(s):// URL; give e.g. "
                     "http://localhost:8080/v1, or leave it empty"
                 )
+
+
+def load_llm(config: TuiConfig, base: Settings) -> LLM:
+    """Check ``config`` and load the model it names, with ``base``'s other settings."""
+    from memora.llm.registry import load_model
+
+    config.check()
+    settings = config.apply(base)
+    options = {k: v for k, v in settings.model_options().items() if v is not None}
+    return load_model(settings.model, **options)
 
 
 def config_path(settings: Settings) -> Path:

@@ -250,6 +250,21 @@ class LLM(Closable, ABC):
             "use a local llama.cpp model (LlamaCppLLM) for logit-based scoring"
         )
 
+    def call_tools(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        *,
+        tool_choice: str | Mapping[str, Any] = "auto",
+        **options: Any,
+    ) -> ToolReply:
+        """One chat call offering ``tools`` (OpenAI format); the text and the tool calls the
+        model made. Only backends with ``supports_tools``."""
+        raise UnsupportedError(
+            f"{type(self).__name__} does not call tools (supports_tools is False); use an "
+            "OpenAI-compatible endpoint (OpenAILLM), or leave tools off"
+        )
+
     def _check_prompt(self, prompt: Prompt) -> None:
         if isinstance(prompt, SetPrompt) and not self.supports_sequences:
             raise UnsupportedError(
