@@ -495,11 +495,9 @@ class MemoryAgent:
 
     def _apply(self, turn: Turn, kind: str, text: str, target: Any) -> Action:
         meta = {"kind": "fact", "turn_id": turn.id}
-        if kind == "add":
-            added = self._store.add(text, self.memory_scope, metadata=meta, actor="extract")
-            return Action("add", text, added.record.id)
         if kind == "update" and target is not None and not self._same_subject(text, target.text):
             kind = "add"  # small models name the wrong memory: keep the old one, add the new
+        if kind == "add":
             added = self._store.add(text, self.memory_scope, metadata=meta, actor="extract")
             return Action("add", text, added.record.id)
         if kind == "update" and target is not None:
