@@ -246,7 +246,6 @@ class MemoryAgent:
             )
         self.llm = llm
         self.store = store
-        self._store: Any = _Locked(store)
         self.scope = Scope(
             user_id=base.user_id,
             agent_id=base.agent_id or "assistant",
@@ -356,7 +355,7 @@ class MemoryAgent:
     def recall(self, query: str, k: int | None = None) -> list[SearchHit]:
         """The memories for ``query``: this user's facts and past messages, best first."""
         k = k or self.k
-        hits = self._store.search(
+        hits = self.store.search(
             query, self.memory_scope, k=max(self.candidates, k), mode=self.mode,
             neural_weight=self.neural_weight,
         )  # fmt: skip
@@ -436,7 +435,7 @@ class MemoryAgent:
 
     def remember(self, text: str, *, source: str = "user") -> Any:
         """Store a fact about the user directly (no model call); returns the AddResult."""
-        return self._store.add(
+        return self.store.add(
             text, self.memory_scope, metadata={"kind": "fact", "source": source}, actor=source
         )
 
@@ -449,7 +448,7 @@ class MemoryAgent:
         turn = self.journal.get(turn_id)
         try:
             if self.store_messages and not _only_a_question(turn.user_text):
-                self._store.add(  # questions carry no facts
+                self.store.add(  # questions carry no facts
                     turn.user_text, turn.scope, metadata={"kind": "message", "turn_id": turn.id},
                     actor="agent",
                 )  # fmt: skip
@@ -458,7 +457,7 @@ class MemoryAgent:
                 return Extraction(turn.id, [], 0)
             nearest = [
                 h.record
-                for h in self._store.search(
+                for h in self.store.search(
                     turn.user_text, self.memory_scope, k=5, filters={"kind": "fact"}
                 )
             ]
@@ -498,10 +497,10 @@ class MemoryAgent:
         if kind == "update" and target is not None and not self._same_subject(text, target.text):
             kind = "add"  # small models name the wrong memory: keep the old one, add the new
         if kind == "add":
-            added = self._store.add(text, self.memory_scope, metadata=meta, actor="extract")
+            added = self.store.add(text, self.memory_scope, metadata=meta, actor="extract")
             return Action("add", text, added.record.id)
         if kind == "update" and target is not None:
-            record = self._store.update(
+            record = self.store.update(
                 target.id, text, self.memory_scope, metadata={**target.metadata, **meta},
                 actor="extract",
             )  # fmt: skip
@@ -513,8 +512,7 @@ class MemoryAgent:
     def _same_subject(self, new: str, old: str) -> bool:
         """Whether an update's new text is about what the old memory says (cosine similarity
         of their embeddings at least ``update_similarity``)."""
-        with self.store.db.lock:  # the embedder is shared with the answering thread
-            a, b = self.store.embedder.encode([new, old])
+        a, b = self.store.embed([new, old])  # the store serializes its embedder
         return float(a @ b) >= self.update_similarity
 
     def wait(self, timeout: float | None = None) -> list[Extraction]:
@@ -600,27 +598,6 @@ class MemoryAgent:
     async def await_extractions(self, timeout: float | None = None) -> list[Extraction]:
         """:meth:`wait` without blocking the event loop."""
         return await asyncio.to_thread(self.wait, timeout)
-
-
-class _Locked:
-    """A store whose methods each run under the store's lock: the answering thread and the
-    extraction worker share one MemoryStore, and its vector index is not made for concurrent
-    use."""
-
-    def __init__(self, store: MemoryStore) -> None:
-        self._target = store
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if not callable(attr):
-            return attr
-        lock = self._target.db.lock
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return attr(*args, **kwargs)
-
-        return locked
 
 
 def _only_a_question(text: str) -> bool:

@@ -14,17 +14,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from memora.memory.db import Database
+from memora._sqlite import Component, Database, has_table
 from memora.memory.types import Scope
 
-__all__ = ["Journal", "Turn"]
+__all__ = ["JOURNAL", "Journal", "Turn"]
 
 Status = Literal["pending", "running", "done", "failed"]
 
 #: A turn "running" longer than this was left by a process that died mid-extraction.
 STALE_SECONDS = 600.0
 
-SCHEMA = """
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS agent_turns (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id TEXT, agent_id TEXT, session_id TEXT,
@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS agent_core (
     PRIMARY KEY (user_id, agent_id, label)
 );
 """
+
+#: The agent journal's component of a memory file (unversioned in older releases: 1).
+JOURNAL = Component(
+    name="agent_journal",
+    version=1,
+    schema=_SCHEMA,
+    legacy=lambda conn: 1 if has_table(conn, "agent_turns") else 0,
+)
 
 _TURN_COLUMNS = (
     "id, user_id, agent_id, session_id, user_text, reply_text, status, attempts, error, actions, "
@@ -73,10 +81,7 @@ class Journal:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        with db.write() as conn:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        db.ensure(JOURNAL)
 
     def record(self, scope: Scope, user_text: str, reply_text: str, *, claim: bool) -> Turn:
         """Write a finished turn: ``running`` when the caller extracts it now (``claim``),
@@ -134,10 +139,7 @@ class Journal:
         return cursor.rowcount == 1
 
     def get(self, turn_id: int) -> Turn:
-        with self.db.lock:
-            row = self.db.conn.execute(
-                f"SELECT {_TURN_COLUMNS} FROM agent_turns WHERE id = ?", (turn_id,)
-            ).fetchone()
+        row = self.db.one(f"SELECT {_TURN_COLUMNS} FROM agent_turns WHERE id = ?", (turn_id,))
         return _turn(row)
 
     def turns(
@@ -157,19 +159,17 @@ class Journal:
         sql = f"SELECT {_TURN_COLUMNS} FROM agent_turns WHERE {where} ORDER BY id DESC"
         if last is not None:
             sql += f" LIMIT {int(last)}"
-        with self.db.lock:
-            rows = self.db.conn.execute(sql, params).fetchall()
+        rows = self.db.query(sql, params)
         return [_turn(r) for r in reversed(rows)]
 
     # -- core blocks ---------------------------------------------------------------------
 
     def core_blocks(self, scope: Scope) -> dict[str, tuple[str, int]]:
-        with self.db.lock:
-            rows = self.db.conn.execute(
-                "SELECT label, value, max_chars FROM agent_core WHERE user_id = ? AND "
-                "agent_id = ? ORDER BY rowid",
-                (scope.user_id or "", scope.agent_id or ""),
-            ).fetchall()
+        rows = self.db.query(
+            "SELECT label, value, max_chars FROM agent_core WHERE user_id = ? AND "
+            "agent_id = ? ORDER BY rowid",
+            (scope.user_id or "", scope.agent_id or ""),
+        )
         return {str(r[0]): (str(r[1]), int(r[2])) for r in rows}
 
     def set_core(self, scope: Scope, label: str, value: str, max_chars: int) -> None:

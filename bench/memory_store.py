@@ -12,6 +12,12 @@ and one scope out of 100), recall@10 against exact search, peak RSS, bytes on di
     python bench/memory_store.py [--sizes 10000,100000,1000000] [--systems memora,chroma]
 
 Writes bench/results/memory_store.json (and a latency plot, memory_store.png).
+
+    python bench/memory_store.py --compare-with ../old-checkout --sizes 10000,100000
+
+runs memora's cases on this tree and on another checkout of memora (say, the commit before a
+refactor), alternating, ``--repeats`` times each, and writes the medians and their ratios
+(this tree / the other) to bench/results/memory_store_compare.json.
 """
 
 from __future__ import annotations
@@ -96,6 +102,11 @@ def user_of(i: int) -> str:
     return f"user{i % USERS}"
 
 
+def add_many(store: Any, texts: list[str], **scope: str) -> None:
+    """``add_many`` (``add`` with a list in releases before it existed)."""
+    (getattr(store, "add_many", None) or store.add)(texts, **scope)
+
+
 def worker_memora(size: int, workdir: Path) -> dict[str, Any]:
     from memora.memory.store import MemoryStore
 
@@ -106,7 +117,7 @@ def worker_memora(size: int, workdir: Path) -> dict[str, Any]:
         hi = min(size, lo + BATCH)
         for user in sorted({user_of(i) for i in range(lo, hi)}):
             batch = [f"r{i}" for i in range(lo, hi) if user_of(i) == user]
-            store.add(batch, user_id=user, agent_id="everyone")
+            add_many(store, batch, user_id=user, agent_id="everyone")
     ingest = time.perf_counter() - start
     result: dict[str, Any] = {"ingest_records_per_s": round(size / ingest, 1)}
     result["index_kind"] = store.index.kind
@@ -184,10 +195,10 @@ def worker_embed(size: int, workdir: Path) -> dict[str, Any]:
         for i in range(size)
     ]
     store = MemoryStore(workdir / "e.db")
-    store.add(["warm up the embedder"], user_id="warmup")
+    add_many(store, ["warm up the embedder"], user_id="warmup")
     start = time.perf_counter()
     for lo in range(0, size, 256):
-        store.add(texts[lo : lo + 256], user_id="u")
+        add_many(store, texts[lo : lo + 256], user_id="u")
     seconds = time.perf_counter() - start
     store.close()
     return {"ingest_records_per_s": round(size / seconds, 1), "records": size}
@@ -196,13 +207,17 @@ def worker_embed(size: int, workdir: Path) -> dict[str, Any]:
 WORKERS = {"memora": worker_memora, "chroma": worker_chroma, "embed": worker_embed}
 
 
-def run_worker(system: str, size: int) -> dict[str, Any]:
+def run_worker(system: str, size: int, source: Path | None = None) -> dict[str, Any]:
+    """One case in its own process; ``source``: a checkout whose memora it imports."""
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{system}-"))
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = str(source.resolve())
     try:
         proc = subprocess.run(
             [sys.executable, __file__, "--worker", system, "--size", str(size),
              "--workdir", str(workdir)],
-            capture_output=True, text=True, check=False,
+            capture_output=True, text=True, check=False, env=env,
         )  # fmt: skip
         if proc.returncode != 0:
             return {"error": proc.stderr[-2000:]}
@@ -237,6 +252,46 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+FIGURES = {
+    "ingest_records_per_s": ("ingest_records_per_s",),
+    "all_p50_ms": ("one_scope_all_records", "p50_ms"),
+    "scoped_p50_ms": ("one_of_100_scopes", "p50_ms"),
+    "hybrid_p50_ms": ("hybrid_one_of_100_scopes", "p50_ms"),
+    "peak_rss_mb": ("peak_rss_mb",),
+}
+
+
+def compare(other: Path, sizes: list[int], repeats: int, out: Path) -> None:
+    """memora on this tree against memora on ``other``, alternating, medians and ratios."""
+    runs: dict[str, dict[int, list[dict[str, Any]]]] = {"this": {}, "other": {}}
+    for size in sizes:
+        for _ in range(repeats):
+            for label, source in (("other", other), ("this", None)):
+                print(f"{label} {size} ...", flush=True)
+                result = run_worker("memora", size, source)
+                if "error" in result:
+                    raise SystemExit(result["error"])
+                runs[label].setdefault(size, []).append(result)
+    report: dict[str, Any] = {"benchmark": "memory_store_compare", "repeats": repeats,
+                              "other": str(other), "sizes": {}}  # fmt: skip
+    for size in sizes:
+        row: dict[str, Any] = {}
+        for name, path in FIGURES.items():
+            medians = {}
+            for label in ("this", "other"):
+                values = []
+                for result in runs[label][size]:
+                    value: Any = result
+                    for key in path:
+                        value = value[key]
+                    values.append(float(value))
+                medians[label] = statistics.median(values)
+            row[name] = {**medians, "ratio": round(medians["this"] / medians["other"], 3)}
+        report["sizes"][str(size)] = row
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -246,7 +301,15 @@ def main() -> None:
     parser.add_argument("--size", type=int)
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--compare-with", type=Path, help="another checkout of memora")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.compare_with:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        compare(
+            args.compare_with, sizes, args.repeats, RESULTS.with_name("memory_store_compare.json")
+        )
+        return
     if args.worker:
         out = WORKERS[args.worker](args.size, args.workdir)
         out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -142,7 +142,7 @@ def run_needle(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) ->
         store = MemoryStore(tmp / f"needle{n}.db", embedder=embedder, neural=NeuralConfig())
         started = time.perf_counter()
         for start in range(0, len(texts), CHUNK):
-            store.add(texts[start : start + CHUNK], user_id="stream")
+            store.add_many(texts[start : start + CHUNK], user_id="stream")
         ingest_s = time.perf_counter() - started
         salient = {r.text for r in store.list(user_id="stream") if r.salient}
         case: dict[str, Any] = {

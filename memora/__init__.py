@@ -31,6 +31,7 @@ from memora.errors import (
     ScopeError,
     ServerError,
     StoreBusyError,
+    StoreClosedError,
     StoreError,
     UnsupportedError,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "SetPrompt",
     "Settings",
     "StoreBusyError",
+    "StoreClosedError",
     "StoreError",
     "Stream",
     "UnsupportedError",

@@ -87,7 +87,7 @@ def add(texts: tuple[str, ...], db_path: Path, metadata: str | None, expires_in:
         raise InvalidRecordError(f"--metadata is not JSON: {exc.msg}") from exc
     expires = time.time() + expires_in if expires_in is not None else None
     with open_store(db_path) as store:
-        results = store.add(
+        results = store.add_many(
             list(texts), metadata=meta, expires_at=expires, actor=actor, **scope_args(kwargs)
         )
     for result in results:

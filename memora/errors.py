@@ -26,7 +26,8 @@ from the caller's point of view, and every message says how to fix it::
     │   ├── InvalidRecordError       empty or oversized text, metadata that is not JSON
     │   ├── RecordNotFoundError      an id the store does not hold (in this scope)
     │   ├── SchemaVersionError       a database written by a newer memora
-    │   └── StoreBusyError           the database stayed locked through the bounded retries
+    │   ├── StoreBusyError           the database stayed locked through the bounded retries
+    │   └── StoreClosedError         a call on a store (or story, or agent) after close()
     └── AgentError                   a memory agent (memora.agents)
         ├── ExtractionError          a turn's facts could not be extracted after the bounded
         │                            retries; the turn is kept, marked failed, and can be retried
@@ -65,6 +66,7 @@ __all__ = [
     "ScopeError",
     "ServerError",
     "StoreBusyError",
+    "StoreClosedError",
     "StoreError",
     "UnsupportedError",
 ]
@@ -189,6 +191,10 @@ class SchemaVersionError(StoreError):
 
 class StoreBusyError(StoreError):
     """The database stayed locked by other writers through the bounded retries."""
+
+
+class StoreClosedError(StoreError):
+    """A call on a store, story file or agent after its ``close()``."""
 
 
 class AgentError(MemoraError):

@@ -123,8 +123,8 @@ def test_one_scope_never_sees_another(
     if a == b:
         return
     with MemoryStore(":memory:", embedder=embedder) as store:
-        mine = {r.record.id for r in store.add(texts, Scope(**{field: a}))}
-        store.add(["a record of the other scope", *texts], Scope(**{field: b}))
+        mine = {r.record.id for r in store.add_many(texts, Scope(**{field: a}))}
+        store.add_many(["a record of the other scope", *texts], Scope(**{field: b}))
         for mode in ("hybrid", "dense", "lexical"):
             hits = store.search(query, Scope(**{field: a}), k=50, mode=mode)  # type: ignore[arg-type]
             assert {h.record.id for h in hits} <= mine

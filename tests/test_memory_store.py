@@ -13,12 +13,14 @@ import pytest
 
 from memora import ConfigError
 from memora.errors import (
+    InvalidOptionError,
     InvalidRecordError,
     RecordNotFoundError,
     SchemaVersionError,
     ScopeError,
+    StoreClosedError,
 )
-from memora.memory import MemoryRecord, Scope
+from memora.memory import MemoryRecord, Scope, SearchOptions
 from memora.memory.store import MemoryStore
 
 pytestmark = pytest.mark.slow
@@ -34,7 +36,7 @@ def store(tmp_path: Path) -> MemoryStore:
 
 
 def test_add_get_and_scoped_search(store: MemoryStore) -> None:
-    added = store.add(
+    added = store.add_many(
         ["Alice drinks green tea every morning.", "Alice's dog is called Rex."], ALICE
     )
     assert [a.created for a in added] == [True, True]
@@ -54,7 +56,7 @@ def test_same_text_is_stored_once_per_scope(store: MemoryStore) -> None:
     assert first.created and not again.created
     assert again.record.id == first.record.id
     assert store.add("Alice likes green tea.", BOB).created  # another scope
-    batch = store.add(["x is 1", "x is 1", "y is 2"], ALICE)
+    batch = store.add_many(["x is 1", "x is 1", "y is 2"], ALICE)
     assert [b.created for b in batch] == [True, False, True]
     assert batch[0].record.id == batch[1].record.id
     assert store.count(ALICE) == 3
@@ -95,7 +97,7 @@ def test_soft_and_hard_delete(store: MemoryStore) -> None:
 
 
 def test_hybrid_search_fuses_dense_and_lexical(store: MemoryStore) -> None:
-    store.add(
+    store.add_many(
         [
             "The invoice number is INV-20931.",
             "Alice paid the electricity bill last week.",
@@ -158,7 +160,7 @@ def test_reads_need_a_scope(store: MemoryStore) -> None:
 def test_index_survives_reopen_and_is_rebuilt_when_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     with MemoryStore(path) as store:
-        ids = [r.record.id for r in store.add([f"fact number {i}" for i in range(20)], ALICE)]
+        ids = [r.record.id for r in store.add_many([f"fact number {i}" for i in range(20)], ALICE)]
         index_file = store.index_path
     assert index_file is not None and index_file.is_file()
     with MemoryStore(path) as store:
@@ -184,7 +186,7 @@ def test_a_second_handle_sees_the_first_ones_writes(tmp_path: Path) -> None:
 
 
 def test_export_import_round_trip(store: MemoryStore) -> None:
-    store.add(["Alice fact one.", "Alice fact two."], ALICE, metadata={"src": "chat"})
+    store.add_many(["Alice fact one.", "Alice fact two."], ALICE, metadata={"src": "chat"})
     rid = store.add("Bob fact.", BOB).record.id
     store.update(rid, "Bob fact, corrected.", BOB)
     buffer = io.StringIO()
@@ -229,7 +231,7 @@ def test_past_the_threshold_the_index_turns_approximate(tmp_path: Path) -> None:
     path = tmp_path / "big.db"
     texts = [f"memory {i}: the {['red', 'blue', 'green'][i % 3]} box number {i}" for i in range(80)]
     with MemoryStore(path, approx_threshold=50) as store:
-        ids = [r.record.id for r in store.add(texts, ALICE)]
+        ids = [r.record.id for r in store.add_many(texts, ALICE)]
         store.add("Bob's only memory.", BOB)
         assert store.index.kind == "hnsw"
         assert store.search(texts[42], ALICE, k=1, mode="dense")[0].record.id == ids[42]
@@ -243,3 +245,49 @@ def test_past_the_threshold_the_index_turns_approximate(tmp_path: Path) -> None:
     with MemoryStore(path, approx_threshold=50) as reopened:
         assert reopened.index.kind == "hnsw"
         assert reopened.verify_index().consistent
+
+
+def test_add_many_takes_one_metadata_per_text(store: MemoryStore) -> None:
+    turns = ["I moved to Porto in May.", "My sister lives in Lyon.", "I moved to Porto in May."]
+    metas = [{"turn": 1, "date": "2024-05-02"}, {"turn": 2}, {"turn": 3}]
+    added = store.add_many(turns, ALICE, metadatas=metas)
+    assert [a.created for a in added] == [True, True, False]
+    assert [a.record.metadata for a in added] == [metas[0], metas[1], metas[0]]  # first kept
+    assert store.search("sister", ALICE, filters={"turn": 2})[0].record.text == turns[1]
+    with pytest.raises(InvalidRecordError, match="one dict"):
+        store.add_many(["a", "b"], ALICE, metadatas=[{"x": 1}])
+    with pytest.raises(InvalidRecordError, match=r"metadata \(one for all\) or metadatas"):
+        store.add_many(["a"], ALICE, metadata={"x": 1}, metadatas=[{"x": 2}])
+    with pytest.raises(InvalidRecordError, match="list of texts"):
+        store.add_many("one text", ALICE)
+    assert store.count(ALICE) == 2  # the refused calls wrote nothing
+    with pytest.warns(DeprecationWarning, match="add_many"):
+        old_style = store.add(["list one", "list two"], ALICE)  # type: ignore[arg-type]
+    assert [r.created for r in old_style] == [True, True]  # type: ignore[attr-defined]
+
+
+def test_scopes_options_and_lifecycle_fail_with_memora_errors(store: MemoryStore) -> None:
+    rid = store.add("Alice keeps bees.", {"user_id": "alice"}).record.id  # a dict scope
+    assert store.get(rid, {"user_id": "alice"}).scope == ALICE
+    with pytest.raises(ScopeError, match="unknown scope keys"):
+        store.search("bees", {"user": "alice"})
+    with pytest.raises(ScopeError, match="a Scope or a dict"):
+        store.search("bees", "alice")  # type: ignore[arg-type]
+    with pytest.raises(InvalidOptionError, match="did you mean 'k'"):
+        store.search("bees", ALICE, top_k=5)
+    with pytest.raises(ConfigError, match="neural memory"):
+        store.search("bees", ALICE, neural_weight=1.0)  # this store has none
+    with pytest.raises(ConfigError, match="k must be"):
+        store.search("bees", ALICE, options=SearchOptions(k=0))
+    hits = store.search("bees", ALICE, options=SearchOptions(k=1, mode="lexical"))
+    assert [h.record.id for h in hits] == [rid]
+    store.close()
+    store.close()  # idempotent
+    for call in (
+        lambda: store.search("bees", ALICE),
+        lambda: store.add("more", ALICE),
+        lambda: store.get(rid, ALICE),
+        lambda: store.count(ALICE),
+    ):
+        with pytest.raises(StoreClosedError, match="closed"):
+            call()

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memora._sqlite import FILE_FORMAT
 from memora.embed import load_embedder
 from memora.errors import ConfigError, InvalidRecordError
 from memora.memory import Scope
-from memora.memory.neural import NeuralBank, NeuralConfig, NeuralMemory, NextMemory
+from memora.memory.neural import NeuralConfig, NeuralMemory, NextMemory
+from memora.memory.neural_bank import NeuralBank
 from memora.memory.store import MemoryStore
 
 pytestmark = pytest.mark.slow
@@ -131,10 +133,10 @@ def db_path(tmp_path: Path) -> Path:
 def test_store_writes_state_with_the_record_and_replay_reproduces_it(db_path: Path) -> None:
     alice = Scope(user_id="alice")
     with MemoryStore(db_path, neural=True) as store:
-        results = store.add([f for _, f in FACTS[:3]], alice, cue=[c for c, _ in FACTS[:3]])
+        results = store.add_many([f for _, f in FACTS[:3]], alice, cues=[c for c, _ in FACTS[:3]])
         assert all(r.surprise is not None for r in results)
         store.add(FACTS[3][1], alice, cue=FACTS[3][0])
-        store.add([f for _, f in FACTS[4:]], alice)  # no cue: the text is its own key
+        store.add_many([f for _, f in FACTS[4:]], alice)  # no cue: the text is its own key
         dup = store.add(FACTS[0][1], alice, cue=FACTS[0][0])
         assert not dup.created and dup.surprise is not None  # rehearsed, not stored again
         memory = store.neural_memory(alice)
@@ -202,7 +204,7 @@ def test_search_fuses_candidates_read_through_the_memory(db_path: Path) -> None:
         "I told my sister about the surprise party.",
     ]
     with MemoryStore(db_path, neural=NeuralConfig(seed=3)) as store:
-        store.add(others, alice)
+        store.add_many(others, alice)
         for _ in range(3):  # rehearsed association
             store.add(fact, alice, cue=cue)
         plain = store.search(cue, alice, k=3)
@@ -211,7 +213,7 @@ def test_search_fuses_candidates_read_through_the_memory(db_path: Path) -> None:
         assert fact in [h.record.text for h in fused]
         assert store.search(cue, alice, k=3, mode="dense", neural_weight=1.0)[0].record.text == fact
         with pytest.raises(InvalidRecordError, match="cue"):
-            store.add(["a", "b"], alice, cue=["only one"])
+            store.add_many(["a", "b"], alice, cues=["only one"])
     with MemoryStore(db_path.with_name("plain.db")) as store, pytest.raises(ConfigError):
         store.replay_neural(alice)
 
@@ -233,11 +235,12 @@ def test_surprising_items_are_flagged_salient(db_path: Path) -> None:
 
 def test_a_version_1_database_is_migrated(db_path: Path) -> None:
     alice = Scope(user_id="alice")
-    with MemoryStore(db_path) as store:
+    with MemoryStore(db_path, neural=True) as store:
         store.add(FACTS[0][1], alice)
     conn = sqlite3.connect(db_path)
-    conn.executescript(
-        "DROP TABLE neural_log; DROP TABLE neural_state; "
+    conn.executescript(  # back to what the first release wrote
+        "DROP TABLE neural_log; DROP TABLE neural_state; DROP TABLE schema_versions; "
+        "UPDATE memories SET surprise = NULL, salient = 0; "
         "ALTER TABLE memories DROP COLUMN surprise; ALTER TABLE memories DROP COLUMN salient; "
         "PRAGMA user_version = 1;"
     )
@@ -248,5 +251,7 @@ def test_a_version_1_database_is_migrated(db_path: Path) -> None:
         store.add(FACTS[1][1], alice, cue=FACTS[1][0])
         assert store.neural_memory(alice) is not None
     conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == FILE_FORMAT
+    versions = dict(conn.execute("SELECT component, version FROM schema_versions").fetchall())
+    assert versions == {"memory": 2, "neural": 1}
     conn.close()

@@ -59,6 +59,7 @@ def test_public_api_is_pinned() -> None:
         "SetPrompt",
         "Settings",
         "StoreBusyError",
+        "StoreClosedError",
         "StoreError",
         "Stream",
         "UnsupportedError",
@@ -76,7 +77,7 @@ def test_public_api_is_pinned() -> None:
 
 def test_every_error_descends_from_memora_error() -> None:
     errors = [getattr(memora, n) for n in memora.__all__ if n.endswith("Error")]
-    assert len(errors) == 23
+    assert len(errors) == 24
     assert all(issubclass(e, memora.MemoraError) for e in errors)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -252,3 +254,61 @@ def test_a_neural_memory_learns_what_comes_next(tmp_path: Path, embedder: Embedd
         after, other = embedder.encode([storm, dawn])
         assert guess @ after > guess @ other + 0.1
         assert third.retrieved  # the opening, found for the last step
+
+
+# -- a step and its memory commit together ------------------------------------------------
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from memora.embed import load_embedder
+    from memora.memory.records import SQLiteRecords
+    from memora.recurrent import Premise, StoryEngine
+    from memora.testing import ScriptedLLM
+
+    path, when, paragraph, plans = sys.argv[1:5]
+    engine = StoryEngine(ScriptedLLM([paragraph, plans]), path, embedder=load_embedder())
+    engine.create(Premise("A keeper finds a bottle that predicts storms."))
+    original = SQLiteRecords.insert
+
+    def insert(self, items, *, actor):
+        # the step and the new head are written already: die before or after the memory row
+        if when == "before-memory":
+            os.kill(os.getpid(), signal.SIGKILL)
+        inserted = original(self, items, actor=actor)
+        if when == "after-memory":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return inserted
+
+    SQLiteRecords.insert = insert
+    engine.step()
+    print("stepped", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["before-memory", "after-memory", "never"])
+def test_a_step_and_its_memory_commit_together(tmp_path: Path, when: str) -> None:
+    path = tmp_path / "story.db"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, str(path), when, PARAGRAPH, json.dumps(PLANS)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    if when == "never":
+        assert done.returncode == 0 and "stepped" in done.stdout, done.stderr[-2000:]
+    else:
+        assert done.returncode == -9, done.stderr[-2000:]  # SIGKILL
+    with StoryEngine(ScriptedLLM(["unused"]), path, embedder=load_embedder()) as engine:
+        steps = engine.file.steps()
+        records = engine.store.list(agent_id=engine._scope)
+        assert engine.file.unindexed() == []
+        if when == "never":
+            assert len(steps) == 1 and len(records) == 1
+            assert engine.file.memory_id(steps[0].id) == records[0].id
+            assert records[0].metadata == {"step_id": steps[0].id}
+            assert engine.head == steps[0]
+        else:
+            assert steps == [] and records == [] and engine.head is None
+        assert engine.store.verify_index().consistent

@@ -3,9 +3,7 @@ SQLite's online backup, and the screen that opens another story."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,52 +16,17 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from memora.errors import ConfigError
+from memora.recurrent.storyfile import StoryFile, StoryInfo
 
 __all__ = ["OpenScreen", "StoryInfo", "copy_story", "find_stories", "probe"]
 
 SUFFIXES = (".db", ".sqlite", ".sqlite3", ".story")
 
 
-@dataclass(frozen=True)
-class StoryInfo:
-    path: Path
-    title: str
-    steps: int
-
-
 def probe(path: Path) -> StoryInfo | None:
-    """The story in ``path``; None when there is no file yet (a new story goes there).
-
-    Reads without writing, so pointing the app at some other database changes nothing: a file
-    that is not a story raises :class:`ConfigError` naming the fix.
-    """
-    if not path.exists():
-        return None
-    if path.is_dir():
-        raise ConfigError(f"{path} is a directory; give a story file such as {path}/story.db")
-    try:
-        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
-        try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            if "story_meta" not in tables:
-                if tables:
-                    raise ConfigError(
-                        f"{path} is a SQLite database but not a story file; open a story, or "
-                        "give a new file name to start one"
-                    )
-                return None  # an empty database: a story can start there
-            row = conn.execute("SELECT value FROM story_meta WHERE key = 'premise'").fetchone()
-            steps = conn.execute("SELECT count(*) FROM story_steps").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(
-            f"{path} is not a story file ({exc}); open a story file, or give a new file name"
-        ) from exc
-    if row is None:
-        return None
-    title = str(json.loads(row[0]).get("title") or "")
-    return StoryInfo(path, title, int(steps))
+    """The story in ``path`` (see :meth:`StoryFile.probe`: reads without writing, so pointing
+    the app at some other database changes nothing)."""
+    return StoryFile.probe(path)
 
 
 def find_stories(folder: Path) -> list[StoryInfo]:

@@ -1,8 +1,16 @@
 """Memory: the scoped, searchable store of record (SQLite + a derived faiss index), a
 Titans-like neural memory, and LongMem-style memory banks for reading past the context."""
 
-from memora.memory.neural import NeuralConfig, NeuralMemory, NextMemory, SurpriseScore
-from memora.memory.types import AddResult, HistoryEntry, MemoryRecord, Scope, SearchHit
+from memora.memory.neural import NeuralConfig, NeuralMemory, NextMemory
+from memora.memory.search import SearchOptions
+from memora.memory.types import (
+    AddResult,
+    HistoryEntry,
+    MemoryRecord,
+    Scope,
+    SearchHit,
+    SurpriseScore,
+)
 
 __all__ = [
     "AddResult",
@@ -17,6 +25,7 @@ __all__ = [
     "NextMemory",
     "Scope",
     "SearchHit",
+    "SearchOptions",
     "SurpriseScore",
 ]
 

@@ -29,15 +29,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import sqlite3
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from memora.errors import ConfigError, InvalidRecordError, StoreError
+from memora.memory.types import SurpriseScore
 
 __all__ = ["NeuralConfig", "NeuralMemory", "NextMemory", "SurpriseScore", "WriteResult"]
 
@@ -85,16 +84,6 @@ class NeuralConfig:
         broken = [name for name, ok in checks.items() if not ok]
         if broken:
             raise ConfigError(f"NeuralConfig needs {', '.join(broken)}")
-
-
-@dataclass(frozen=True)
-class SurpriseScore:
-    """How unexpected a (key, value) pair is to the memory before it is written."""
-
-    surprise: float  # ||dl/dM(k)|| = 2 ||M(k) - v||
-    loss: float  # ||M(k) - v||^2
-    normalized: float  # loss / running mean loss (1.0 on an empty memory)
-    salient: bool
 
 
 @dataclass(frozen=True)
@@ -361,136 +350,3 @@ class NextMemory:
         if key is None:
             raise InvalidRecordError("nothing observed yet; observe() a vector first")
         return self.memory.read(key)
-
-
-# -- persistence inside the memory store's SQLite ------------------------------------------
-
-NEURAL_SCHEMA = """
-CREATE TABLE IF NOT EXISTS neural_state (
-    name TEXT PRIMARY KEY,
-    embedder TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    state BLOB NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS neural_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    at REAL NOT NULL,
-    key BLOB NOT NULL,
-    value BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS neural_log_name ON neural_log (name, step);
-"""
-
-
-class NeuralBank:
-    """The neural memories of a store, one per write scope, persisted in its SQLite.
-
-    :meth:`write` runs inside the caller's write transaction: the pairs go to the log and the
-    new state replaces the old one in the same commit. A memory whose stored step is ahead of
-    the one in this process (another process wrote) is reloaded first.
-    """
-
-    def __init__(self, dim: int, config: NeuralConfig, embedder: str) -> None:
-        self.dim, self.config, self.embedder = dim, config, embedder
-        self._memories: dict[str, NeuralMemory] = {}
-        self._pending: tuple[str, NeuralMemory] | None = None
-
-    def get(self, conn: sqlite3.Connection, name: str) -> NeuralMemory | None:
-        """The memory of scope ``name`` as stored (None if it was never written)."""
-        row = conn.execute(
-            "SELECT step, state, embedder FROM neural_state WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            self._memories.pop(name, None)
-            return None
-        cached = self._memories.get(name)
-        if cached is not None and cached.step == row[0]:
-            return cached
-        if row[2] != self.embedder:
-            raise StoreError(
-                f"the neural memory of {name} was trained on embeddings of {row[2]!r}, not "
-                f"{self.embedder!r}. Fix: open the store with that embedder, or rebuild it"
-            )
-        memory = NeuralMemory.from_bytes(row[1])
-        self._memories[name] = memory
-        return memory
-
-    def write(
-        self, conn: sqlite3.Connection, name: str, keys: np.ndarray, values: np.ndarray, at: float
-    ) -> WriteResult:
-        """Write the pairs to scope ``name``'s memory; call inside a write transaction."""
-        current = self.get(conn, name)
-        memory = (
-            current.copy()
-            if current is not None
-            else NeuralMemory(self.dim, self.config, embedder=self.embedder)
-        )
-        result = memory.write(keys, values, at=at)
-        conn.executemany(
-            "INSERT INTO neural_log (name, step, at, key, value) VALUES (?, ?, ?, ?, ?)",
-            [
-                (
-                    name,
-                    result.step,
-                    at,
-                    k.astype(np.float32).tobytes(),
-                    v.astype(np.float32).tobytes(),
-                )
-                for k, v in zip(keys, values, strict=True)
-            ],
-        )
-        conn.execute(
-            "INSERT OR REPLACE INTO neural_state (name, embedder, step, state, updated_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (name, self.embedder, memory.step, memory.state_bytes(), at),
-        )
-        self._pending = (name, memory)
-        return result
-
-    def commit(self) -> None:
-        """Adopt the memory written last (call after its transaction committed)."""
-        if self._pending is not None:
-            name, memory = self._pending
-            self._memories[name] = memory
-            self._pending = None
-
-    def replay(self, conn: sqlite3.Connection, name: str) -> NeuralMemory:
-        """A memory rebuilt from scratch from scope ``name``'s write log."""
-        stored = self.get(conn, name)
-        memory = (
-            stored.fresh()
-            if stored is not None
-            else NeuralMemory(self.dim, self.config, embedder=self.embedder)
-        )
-        rows = conn.execute(
-            "SELECT step, at, key, value FROM neural_log WHERE name = ? ORDER BY id", (name,)
-        ).fetchall()
-        for batch in _batches(rows):
-            keys = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in batch])
-            values = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in batch])
-            memory.write(keys, values, at=batch[0][1])
-        return memory
-
-
-def _batches(rows: Sequence[Any]) -> list[list[Any]]:
-    out: list[list[Any]] = []
-    for row in rows:
-        if out and out[-1][0][0] == row[0]:
-            out[-1].append(row)
-        else:
-            out.append([row])
-    return out
-
-
-def config_with(config: NeuralConfig | bool | None) -> NeuralConfig | None:
-    """Normalize the store's ``neural=`` argument."""
-    if config is None or config is False:
-        return None
-    if config is True:
-        return NeuralConfig()
-    if isinstance(config, NeuralConfig):
-        return replace(config)
-    raise ConfigError(f"neural must be a NeuralConfig or a bool, got {type(config).__name__}")

@@ -4,20 +4,25 @@ checks. Pure functions; :mod:`memora.memory.store` composes them."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memora.errors import ConfigError, InvalidRecordError, ScopeError
-from memora.memory.types import MemoryRecord, Scope
+from memora.memory.types import MemoryRecord, Scope, SurpriseScore, content_hash
 
 __all__ = [
     "COLUMNS",
     "check_cues",
+    "check_expiry",
     "check_metadata",
+    "check_metadatas",
     "check_text",
     "filter_sql",
+    "new_record",
     "read_scope",
     "scope_sql",
     "to_record",
@@ -106,6 +111,46 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         raise InvalidRecordError(
             f"metadata must be JSON-serializable (str, numbers, bool, None, lists, dicts): {exc}"
         ) from exc
+
+
+def check_metadatas(
+    texts: Sequence[str],
+    metadatas: Sequence[Mapping[str, Any] | None] | None,
+    metadata: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """One checked metadata dict per text: ``metadatas`` (one each) or ``metadata`` (one for
+    all)."""
+    if isinstance(texts, str):
+        raise InvalidRecordError("add_many takes a list of texts; use add for one text")
+    if metadatas is None:
+        return [check_metadata(metadata)] * len(texts)
+    if metadata is not None:
+        raise InvalidRecordError("pass metadata (one for all) or metadatas (one per text)")
+    if isinstance(metadatas, Mapping) or len(metadatas) != len(texts):
+        raise InvalidRecordError(
+            f"metadatas must be a list with one dict (or None) per text ({len(texts)})"
+        )
+    return [check_metadata(m) for m in metadatas]
+
+
+def check_expiry(expires_at: float | None) -> None:
+    if expires_at is not None and not (
+        isinstance(expires_at, int | float) and math.isfinite(expires_at)
+    ):
+        raise InvalidRecordError("expires_at must be a finite timestamp (seconds since 1970)")
+
+
+def new_record(
+    where: Scope, text: str, metadata: dict[str, Any], now: float, expires_at: float | None,
+    embedder: str, dim: int, score: SurpriseScore | None,
+) -> MemoryRecord:  # fmt: skip
+    """A record about to be stored, with a fresh id (and its neural surprise, if any)."""
+    return MemoryRecord(
+        id=uuid.uuid4().hex, scope=where, text=text, metadata=metadata, created_at=now,
+        updated_at=now, embedder=embedder, dim=dim, content_hash=content_hash(text),
+        expires_at=expires_at, surprise=None if score is None else score.normalized,
+        salient=bool(score and score.salient),
+    )  # fmt: skip
 
 
 def check_cues(cue: str | Sequence[str | None] | None, n: int) -> list[str | None]:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, Unpack
 
 from memora.errors import ScopeError
-from memora.memory.neural import SurpriseScore
 
 __all__ = [
     "AddResult",
@@ -19,6 +18,7 @@ __all__ = [
     "Scope",
     "ScopeIds",
     "SearchHit",
+    "SurpriseScore",
     "content_hash",
     "normalize_text",
 ]
@@ -73,15 +73,32 @@ class Scope:
         return cls(**{n: data.get(n) for n in _FIELDS})
 
     @classmethod
-    def of(cls, scope: Scope | None = None, **ids: Unpack[ScopeIds]) -> Scope:
-        """A scope from a Scope or from keyword ids (not both)."""
+    def coerce(cls, scope: Scope | Mapping[str, Any]) -> Scope:
+        """A :class:`Scope` from a Scope or a plain dict of its fields."""
+        if isinstance(scope, Scope):
+            return scope
+        if isinstance(scope, Mapping):
+            unknown = sorted(str(k) for k in set(scope) - set(_FIELDS))
+            if unknown:
+                raise ScopeError(
+                    f"unknown scope keys {unknown}; a scope takes {', '.join(_FIELDS)}"
+                )
+            return cls.from_dict(scope)
+        raise ScopeError(
+            f"a scope must be a Scope or a dict such as {{'user_id': 'u1'}}, got "
+            f"{type(scope).__name__}"
+        )
+
+    @classmethod
+    def of(cls, scope: Scope | Mapping[str, Any] | None = None, **ids: Unpack[ScopeIds]) -> Scope:
+        """A scope from a Scope, a dict of its fields, or keyword ids (not both)."""
         unknown = set(ids) - set(_FIELDS)
         if unknown:
             raise ScopeError(f"unknown scope keys {sorted(unknown)}; use {', '.join(_FIELDS)}")
         if scope is not None:
             if any(v is not None for v in ids.values()):
                 raise ScopeError("pass either scope= or user_id/agent_id/session_id, not both")
-            return scope
+            return cls.coerce(scope)
         return cls(**ids)
 
 
@@ -141,6 +158,16 @@ class MemoryRecord:
             surprise=data.get("surprise"),
             salient=bool(data.get("salient", False)),
         )
+
+
+@dataclass(frozen=True)
+class SurpriseScore:
+    """How unexpected a (key, value) pair is to a neural memory before it is written."""
+
+    surprise: float  # ||dl/dM(k)|| = 2 ||M(k) - v||
+    loss: float  # ||M(k) - v||^2
+    normalized: float  # loss / running mean loss (1.0 on an empty memory)
+    salient: bool
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from memora._sqlite import Database
 from memora.embed import Embedder
 from memora.errors import ConfigError, OutputValidationError
 from memora.llm.base import LLM, Completion
@@ -100,8 +101,13 @@ class StoryEngine:
         if max_retries < 0 or top_k < 0:
             raise ConfigError("max_retries and top_k must be >= 0")
         self.llm = llm
-        self.file = StoryFile(path)
-        self.store = MemoryStore(path, embedder=embedder, neural=neural)
+        self.db = Database(path)  # one connection: a step and its memory commit together
+        try:
+            self.file = StoryFile(path, db=self.db)
+            self.store = MemoryStore(path, embedder=embedder, neural=neural, db=self.db)
+        except BaseException:
+            self.db.close()
+            raise
         self.neural = neural
         self.top_k = top_k
         self.max_retries = max_retries
@@ -122,6 +128,7 @@ class StoryEngine:
     def close(self) -> None:
         self.store.close()
         self.file.close()
+        self.db.close()
 
     def __enter__(self) -> StoryEngine:
         return self
@@ -182,7 +189,7 @@ class StoryEngine:
         memory = head.memory if head else "(nothing yet)"
         paragraph = self._write_paragraph(context, memory, retrieved, head, plan, usage, on_text)
         new_memory, plans, kept = self._plan(context, memory, paragraph, head, usage, on_plan_text)
-        step = self.file.add_step(
+        return self._save(
             Step(
                 id=0,
                 parent_id=head.id if head else None,
@@ -203,8 +210,14 @@ class StoryEngine:
                 ),
             )
         )
-        self._index(step)
-        return step
+
+    def _save(self, step: Step) -> Step:
+        """Write the step, move the head and index its paragraph, in one transaction: a crash
+        leaves all three or none."""
+        with self.db.write():
+            saved = self.file.add_step(step)
+            self._index(saved)
+        return saved
 
     def choose_plan(self, head: Step) -> str:
         """The model's pick among ``head``'s plans (order-invariant where the backend allows)."""

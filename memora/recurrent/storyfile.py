@@ -1,24 +1,28 @@
 """A story file: one SQLite database holding the steps (a tree of versions), the head, the
 premise and pinned facts, every edit, and (in its own tables) the long-term memory store.
 
-A step is written in one transaction together with the move of the head, so a killed writer
-leaves every completed step and nothing half-written.
+A step is written in one transaction together with the move of the head (and, through the
+story engine, with its paragraph's memory record), so a killed writer leaves every completed
+step and nothing half-written. The story tables are one versioned component of the file
+(:data:`STORY`); :meth:`StoryFile.probe` reads a file without writing to it.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from memora._sqlite import Component, Database, has_table
 from memora.errors import ConfigError, RecordNotFoundError
-from memora.memory.db import Database
 from memora.recurrent.types import Premise, Step, StepStats
 
-__all__ = ["StoryFile"]
+__all__ = ["STORY", "StoryFile", "StoryInfo"]
 
-SCHEMA = """
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS story_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS story_steps (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,29 +48,73 @@ CREATE TABLE IF NOT EXISTS story_edits (
 );
 """
 
+#: The story component of a file (files of older releases have its tables unversioned: 1).
+STORY = Component(
+    name="story",
+    version=1,
+    schema=_SCHEMA,
+    legacy=lambda conn: 1 if has_table(conn, "story_meta") else 0,
+)
+
 _STEP_COLUMNS = (
     "id, parent_id, depth, plan, chosen_by, paragraph, memory, plans, retrieved, stats, created_at"
 )
 
 
-class StoryFile:
-    """Steps, head and edits of one story."""
+@dataclass(frozen=True)
+class StoryInfo:
+    """What :meth:`StoryFile.probe` found: the file, the story's title and its step count."""
 
-    def __init__(self, path: str | Path) -> None:
+    path: Path
+    title: str
+    steps: int
+
+
+class StoryFile:
+    """Steps, head and edits of one story.
+
+    ``db``: the open database of the file to share (the story engine shares it with the
+    story's memory store, so a step and its memory record commit together); by default the
+    file is opened here and closed by :meth:`close`.
+    """
+
+    def __init__(self, path: str | Path, *, db: Database | None = None) -> None:
         self.path = Path(path)
-        self.db = Database(self.path)
-        with self.db.write() as conn:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        self._owns_db = db is None
+        self.db = db if db is not None else Database(self.path)
+        self.db.ensure(STORY)
+
+    @staticmethod
+    def probe(path: str | Path) -> StoryInfo | None:
+        """The story in ``path``, read without writing anything; None when there is no story
+        there yet (no file, an empty database, or a story file not started).
+
+        Raises :class:`ConfigError` naming the fix for a directory, a file that is not SQLite,
+        or a SQLite database of something else.
+        """
+        path = Path(path)
+        if not path.exists():
+            return None
+        if path.is_dir():
+            raise ConfigError(f"{path} is a directory; give a story file such as {path}/story.db")
+        try:
+            conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+            try:
+                found = _read_probe(conn, path)
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"{path} is not a story file ({exc}); open a story file, or give a new file name"
+            ) from exc
+        if found is None:
+            return None
+        return StoryInfo(path, found[0], found[1])
 
     # -- meta ----------------------------------------------------------------------------
 
     def _get(self, key: str) -> str | None:
-        with self.db.lock:
-            row = self.db.conn.execute(
-                "SELECT value FROM story_meta WHERE key = ?", (key,)
-            ).fetchone()
+        row = self.db.one("SELECT value FROM story_meta WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
     def _set(self, key: str, value: str) -> None:
@@ -134,10 +182,7 @@ class StoryFile:
         return self.step(step_id)
 
     def step(self, step_id: int) -> Step:
-        with self.db.lock:
-            row = self.db.conn.execute(
-                f"SELECT {_STEP_COLUMNS} FROM story_steps WHERE id = ?", (step_id,)
-            ).fetchone()
+        row = self.db.one(f"SELECT {_STEP_COLUMNS} FROM story_steps WHERE id = ?", (step_id,))
         if row is None:
             raise RecordNotFoundError(
                 f"the story has no step {step_id}; `memora story show` lists them"
@@ -145,10 +190,7 @@ class StoryFile:
         return _step(row)
 
     def steps(self) -> list[Step]:
-        with self.db.lock:
-            rows = self.db.conn.execute(
-                f"SELECT {_STEP_COLUMNS} FROM story_steps ORDER BY id"
-            ).fetchall()
+        rows = self.db.query(f"SELECT {_STEP_COLUMNS} FROM story_steps ORDER BY id")
         return [_step(r) for r in rows]
 
     def path_to(self, step_id: int | None) -> list[Step]:
@@ -162,10 +204,7 @@ class StoryFile:
         return path[::-1]
 
     def memory_id(self, step_id: int) -> str | None:
-        with self.db.lock:
-            row = self.db.conn.execute(
-                "SELECT memory_id FROM story_steps WHERE id = ?", (step_id,)
-            ).fetchone()
+        row = self.db.one("SELECT memory_id FROM story_steps WHERE id = ?", (step_id,))
         return None if row is None or row[0] is None else str(row[0])
 
     def set_memory_id(self, step_id: int, memory_id: str) -> None:
@@ -173,11 +212,11 @@ class StoryFile:
             conn.execute("UPDATE story_steps SET memory_id = ? WHERE id = ?", (memory_id, step_id))
 
     def unindexed(self) -> list[Step]:
-        """Steps whose paragraph is not yet in the long-term memory (a crash in between)."""
-        with self.db.lock:
-            rows = self.db.conn.execute(
-                f"SELECT {_STEP_COLUMNS} FROM story_steps WHERE memory_id IS NULL ORDER BY id"
-            ).fetchall()
+        """Steps whose paragraph is not in the long-term memory: only in files written by
+        releases that committed a step and its memory record separately (a crash between)."""
+        rows = self.db.query(
+            f"SELECT {_STEP_COLUMNS} FROM story_steps WHERE memory_id IS NULL ORDER BY id"
+        )
         return [_step(r) for r in rows]
 
     def edit(self, step_id: int, field: str, new: str) -> None:
@@ -195,10 +234,7 @@ class StoryFile:
             )
 
     def edits(self) -> list[tuple[int, str, str, str]]:
-        with self.db.lock:
-            rows = self.db.conn.execute(
-                "SELECT step_id, field, old, new FROM story_edits ORDER BY id"
-            ).fetchall()
+        rows = self.db.query("SELECT step_id, field, old, new FROM story_edits ORDER BY id")
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
     def export_markdown(self) -> str:
@@ -211,7 +247,25 @@ class StoryFile:
         return "\n".join(lines).rstrip() + "\n"
 
     def close(self) -> None:
-        self.db.close()
+        """Close the file when this object opened it (a shared database stays open)."""
+        if self._owns_db:
+            self.db.close()
+
+
+def _read_probe(conn: sqlite3.Connection, path: Path) -> tuple[str, int] | None:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    if "story_meta" not in tables:
+        if tables:
+            raise ConfigError(
+                f"{path} is a SQLite database but not a story file; open a story, or give a new "
+                "file name to start one"
+            )
+        return None  # an empty database: a story can start there
+    row = conn.execute("SELECT value FROM story_meta WHERE key = 'premise'").fetchone()
+    if row is None:
+        return None
+    steps = conn.execute("SELECT count(*) FROM story_steps").fetchone()[0]
+    return str(json.loads(row[0]).get("title") or ""), int(steps)
 
 
 def _step(row: Sequence[object]) -> Step:

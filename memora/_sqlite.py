@@ -1,0 +1,300 @@
+"""SQLite plumbing for every file memora writes: one connection per file, WAL, a busy timeout
+with a bounded retry, write transactions that nest, and versioned schemas per component.
+
+A memora file can hold several components (the memory store, the neural memory, a story, an
+agent journal). Each registers a :class:`Component`: the statements that create its current
+version and the statements that bring version N to N + 1. The table
+``schema_versions(component, version)`` records where each component of a file stands;
+:meth:`Database.ensure` creates or migrates a component in one transaction (concurrent openers
+migrate once) and refuses a file written by a newer memora. Opening a file whose components are
+current writes nothing.
+
+Files from releases before ``schema_versions`` existed carry the memory schema's version in
+``PRAGMA user_version`` (1 or 2) and no version for the other components; each of those says
+how to recognise its tables there (:attr:`Component.legacy`). Such files migrate in place, and
+their ``user_version`` is raised to :data:`FILE_FORMAT`, which those releases refuse to open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memora.errors import SchemaVersionError, StoreBusyError, StoreClosedError
+
+__all__ = ["FILE_FORMAT", "Component", "Database", "has_table", "run_script"]
+
+#: ``PRAGMA user_version`` of a file whose components are versioned in ``schema_versions``.
+#: Releases before it wrote 1 or 2 there and refuse anything higher.
+FILE_FORMAT = 3
+
+BUSY_TIMEOUT_MS = 30_000
+#: Retries of a statement that still finds the database locked after the busy timeout.
+LOCK_RETRIES = 5
+
+_VERSIONS = """
+CREATE TABLE IF NOT EXISTS schema_versions (
+    component TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One part of a memora file with its own tables and schema version.
+
+    Attributes:
+        name: the key in ``schema_versions``.
+        version: the version this release writes.
+        schema: statements that create the current version from nothing (``;``-separated).
+        migrations: statements that bring version N (the key) to N + 1.
+        legacy: for a file without a ``schema_versions`` row for this component, the version its
+            tables are at (0: not there yet); by default 0.
+    """
+
+    name: str
+    version: int
+    schema: str
+    migrations: Mapping[int, str] = field(default_factory=dict)
+    legacy: Callable[[sqlite3.Connection], int] | None = None
+
+    def __post_init__(self) -> None:
+        missing = [v for v in range(1, self.version) if v not in self.migrations]
+        if self.legacy is not None and missing:
+            raise ValueError(f"component {self.name} lacks migrations from versions {missing}")
+
+
+class Database:
+    """One SQLite connection shared by the components of a file, safe to use from threads.
+
+    Every statement runs under one re-entrant lock. :meth:`write` opens a ``BEGIN IMMEDIATE``
+    transaction; a :meth:`write` inside another one (same thread) becomes a savepoint of it, so
+    callers compose: a story step and its memory index commit together. Work that must wait for
+    the commit (updating in-memory views) is registered with :meth:`after_commit`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.in_memory = self.path == ":memory:"
+        if not self.in_memory:
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        self.lock = threading.RLock()
+        self._levels: list[list[Callable[[], None]]] = []  # after-commit work per open level
+        self._closed = False
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        if not self.in_memory:
+            self._retry(lambda: self.conn.execute("PRAGMA journal_mode = WAL"))
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+        self._check_format()
+
+    # -- schema versions -----------------------------------------------------------------
+
+    def _check_format(self) -> None:
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > FILE_FORMAT:
+            raise SchemaVersionError(
+                f"{self.path} was written by a newer memora (file format {version}; this one "
+                f"reads up to {FILE_FORMAT}). Fix: upgrade memora (pip install -U memora), or "
+                "export the data with the newer version"
+            )
+
+    def version_of(self, name: str) -> int | None:
+        """The recorded version of component ``name`` (None: not recorded)."""
+        with self.read() as conn:
+            if not has_table(conn, "schema_versions"):
+                return None
+            row = conn.execute(
+                "SELECT version FROM schema_versions WHERE component = ?", (name,)
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def ensure(self, component: Component) -> None:
+        """Create or migrate ``component``'s tables (one transaction; nothing when current)."""
+        if self._current(component):
+            return
+        with self.write() as conn:
+            run_script(conn, _VERSIONS)
+            _adopt_user_version(conn)
+            row = conn.execute(
+                "SELECT version FROM schema_versions WHERE component = ?", (component.name,)
+            ).fetchone()
+            version = int(row[0]) if row is not None else _legacy(conn, component)
+            self._refuse_newer(component, version)
+            if version == 0:
+                run_script(conn, component.schema)
+            for step in range(version or component.version, component.version):
+                run_script(conn, component.migrations[step])
+            conn.execute(
+                "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
+                (component.name, component.version),
+            )
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) < FILE_FORMAT:
+                conn.execute(f"PRAGMA user_version = {FILE_FORMAT}")
+
+    def _current(self, component: Component) -> bool:
+        version = self.version_of(component.name)
+        if version is not None:
+            self._refuse_newer(component, version)
+        return version == component.version
+
+    def _refuse_newer(self, component: Component, version: int) -> None:
+        if version > component.version:
+            raise SchemaVersionError(
+                f"{self.path} was written by a newer memora ({component.name} schema version "
+                f"{version}; this one reads up to {component.version}). Fix: upgrade memora "
+                "(pip install -U memora), or export the data with the newer version"
+            )
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for reads, under the lock."""
+        with self.lock:
+            self._check_open()
+            yield self.conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: all of it commits, or none of it. Nested in another write of
+        the same thread, it is a savepoint that the outer transaction commits."""
+        with self.lock:
+            self._check_open()
+            depth = len(self._levels)
+            if depth:
+                yield from self._savepoint(depth)
+                return
+            self._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+            self._levels.append([])
+            try:
+                yield self.conn
+            except BaseException:
+                self._levels.clear()
+                self.conn.execute("ROLLBACK")
+                raise
+            try:
+                self._retry(lambda: self.conn.execute("COMMIT"))
+            except BaseException:
+                self._levels.clear()
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
+            done = self._levels.pop()
+        for action in done:  # outside the lock: the work may take other locks
+            action()
+
+    def _savepoint(self, depth: int) -> Iterator[sqlite3.Connection]:
+        name = f"memora_{depth}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        self._levels.append([])
+        try:
+            yield self.conn
+        except BaseException:
+            self._levels.pop()
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            raise
+        self.conn.execute(f"RELEASE {name}")
+        self._levels[-2].extend(self._levels.pop())
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the current write transaction commits (dropped if it rolls
+        back); outside a transaction, now."""
+        with self.lock:
+            if self._levels:
+                self._levels[-1].append(action)
+                return
+        action()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """All rows of one read."""
+        with self.read() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first row of one read (None: no row)."""
+        with self.read() as conn:
+            return conn.execute(sql, params).fetchone()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close the connection (idempotent); later calls raise :class:`StoreClosedError`."""
+        with self.lock:
+            if not self._closed:
+                self._closed = True
+                self.conn.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(
+                f"{self.path} was closed; open it again (a new MemoryStore or story) to use it"
+            )
+
+    def _retry(self, action: Callable[[], object]) -> None:
+        """Run ``action``; when SQLite still reports a lock after its busy timeout, back off
+        and try again, a bounded number of times."""
+        for attempt in range(LOCK_RETRIES + 1):
+            try:
+                action()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt == LOCK_RETRIES:
+                    raise StoreBusyError(
+                        f"{self.path} stayed locked by other writers for over "
+                        f"{LOCK_RETRIES * BUSY_TIMEOUT_MS // 1000} s; retry later, or find the "
+                        "process holding a long transaction"
+                    ) from exc
+                time.sleep(0.05 * (2**attempt) * (1 + random.random()))
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
+
+
+def _adopt_user_version(conn: sqlite3.Connection) -> None:
+    """A file of an older release: its ``user_version`` (1 or 2) is the memory schema's."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if 0 < version < FILE_FORMAT:
+        conn.execute(
+            "INSERT OR IGNORE INTO schema_versions (component, version) VALUES ('memory', ?)",
+            (version,),
+        )
+
+
+def _legacy(conn: sqlite3.Connection, component: Component) -> int:
+    return 0 if component.legacy is None else component.legacy(conn)
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated statements inside the current transaction (``executescript`` would
+    commit it); trigger bodies keep their inner semicolons."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        conn.execute(statement)

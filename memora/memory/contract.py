@@ -1,0 +1,197 @@
+"""The storage contract of the memory store: what a store of record must do.
+
+:class:`~memora.memory.store.MemoryStore` keeps no SQL of its own; it talks to a
+:class:`RecordStore`. :class:`~memora.memory.records.SQLiteRecords` is the embedded default; a
+database server is another implementation of the same protocol, checked by the same contract
+tests (``tests/test_record_contract.py``).
+
+What every implementation guarantees:
+
+- a write, its history rows and a bump of the change sequence commit together
+  (:meth:`RecordStore.transaction`; writes outside one run in their own);
+- every read takes a scope and applies it inside the query (None only for an explicit
+  all-scopes read); records of other scopes are never returned;
+- :meth:`RecordStore.changes_since` lists every record changed after a sequence number (and
+  every one removed for good), so derived views (the vector index) can catch up with writes of
+  other processes;
+- at most one live record per (exact scope, content hash); a conflicting insert is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from memora.memory.types import Event, HistoryEntry, MemoryRecord, Scope
+
+__all__ = ["Changes", "NeuralLog", "NewRecord", "RecordStore", "VectorRow"]
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """A record to insert, embedded already. ``history`` (event, old text, new text, actor,
+    time) replaces the single ADD entry when a record is imported with its past."""
+
+    record: MemoryRecord
+    vector: np.ndarray
+    history: tuple[tuple[Event, str | None, str | None, str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class VectorRow:
+    """What the vector view needs of one record: its key, scope, vector and life."""
+
+    key: int
+    scope: Scope
+    embedder: str
+    vector: bytes | None  # None where the reader did not ask for vectors
+    expires_at: float | None
+    seq: int
+    live: bool  # not soft-deleted
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Records changed after a sequence number, and keys removed for good, current to ``seq``."""
+
+    rows: list[VectorRow] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+    seq: int = 0
+
+
+class NeuralLog(Protocol):
+    """Where the neural memories of a store persist: one state per write scope and the log of
+    every write (to replay it)."""
+
+    def state(self, name: str) -> tuple[int, bytes, str] | None:
+        """(step, state bytes, embedder) of scope ``name``'s memory, None if never written."""
+        ...
+
+    def put(
+        self,
+        name: str,
+        embedder: str,
+        step: int,
+        state: bytes,
+        at: float,
+        pairs: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        """Store the new state and log the written (key, value) pairs, in the current
+        transaction."""
+        ...
+
+    def log(self, name: str) -> list[tuple[int, float, bytes, bytes]]:
+        """(step, time, key, value) of every write of scope ``name``, oldest first."""
+        ...
+
+
+class RecordStore(Protocol):
+    """The store of record under a :class:`~memora.memory.store.MemoryStore`.
+
+    Records carry an integer ``key`` (stable while the record exists) that derived views use.
+    Methods are safe to call from several threads.
+    """
+
+    location: str | None  # a file path, or None (nothing beside it persists)
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """Everything inside commits together (nested: joins the outer one)."""
+        ...
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` after the current transaction commits (now, outside one)."""
+        ...
+
+    # writes
+    def insert(self, items: Sequence[NewRecord], *, actor: str) -> list[bool]:
+        """Insert records with one new change number; per item, whether it was inserted (False:
+        its id, or its text in its scope, is already there)."""
+        ...
+
+    def update(
+        self,
+        record: MemoryRecord,
+        vector: np.ndarray,
+        *,
+        old_text: str,
+        metadata_changed: bool,
+        actor: str,
+    ) -> None:
+        """Replace a record's text, vector, embedder (and metadata when ``metadata_changed``);
+        raises :class:`InvalidRecordError` when its scope already holds the new text."""
+        ...
+
+    def soft_delete(self, record_id: str, *, old_text: str, at: float, actor: str) -> None: ...
+
+    def hard_delete(self, record_id: str) -> None:
+        """Remove a record and its history for good (its key goes to :meth:`changes_since`)."""
+        ...
+
+    # reads
+    def get(self, record_id: str, scope: Scope | None) -> MemoryRecord | None: ...
+
+    def by_hash(self, scope: Scope, hashes: Sequence[str]) -> list[MemoryRecord]:
+        """Live records of exactly ``scope`` with these content hashes."""
+        ...
+
+    def records(
+        self, scope: Scope | None, *, include_deleted: bool, limit: int | None
+    ) -> list[MemoryRecord]:
+        """Records of ``scope`` (None: all), oldest first."""
+        ...
+
+    def count(self, scope: Scope | None) -> int:
+        """Live (not deleted, not expired) records of ``scope``."""
+        ...
+
+    def history(self, record_id: str) -> list[HistoryEntry]: ...
+
+    def fetch(
+        self, keys: Sequence[int], scope: Scope | None
+    ) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
+        """Live records (with their vectors) among ``keys``, the scope applied again."""
+        ...
+
+    def lexical(
+        self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,
+        depth: int,
+    ) -> list[int]:  # fmt: skip
+        """Keys of the live records of ``scope`` matching any of ``words``, best first
+        (full-text ranking), at most ``depth``."""
+        ...
+
+    def matching(self, scope: Scope | None, filters: Mapping[str, Any], embedder: str) -> list[int]:
+        """Keys of the live records of ``scope`` whose metadata match ``filters``."""
+        ...
+
+    # derived views
+    def current_seq(self) -> int: ...
+
+    def changes_since(self, seq: int) -> Changes:
+        """Rows (with vectors) changed after ``seq`` and keys removed for good since."""
+        ...
+
+    def live_rows(self, embedder: str, *, vectors: bool, upto: int | None = None) -> Changes:
+        """Every live record of one embedding space (changed at or before ``upto``)."""
+        ...
+
+    def export(self, include_deleted: bool) -> Iterator[tuple[MemoryRecord, bytes]]:
+        """Every record (all scopes) with its vector, oldest first."""
+        ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def neural(self) -> NeuralLog:
+        """The persistence of this store's neural memories (its tables made on first use)."""
+        ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    def close(self) -> None: ...

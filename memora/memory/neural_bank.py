@@ -1,0 +1,206 @@
+"""The neural memories of a memory store: one :class:`~memora.memory.neural.NeuralMemory` per
+write scope, persisted next to the records (its own schema component in a SQLite file).
+
+:meth:`NeuralBank.write` runs inside the store's write transaction: the pairs go to the log and
+the new state replaces the old one in the same commit, and this process adopts the new state
+only once that commit happened. A memory whose stored step is ahead of the one in this process
+(another process wrote) is reloaded first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from memora._sqlite import Component, Database, has_table
+from memora.errors import ConfigError, StoreError
+from memora.memory.contract import NeuralLog, RecordStore
+from memora.memory.neural import NeuralConfig, NeuralMemory, WriteResult
+from memora.memory.types import SurpriseScore
+
+__all__ = ["NEURAL", "NeuralBank", "SQLiteNeuralLog", "config_with", "neural_keys", "read_unit"]
+
+#: The neural component of a memora file (its tables came with memory schema 2 before).
+NEURAL = Component(
+    name="neural",
+    version=1,
+    schema="""
+CREATE TABLE IF NOT EXISTS neural_state (
+    name TEXT PRIMARY KEY,
+    embedder TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS neural_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    at REAL NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS neural_log_name ON neural_log (name, step);
+""",
+    legacy=lambda conn: 1 if has_table(conn, "neural_state") else 0,
+)
+
+
+class SQLiteNeuralLog:
+    """:class:`~memora.memory.contract.NeuralLog` in a SQLite file."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.ensure(NEURAL)
+
+    def state(self, name: str) -> tuple[int, bytes, str] | None:
+        row = self.db.one("SELECT step, state, embedder FROM neural_state WHERE name = ?", (name,))
+        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+
+    def put(
+        self,
+        name: str,
+        embedder: str,
+        step: int,
+        state: bytes,
+        at: float,
+        pairs: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        with self.db.write() as conn:
+            conn.executemany(
+                "INSERT INTO neural_log (name, step, at, key, value) VALUES (?, ?, ?, ?, ?)",
+                [(name, step, at, k, v) for k, v in pairs],
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO neural_state (name, embedder, step, state, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, embedder, step, state, at),
+            )
+
+    def log(self, name: str) -> list[tuple[int, float, bytes, bytes]]:
+        rows = self.db.query(
+            "SELECT step, at, key, value FROM neural_log WHERE name = ? ORDER BY id", (name,)
+        )
+        return [(int(r[0]), float(r[1]), bytes(r[2]), bytes(r[3])) for r in rows]
+
+
+class NeuralBank:
+    """The neural memories of a store, one per write scope (``name``: the scope's key)."""
+
+    def __init__(self, dim: int, config: NeuralConfig, embedder: str, log: NeuralLog) -> None:
+        self.dim, self.config, self.embedder = dim, config, embedder
+        self.log = log
+        self._memories: dict[str, NeuralMemory] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> NeuralMemory | None:
+        """The memory of scope ``name`` as stored (None if it was never written)."""
+        stored = self.log.state(name)
+        with self._lock:
+            if stored is None:
+                self._memories.pop(name, None)
+                return None
+            step, state, embedder = stored
+            cached = self._memories.get(name)
+            if cached is not None and cached.step == step:
+                return cached
+        if embedder != self.embedder:
+            raise StoreError(
+                f"the neural memory of {name} was trained on embeddings of {embedder!r}, not "
+                f"{self.embedder!r}. Fix: open the store with that embedder, or rebuild it"
+            )
+        memory = NeuralMemory.from_bytes(state)
+        with self._lock:
+            self._memories[name] = memory
+        return memory
+
+    def write(
+        self, name: str, keys: np.ndarray, values: np.ndarray, at: float
+    ) -> tuple[WriteResult, NeuralMemory]:
+        """Write the pairs to scope ``name``'s memory inside the caller's transaction; returns
+        the result and the new memory, which :meth:`adopt` takes once the commit happened."""
+        current = self.get(name)
+        memory = (
+            current.copy()
+            if current is not None
+            else NeuralMemory(self.dim, self.config, embedder=self.embedder)
+        )
+        result = memory.write(keys, values, at=at)
+        pairs = [
+            (k.astype(np.float32).tobytes(), v.astype(np.float32).tobytes())
+            for k, v in zip(keys, values, strict=True)
+        ]
+        self.log.put(name, self.embedder, memory.step, memory.state_bytes(), at, pairs)
+        return result, memory
+
+    def write_in(
+        self, records: RecordStore, name: str, keys: np.ndarray, values: np.ndarray, at: float
+    ) -> tuple[SurpriseScore, ...]:
+        """:meth:`write` inside ``records``' current transaction, the new state adopted after
+        its commit; returns each pair's surprise (measured before the write)."""
+        result, memory = self.write(name, keys, values, at)
+        records.after_commit(lambda: self.adopt(name, memory))
+        return result.scores
+
+    def adopt(self, name: str, memory: NeuralMemory) -> None:
+        """Use ``memory`` (written and committed) for scope ``name`` from now on."""
+        with self._lock:
+            cached = self._memories.get(name)
+            if cached is None or cached.step < memory.step:
+                self._memories[name] = memory
+
+    def replay(self, name: str) -> NeuralMemory:
+        """A memory rebuilt from scratch from scope ``name``'s write log."""
+        stored = self.get(name)
+        memory = (
+            stored.fresh()
+            if stored is not None
+            else NeuralMemory(self.dim, self.config, embedder=self.embedder)
+        )
+        for batch in _batches(self.log.log(name)):
+            keys = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in batch])
+            values = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in batch])
+            memory.write(keys, values, at=batch[0][1])
+        return memory
+
+
+def neural_keys(
+    cues: Sequence[str | None], vectors: np.ndarray, cue_vectors: np.ndarray
+) -> np.ndarray:
+    """The key of each written text: its cue's embedding (``cue_vectors``, one per cue that is
+    not None, in order), else the text's own embedding."""
+    rows = iter(cue_vectors)
+    keys = [next(rows) if c is not None else v for c, v in zip(cues, vectors, strict=True)]
+    return np.stack(keys) if keys else vectors
+
+
+def read_unit(memory: NeuralMemory, key: np.ndarray) -> np.ndarray | None:
+    """``M(key)`` scaled to unit length (None when the memory reads nothing there)."""
+    read = memory.read(key)
+    norm = float(np.linalg.norm(read))
+    return None if norm <= 1e-6 else read / norm
+
+
+def _batches(rows: Sequence[Any]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for row in rows:
+        if out and out[-1][0][0] == row[0]:
+            out[-1].append(row)
+        else:
+            out.append([row])
+    return out
+
+
+def config_with(config: NeuralConfig | bool | None) -> NeuralConfig | None:
+    """Normalize the store's ``neural=`` argument."""
+    if config is None or config is False:
+        return None
+    if config is True:
+        return NeuralConfig()
+    if isinstance(config, NeuralConfig):
+        return replace(config)
+    raise ConfigError(f"neural must be a NeuralConfig or a bool, got {type(config).__name__}")

@@ -1,0 +1,377 @@
+"""The memory store of record in SQLite: every SQL statement on memories, history and
+tombstones (:class:`SQLiteRecords`, the embedded :class:`~memora.memory.contract.RecordStore`).
+
+Each write runs in one transaction with its history rows and a bump of the change sequence
+(``meta.seq``); the change sequence lets every process bring its derived vector index up to
+date. Full-text search is SQLite FTS5 (BM25), kept in step by triggers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memora._sqlite import Component, Database
+from memora.errors import InvalidRecordError
+from memora.memory.contract import Changes, NeuralLog, NewRecord, VectorRow
+from memora.memory.neural_bank import SQLiteNeuralLog
+from memora.memory.rows import COLUMNS, filter_sql, scope_sql, to_record
+from memora.memory.types import HistoryEntry, MemoryRecord, Scope
+
+__all__ = ["MEMORY", "SQLiteRecords"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', '0');
+
+CREATE TABLE IF NOT EXISTS memories (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    user_id TEXT,
+    agent_id TEXT,
+    session_id TEXT,
+    scope_key TEXT NOT NULL,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    content_hash TEXT NOT NULL,
+    embedder TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    expires_at REAL,
+    deleted_at REAL,
+    seq INTEGER NOT NULL,
+    surprise REAL,
+    salient INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS memories_dedup
+    ON memories (scope_key, content_hash) WHERE deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS memories_user ON memories (user_id);
+CREATE INDEX IF NOT EXISTS memories_agent ON memories (agent_id);
+CREATE INDEX IF NOT EXISTS memories_session ON memories (session_id);
+CREATE INDEX IF NOT EXISTS memories_seq ON memories (seq);
+
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    memory_id TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+    event TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE')),
+    old_text TEXT,
+    new_text TEXT,
+    actor TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id);
+
+-- rows removed for good: other processes drop them from their indexes
+CREATE TABLE IF NOT EXISTS tombstones (rowid INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts
+    USING fts5 (text, content = 'memories', content_rowid = 'rowid');
+CREATE TRIGGER IF NOT EXISTS memories_fts_insert AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS memories_fts_delete AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS memories_fts_update AFTER UPDATE OF text ON memories BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+"""
+
+#: The memory component: version 2 added the neural memory's surprise and salience columns.
+MEMORY = Component(
+    name="memory",
+    version=2,
+    schema=_SCHEMA,
+    migrations={
+        1: """
+ALTER TABLE memories ADD COLUMN surprise REAL;
+ALTER TABLE memories ADD COLUMN salient INTEGER NOT NULL DEFAULT 0;
+"""
+    },
+)  # files of older releases record this version in PRAGMA user_version
+
+_INSERT = (
+    "INSERT INTO memories (id, user_id, agent_id, session_id, scope_key, text, metadata, "
+    "content_hash, embedder, dim, vector, created_at, updated_at, expires_at, deleted_at, seq, "
+    "surprise, salient) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+)
+_HISTORY = (
+    "INSERT INTO history (memory_id, event, old_text, new_text, actor, at) VALUES (?,?,?,?,?,?)"
+)
+_VECTOR_COLUMNS = "rowid, user_id, agent_id, session_id, embedder, {vector}, expires_at, seq, " \
+    "deleted_at"  # fmt: skip
+
+
+class SQLiteRecords:
+    """Memories, history and tombstones in one SQLite file (or ``":memory:"``).
+
+    ``db``: share a :class:`~memora._sqlite.Database` with other components of the same file (a
+    story and its memory commit in one transaction); by default the file is opened here, and
+    closed by :meth:`close`.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, db: Database | None = None) -> None:
+        self._owns_db = db is None
+        self.db = db if db is not None else Database(path)
+        self.db.ensure(MEMORY)
+        self.location = None if self.db.in_memory else self.db.path
+        self._neural: SQLiteNeuralLog | None = None
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db.write():
+            yield
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.db.after_commit(action)
+
+    def _next_seq(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq' RETURNING value"
+        ).fetchone()
+        return int(row[0])
+
+    # -- writes --------------------------------------------------------------------------
+
+    def insert(self, items: Sequence[NewRecord], *, actor: str) -> list[bool]:
+        if not items:
+            return []
+        inserted = []
+        with self.db.write() as conn:
+            seq = self._next_seq(conn)
+            for item in items:
+                r = item.record
+                cursor = conn.execute(
+                    _INSERT,
+                    (
+                        r.id, r.scope.user_id, r.scope.agent_id, r.scope.session_id,
+                        r.scope.key(), r.text, json.dumps(r.metadata), r.content_hash,
+                        r.embedder, r.dim, item.vector.astype(np.float32).tobytes(),
+                        r.created_at, r.updated_at, r.expires_at, r.deleted_at, seq,
+                        r.surprise, bool(r.salient),
+                    ),
+                )  # fmt: skip
+                inserted.append(cursor.rowcount == 1)
+                if cursor.rowcount == 1:
+                    history = item.history or (("ADD", None, r.text, actor, r.created_at),)
+                    conn.executemany(_HISTORY, [(r.id, *h) for h in history])
+        return inserted
+
+    def update(
+        self,
+        record: MemoryRecord,
+        vector: np.ndarray,
+        *,
+        old_text: str,
+        metadata_changed: bool,
+        actor: str,
+    ) -> None:
+        with self.db.write() as conn:
+            seq = self._next_seq(conn)
+            try:
+                conn.execute(
+                    "UPDATE memories SET text = ?, content_hash = ?, vector = ?, embedder = ?, "
+                    "dim = ?, metadata = CASE WHEN ? THEN ? ELSE metadata END, updated_at = ?, "
+                    "seq = ? WHERE id = ?",
+                    (
+                        record.text, record.content_hash, vector.astype(np.float32).tobytes(),
+                        record.embedder, record.dim, metadata_changed,
+                        json.dumps(record.metadata), record.updated_at, seq, record.id,
+                    ),
+                )  # fmt: skip
+            except sqlite3.IntegrityError as exc:
+                if "UNIQUE" in str(exc):
+                    raise InvalidRecordError(
+                        "the same text is already stored in this scope; update or delete that "
+                        "record instead"
+                    ) from exc
+                raise
+            conn.execute(
+                _HISTORY, (record.id, "UPDATE", old_text, record.text, actor, record.updated_at)
+            )
+
+    def soft_delete(self, record_id: str, *, old_text: str, at: float, actor: str) -> None:
+        with self.db.write() as conn:
+            seq = self._next_seq(conn)
+            conn.execute(
+                "UPDATE memories SET deleted_at = ?, seq = ? WHERE id = ?", (at, seq, record_id)
+            )
+            conn.execute(_HISTORY, (record_id, "DELETE", old_text, None, actor, at))
+
+    def hard_delete(self, record_id: str) -> None:
+        with self.db.write() as conn:
+            seq = self._next_seq(conn)
+            row = conn.execute("SELECT rowid FROM memories WHERE id = ?", (record_id,)).fetchone()
+            if row is None:
+                return
+            conn.execute("DELETE FROM memories WHERE id = ?", (record_id,))
+            conn.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?)", (row[0], seq))
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, record_id: str, scope: Scope | None) -> MemoryRecord | None:
+        sql, params = scope_sql(scope)
+        row = self.db.one(
+            f"SELECT {COLUMNS} FROM memories WHERE id = ? AND {sql}", (record_id, *params)
+        )
+        return None if row is None else to_record(row)
+
+    def by_hash(self, scope: Scope, hashes: Sequence[str]) -> list[MemoryRecord]:
+        unique = sorted(set(hashes))
+        if not unique:
+            return []
+        marks = ",".join("?" * len(unique))
+        rows = self.db.query(
+            f"SELECT {COLUMNS} FROM memories WHERE scope_key = ? AND deleted_at IS NULL "
+            f"AND content_hash IN ({marks})",
+            (scope.key(), *unique),
+        )
+        return [to_record(r) for r in rows]
+
+    def records(
+        self, scope: Scope | None, *, include_deleted: bool, limit: int | None
+    ) -> list[MemoryRecord]:
+        sql, params = scope_sql(scope, live=not include_deleted)
+        query = f"SELECT {COLUMNS} FROM memories WHERE {sql} ORDER BY rowid"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return [to_record(r) for r in self.db.query(query, params)]
+
+    def count(self, scope: Scope | None) -> int:
+        sql, params = scope_sql(scope, live=True)
+        return int(self.db.one(f"SELECT COUNT(*) FROM memories WHERE {sql}", params)[0])
+
+    def history(self, record_id: str) -> list[HistoryEntry]:
+        rows = self.db.query(
+            "SELECT memory_id, event, old_text, new_text, actor, at FROM history "
+            "WHERE memory_id = ? ORDER BY id",
+            (record_id,),
+        )
+        return [HistoryEntry(*row) for row in rows]
+
+    def fetch(
+        self, keys: Sequence[int], scope: Scope | None
+    ) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
+        if not keys:
+            return {}
+        scope_cond, params = scope_sql(scope, live=True)
+        marks = ",".join("?" * len(keys))
+        rows = self.db.query(
+            f"SELECT {COLUMNS}, vector FROM memories WHERE rowid IN ({marks}) AND {scope_cond}",
+            (*keys, *params),
+        )
+        return {r[0]: (to_record(r[:-1]), np.frombuffer(r[-1], dtype=np.float32)) for r in rows}
+
+    def lexical(
+        self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,
+        depth: int,
+    ) -> list[int]:  # fmt: skip
+        if not words:
+            return []
+        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        scope_cond, params = scope_sql(scope, live=True)
+        filter_cond, fparams = filter_sql(filters)
+        rows = self.db.query(
+            "SELECT memories.rowid FROM memories_fts JOIN memories "
+            "ON memories.rowid = memories_fts.rowid "
+            f"WHERE memories_fts MATCH ? AND {scope_cond} AND {filter_cond} "
+            "ORDER BY bm25(memories_fts) LIMIT ?",
+            (match, *params, *fparams, depth),
+        )
+        return [r[0] for r in rows]
+
+    def matching(self, scope: Scope | None, filters: Mapping[str, Any], embedder: str) -> list[int]:
+        scope_cond, params = scope_sql(scope, live=True)
+        filter_cond, fparams = filter_sql(filters)
+        rows = self.db.query(
+            f"SELECT rowid FROM memories WHERE {scope_cond} AND {filter_cond} AND embedder = ?",
+            [*params, *fparams, embedder],
+        )
+        return [r[0] for r in rows]
+
+    # -- derived views -------------------------------------------------------------------
+
+    def current_seq(self) -> int:
+        return int(self.db.one("SELECT value FROM meta WHERE key = 'seq'")[0])
+
+    def changes_since(self, seq: int) -> Changes:
+        with self.db.read() as conn:
+            current = int(conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+            if current == seq:
+                return Changes(seq=seq)
+            rows = conn.execute(
+                f"SELECT {_VECTOR_COLUMNS.format(vector='vector')} FROM memories "
+                "WHERE seq > ? ORDER BY seq",
+                (seq,),
+            ).fetchall()
+            gone = conn.execute("SELECT rowid FROM tombstones WHERE seq > ?", (seq,)).fetchall()
+        found = [_vector_row(r) for r in rows]
+        upto = max(current, max((r.seq for r in found), default=0))
+        return Changes(rows=found, removed=[g[0] for g in gone], seq=upto)
+
+    def live_rows(self, embedder: str, *, vectors: bool, upto: int | None = None) -> Changes:
+        with self.db.read() as conn:
+            current = int(conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+            rows = conn.execute(
+                f"SELECT {_VECTOR_COLUMNS.format(vector='vector' if vectors else 'NULL')} "
+                "FROM memories WHERE deleted_at IS NULL AND embedder = ? AND seq <= ?",
+                (embedder, current if upto is None else upto),
+            ).fetchall()
+        return Changes(rows=[_vector_row(r) for r in rows], seq=current if upto is None else upto)
+
+    def export(self, include_deleted: bool) -> Iterator[tuple[MemoryRecord, bytes]]:
+        rows = self.db.query(
+            f"SELECT {COLUMNS}, vector FROM memories "
+            + ("" if include_deleted else "WHERE deleted_at IS NULL ")
+            + "ORDER BY rowid"
+        )
+        for row in rows:
+            yield to_record(row[:-1]), bytes(row[-1])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def neural(self) -> NeuralLog:
+        if self._neural is None:
+            self._neural = SQLiteNeuralLog(self.db)
+        return self._neural
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.db.closed
+
+    def close(self) -> None:
+        """Close the file when this object opened it (a shared database stays open)."""
+        if self._owns_db:
+            self.db.close()
+
+
+def _vector_row(row: Sequence[Any]) -> VectorRow:
+    rowid, user_id, agent_id, session_id, embedder, vector, expires_at, seq, deleted_at = row
+    return VectorRow(
+        key=int(rowid),
+        scope=Scope(user_id=user_id, agent_id=agent_id, session_id=session_id),
+        embedder=str(embedder),
+        vector=None if vector is None else bytes(vector),
+        expires_at=None if expires_at is None else float(expires_at),
+        seq=int(seq),
+        live=deleted_at is None,
+    )

@@ -1,0 +1,181 @@
+"""How the memory store ranks: the search options as one frozen value, and the fusion as pure
+functions (reciprocal rank fusion, the neural blend, recency, salience).
+
+The store gathers the candidates (dense from the vector view, lexical from the records, and
+with a neural memory the candidates near ``M(q)``); everything here is arithmetic on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from memora.errors import ConfigError, InvalidOptionError, InvalidRecordError, unknown_option
+from memora.memory.types import MemoryRecord, SearchHit
+
+__all__ = [
+    "RRF_K",
+    "SearchMode",
+    "SearchOptions",
+    "fuse",
+    "neural_blend",
+    "query_words",
+    "score_hits",
+]
+
+SearchMode = Literal["hybrid", "dense", "lexical"]
+RRF_K = 60
+_WORD = re.compile(r"\w+", re.UNICODE)
+_ALIASES = {
+    "top_k": "k", "limit": "k", "n_results": "k", "topk": "k",
+    "filter": "filters", "where": "filters", "metadata": "filters",
+    "threshold": "min_score", "score_threshold": "min_score", "min_similarity": "min_score",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How :meth:`MemoryStore.search <memora.memory.store.MemoryStore.search>` ranks.
+
+    Attributes:
+        k: how many hits to return (>= 1).
+        mode: ``"dense"`` (embeddings), ``"lexical"`` (full text, BM25) or ``"hybrid"`` (both,
+            fused by reciprocal rank fusion).
+        filters: metadata keys that must match exactly.
+        min_score: hits whose cosine similarity is below it are dropped.
+        recency_weight: adds ``weight * 0.5 ** (age / half_life)`` to the fused score.
+        recency_half_life_days: the half life of that bonus.
+        neural_weight: > 0 reads ``r = M(q)`` through the scope's neural memory and ranks the
+            pooled dense candidates of ``q`` and ``r`` by ``cos(q, x) + weight * cos(r, x)``
+            (needs a store with a neural memory).
+        neural_query: the text whose embedding is read through the memory (default: the query).
+        salience_weight: added to the score of records the neural memory flagged salient
+            (needs a store with a neural memory).
+    """
+
+    k: int = 10
+    mode: SearchMode = "hybrid"
+    filters: Mapping[str, Any] | None = field(default=None, hash=False)
+    min_score: float | None = None
+    recency_weight: float = 0.0
+    recency_half_life_days: float = 30.0
+    neural_weight: float = 0.0
+    neural_query: str | None = None
+    salience_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ConfigError(f"k must be an integer >= 1, got {self.k!r}")
+        if self.mode not in ("hybrid", "dense", "lexical"):
+            raise ConfigError(f"mode must be 'hybrid', 'dense' or 'lexical', got {self.mode!r}")
+        if self.filters is not None and not isinstance(self.filters, Mapping):
+            raise ConfigError("filters must be a dict of metadata keys and values")
+        for name in ("recency_weight", "neural_weight", "salience_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not self.recency_half_life_days > 0:
+            raise ConfigError("recency_half_life_days must be > 0")
+
+    @classmethod
+    def build(cls, base: SearchOptions | None = None, **changes: Any) -> SearchOptions:
+        """``base`` (default: the defaults) with ``changes``; an unknown option name raises
+        :class:`~memora.errors.InvalidOptionError` with the nearest valid one."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        valid = [*names, "user_id", "agent_id", "session_id"]
+        for name in changes:
+            if name in _ALIASES:  # the names other libraries use
+                raise InvalidOptionError(
+                    f"search has no option '{name}'; did you mean '{_ALIASES[name]}'? "
+                    f"options: {', '.join(valid)}"
+                )
+            if name not in names:
+                raise unknown_option(name, valid, "search")
+        return dataclasses.replace(base or cls(), **changes)
+
+    @property
+    def needs_neural(self) -> bool:
+        return bool(self.neural_weight or self.salience_weight)
+
+    def check_neural(self, available: bool) -> None:
+        """Refuse options that need a neural memory where there is none."""
+        if self.needs_neural and not available:
+            raise ConfigError(
+                "neural_weight and salience_weight need a store with a neural memory: open it "
+                "with MemoryStore(path, neural=True), or leave them at 0"
+            )
+
+    @property
+    def depth(self) -> int:
+        """How deep each retriever looks (fusion wants deeper lists than ``k``)."""
+        return self.k if self.mode == "dense" else max(self.k * 4, 20)
+
+
+def query_words(query: str) -> list[str]:
+    """The words of a query for full-text search; an empty query is an error."""
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidRecordError("the query is empty; search for some text")
+    return _WORD.findall(query)
+
+
+def neural_blend(
+    pool: Mapping[int, tuple[MemoryRecord, np.ndarray]],
+    query: np.ndarray,
+    read: np.ndarray,
+    weight: float,
+    depth: int,
+) -> list[int]:
+    """The pooled candidates ranked by ``cos(q, x) + weight * cos(r, x)``."""
+    blend = {key: float(v @ query + weight * (v @ read)) for key, (_, v) in pool.items()}
+    return sorted(pool, key=lambda key: -blend[key])[:depth]
+
+
+def fuse(rankings: Sequence[Sequence[int]]) -> dict[int, float]:
+    """Reciprocal rank fusion: ``sum 1 / (RRF_K + rank)`` over the rankings."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking, start=1):
+            fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank)
+    return fused
+
+
+def score_hits(
+    records: Mapping[int, tuple[MemoryRecord, np.ndarray]],
+    fused: Mapping[int, float],
+    dense: Sequence[int],
+    lexical: Sequence[int],
+    query: np.ndarray,
+    options: SearchOptions,
+    now: float,
+) -> list[SearchHit]:
+    """The hits, best first: fused score plus the recency and salience bonuses; ties by
+    similarity, then id (a stable order)."""
+    dense_rank = {key: i for i, key in enumerate(dense, start=1)}
+    lexical_rank = {key: i for i, key in enumerate(lexical, start=1)}
+    hits = []
+    for key, (record, vector) in records.items():
+        similarity = float(vector @ query)
+        if options.min_score is not None and similarity < options.min_score:
+            continue
+        score = fused[key]
+        if options.recency_weight:
+            age_days = max(0.0, now - record.updated_at) / 86_400
+            score += options.recency_weight * 0.5 ** (age_days / options.recency_half_life_days)
+        score += options.salience_weight * record.salient
+        hits.append(
+            SearchHit(
+                record=record,
+                score=score,
+                similarity=similarity,
+                dense_rank=dense_rank.get(key),
+                lexical_rank=lexical_rank.get(key),
+            )
+        )
+    hits.sort(key=lambda h: (-h.score, -h.similarity, h.record.id))
+    return hits[: options.k]
