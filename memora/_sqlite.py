@@ -76,9 +76,10 @@ class Database:
     """One SQLite connection shared by the components of a file, safe to use from threads.
 
     Every statement runs under one re-entrant lock. :meth:`write` opens a ``BEGIN IMMEDIATE``
-    transaction; a :meth:`write` inside another one (same thread) becomes a savepoint of it, so
-    callers compose: a story step and its memory index commit together. Work that must wait for
-    the commit (updating in-memory views) is registered with :meth:`after_commit`.
+    transaction; a :meth:`write` inside another one (same thread) is part of it, so callers
+    compose: a story step and its memory index commit together, or roll back together. Work
+    that must wait for the commit (updating in-memory views) is registered with
+    :meth:`after_commit`.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -169,12 +170,11 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: all of it commits, or none of it. Nested in another write of
-        the same thread, it is a savepoint that the outer transaction commits."""
+        the same thread, it joins that transaction: the outer one commits or rolls back all."""
         with self.lock:
             self._check_open()
-            depth = len(self._levels)
-            if depth:
-                yield from self._savepoint(depth)
+            if self._levels:  # inside this thread's transaction: part of it
+                yield self.conn
                 return
             self._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
             self._levels.append([])
@@ -194,20 +194,6 @@ class Database:
             done = self._levels.pop()
         for action in done:  # outside the lock: the work may take other locks
             action()
-
-    def _savepoint(self, depth: int) -> Iterator[sqlite3.Connection]:
-        name = f"memora_{depth}"
-        self.conn.execute(f"SAVEPOINT {name}")
-        self._levels.append([])
-        try:
-            yield self.conn
-        except BaseException:
-            self._levels.pop()
-            self.conn.execute(f"ROLLBACK TO {name}")
-            self.conn.execute(f"RELEASE {name}")
-            raise
-        self.conn.execute(f"RELEASE {name}")
-        self._levels[-2].extend(self._levels.pop())
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the current write transaction commits (dropped if it rolls

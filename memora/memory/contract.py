@@ -46,12 +46,18 @@ class VectorRow:
     """What the vector view needs of one record: its key, scope, vector and life."""
 
     key: int
-    scope: Scope
+    user_id: str | None
+    agent_id: str | None
+    session_id: str | None
     embedder: str
     vector: bytes | None  # None where the reader did not ask for vectors
     expires_at: float | None
     seq: int
     live: bool  # not soft-deleted
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.user_id, self.agent_id, self.session_id)
 
 
 @dataclass(frozen=True)

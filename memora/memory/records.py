@@ -148,16 +148,20 @@ class SQLiteRecords:
         if not items:
             return []
         inserted = []
+        dumped: dict[int, str] = {}  # metadata JSON by dict (a batch often shares one)
         with self.db.write() as conn:
             seq = self._next_seq(conn)
             for item in items:
                 r = item.record
+                meta = dumped.get(id(r.metadata))
+                if meta is None:
+                    meta = dumped[id(r.metadata)] = json.dumps(r.metadata)
                 cursor = conn.execute(
                     _INSERT,
                     (
                         r.id, r.scope.user_id, r.scope.agent_id, r.scope.session_id,
-                        r.scope.key(), r.text, json.dumps(r.metadata), r.content_hash,
-                        r.embedder, r.dim, item.vector.astype(np.float32).tobytes(),
+                        r.scope.key(), r.text, meta, r.content_hash,
+                        r.embedder, r.dim, np.asarray(item.vector, dtype=np.float32).tobytes(),
                         r.created_at, r.updated_at, r.expires_at, r.deleted_at, seq,
                         r.surprise, bool(r.salient),
                     ),
@@ -368,7 +372,9 @@ def _vector_row(row: Sequence[Any]) -> VectorRow:
     rowid, user_id, agent_id, session_id, embedder, vector, expires_at, seq, deleted_at = row
     return VectorRow(
         key=int(rowid),
-        scope=Scope(user_id=user_id, agent_id=agent_id, session_id=session_id),
+        user_id=user_id,
+        agent_id=agent_id,
+        session_id=session_id,
         embedder=str(embedder),
         vector=None if vector is None else bytes(vector),
         expires_at=None if expires_at is None else float(expires_at),

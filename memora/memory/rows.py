@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memora.errors import ConfigError, InvalidRecordError, ScopeError
-from memora.memory.types import MemoryRecord, Scope, SurpriseScore, content_hash
+from memora.memory.types import MemoryRecord, Scope, SurpriseScore
 
 __all__ = [
     "COLUMNS",
@@ -141,13 +141,13 @@ def check_expiry(expires_at: float | None) -> None:
 
 
 def new_record(
-    where: Scope, text: str, metadata: dict[str, Any], now: float, expires_at: float | None,
-    embedder: str, dim: int, score: SurpriseScore | None,
+    where: Scope, text: str, text_hash: str, metadata: dict[str, Any], now: float,
+    expires_at: float | None, embedder: str, dim: int, score: SurpriseScore | None,
 ) -> MemoryRecord:  # fmt: skip
     """A record about to be stored, with a fresh id (and its neural surprise, if any)."""
     return MemoryRecord(
         id=uuid.uuid4().hex, scope=where, text=text, metadata=metadata, created_at=now,
-        updated_at=now, embedder=embedder, dim=dim, content_hash=content_hash(text),
+        updated_at=now, embedder=embedder, dim=dim, content_hash=text_hash,
         expires_at=expires_at, surprise=None if score is None else score.normalized,
         salient=bool(score and score.salient),
     )  # fmt: skip

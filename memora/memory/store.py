@@ -192,8 +192,9 @@ class MemoryStore:
                 scores = bank.write_in(self.records, where.key(), keys, vectors, now)
                 vectors = vectors[unique]
             items = [
-                NewRecord(new_record(where, texts[i], metas[i], now, expires_at, self.space,
-                                     self.embedder.dim, None if scores is None else scores[i]), v)
+                NewRecord(new_record(where, texts[i], hashes[i], metas[i], now, expires_at,
+                                     self.space, self.embedder.dim,
+                                     None if scores is None else scores[i]), v)
                 for i, v in zip(unique, vectors, strict=True)
             ]  # fmt: skip
             created = self.records.insert(items, actor=actor)

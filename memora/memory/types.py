@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,9 +63,7 @@ class Scope:
 
     def key(self) -> str:
         """A unique text key of the exact scope (for de-duplication)."""
-        import json
-
-        return json.dumps([self.user_id, self.agent_id, self.session_id])
+        return _scope_key(self.user_id, self.agent_id, self.session_id)
 
     def to_dict(self) -> dict[str, str | None]:
         return {n: getattr(self, n) for n in _FIELDS}
@@ -229,6 +229,11 @@ class IndexStatus:
     @property
     def consistent(self) -> bool:
         return self.missing == 0 and self.extra == 0 and self.db_count == self.index_count
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope_key(user_id: str | None, agent_id: str | None, session_id: str | None) -> str:
+    return json.dumps([user_id, agent_id, session_id])
 
 
 def normalize_text(text: str) -> str:

@@ -30,8 +30,6 @@ from memora.memory.types import IndexStatus, Scope
 
 __all__ = ["VectorView"]
 
-_FIELDS = ("user_id", "agent_id", "session_id")
-
 
 class VectorView:
     """The vectors of the live records of one embedding space (``space``), by scope."""
@@ -221,7 +219,8 @@ class VectorView:
         self._live.add(vid)
         self._key_of[vid] = row.key
         self._vid_of[row.key] = vid
-        for column, value in zip(_FIELDS, _scope_values(row.scope), strict=True):
+        for column, value in (("user_id", row.user_id), ("agent_id", row.agent_id),
+                              ("session_id", row.session_id)):  # fmt: skip
             if value is not None:
                 self._by_field.setdefault((column, value), set()).add(vid)
         if row.expires_at is not None:
@@ -238,10 +237,6 @@ class VectorView:
         for members in self._by_field.values():
             members.discard(vid)
         return vid
-
-
-def _scope_values(scope: Scope) -> tuple[str | None, str | None, str | None]:
-    return scope.user_id, scope.agent_id, scope.session_id
 
 
 def _vector(row: VectorRow) -> np.ndarray:
