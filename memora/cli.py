@@ -117,8 +117,7 @@ def generate(
 
 
 def _model_options(settings: Settings) -> dict[str, Any]:
-    options = settings.model_options()
-    return {k: v for k, v in options.items() if v is not None}
+    return settings.model_options()
 
 
 def _read_schema(path: Path) -> Any:

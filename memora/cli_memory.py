@@ -48,9 +48,11 @@ def scoped(*, reads: bool) -> Callable[[F], F]:
 
 @contextmanager
 def open_store(db_path: Path) -> Iterator[Any]:
+    from memora.embed import load_embedder
     from memora.memory.store import MemoryStore
+    from memora.settings import load_settings
 
-    store = MemoryStore(db_path)
+    store = MemoryStore(db_path, embedder=load_embedder(load_settings().embedder))
     try:
         yield store
     finally:

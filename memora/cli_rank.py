@@ -125,7 +125,7 @@ def rank(
     for warning in inputs.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     settings = load_settings(model=model_spec, n_ctx=n_ctx, n_threads=threads)
-    options = {k: v for k, v in settings.model_options().items() if v is not None}
+    options = settings.model_options()
     reranked = [d for docs in inputs.candidates.values() for d in docs[:top_k]]
     words = choose_passage_words(strategy, reranked, passage_words)
     if words is not None and passage_words is None:

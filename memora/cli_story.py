@@ -88,7 +88,7 @@ def write(story_path: Path, premise: str | None, title: str, genre: str, outline
           steps: int, model_spec: str | None, interactive: bool, seed: int,
           max_tokens: int) -> None:  # fmt: skip
     """Write STEPS more paragraphs of a story, saving each as it completes."""
-    from memora.cli import _model_options
+    from memora.embed import load_embedder
     from memora.llm.registry import load_model
     from memora.recurrent.engine import StoryEngine
     from memora.settings import load_settings
@@ -96,8 +96,9 @@ def write(story_path: Path, premise: str | None, title: str, genre: str, outline
     if steps < 1:
         raise ConfigError("--steps must be at least 1")
     settings = load_settings(**({"model": model_spec} if model_spec else {}))
-    with load_model(settings.model, **_model_options(settings)) as llm, StoryEngine(
-        llm, story_path, seed=seed, paragraph_tokens=max_tokens
+    embedder = load_embedder(settings.embedder)
+    with load_model(settings.model, **settings.model_options()) as llm, StoryEngine(
+        llm, story_path, seed=seed, paragraph_tokens=max_tokens, embedder=embedder
     ) as engine:  # fmt: skip
         if not engine.file.exists:
             if not premise:

@@ -38,7 +38,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("~/.local/share/memora"), description="stores, stories, caches")
 
     def model_options(self) -> dict[str, Any]:
-        """Constructor options for :func:`memora.load_model` with :attr:`model`."""
+        """Constructor options for :func:`memora.load_model` with :attr:`model` (those left
+        unset are left out: the backend's defaults apply)."""
+        return {k: v for k, v in self._backend_options().items() if v is not None}
+
+    def _backend_options(self) -> dict[str, Any]:
         if self.model.startswith("openai:"):
             return {
                 "base_url": self.openai_base_url,

@@ -1,8 +1,8 @@
 """Check that ``n_gpu_layers=0`` keeps every op on the CPU in a CUDA build of llama-cpp-python.
 
-memora's LlamaCppLLM passes ``op_offload=n_gpu_layers != 0`` to llama_cpp.Llama. Without that,
-llama.cpp's op offload sends the matrix products of batches of 32 or more tokens to the GPU even
-with no layers offloaded (docs/gpu.md). This script loads the bundled model with
+memora's LlamaCppLLM makes its llama.cpp context with ``op_offload = n_gpu_layers != 0``.
+Without that, llama.cpp's op offload sends the matrix products of batches of 32 or more tokens
+to the GPU even with no layers offloaded (docs/gpu.md). This script loads the bundled model with
 ``LlamaCppLLM(n_gpu_layers=0)`` in separate processes and compares them:
 
   gpu-visible   the process sees the GPU (memora as it is)
@@ -43,19 +43,15 @@ PARAGRAPH = (  # as in bench/gpu.py
 
 
 def worker(mode: str, threads: int, runs: int, prompt_tokens: int, out: Path) -> None:
-    import llama_cpp
     import numpy as np
 
-    if mode == "forced":
+    from memora.llm.llamacpp import LlamaCppLLM, Span, native
 
-        class Forced(llama_cpp.Llama):  # type: ignore[misc]
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                kwargs["op_offload"] = True
-                super().__init__(*args, **kwargs)
+    if mode == "forced":  # the old behaviour: op offload on even with no GPU layers
+        import memora.llm.llamacpp.model as model_module
 
-        llama_cpp.Llama = Forced  # memora.llm.llamacpp calls llama_cpp.Llama(...)
-
-    from memora.llm.llamacpp import LlamaCppLLM
+        base = model_module.ContextSettings
+        model_module.ContextSettings = lambda **kw: base(**{**kw, "op_offload": True})  # type: ignore[misc, assignment]
 
     start = time.perf_counter()
     llm = LlamaCppLLM("default", n_ctx=2048, n_gpu_layers=0, n_threads=threads, seed=0)
@@ -67,26 +63,25 @@ def worker(mode: str, threads: int, runs: int, prompt_tokens: int, out: Path) ->
         n_tokens.append(len(llm.prompt_tokens(prompt)))
     np.save(out.with_suffix(".npy"), np.stack(rows))
 
-    llama = llm._llama
     text = PARAGRAPH
-    while len(llama.tokenize(text.encode())) < prompt_tokens:
+    while len(llm.tokenize(text)) < prompt_tokens:
         text += PARAGRAPH
-    tokens = llama.tokenize(text.encode())[:prompt_tokens]
+    tokens = llm.tokenize(text)[:prompt_tokens]
     pp = []
     for run in range(runs + 1):  # the first run warms up
-        llm.reset_cache()
-        llama.reset()
-        llama._ctx.kv_cache_clear()
-        t0 = time.perf_counter()
-        llama.eval(tokens)
-        elapsed = time.perf_counter() - t0
+        with llm.sequences(1) as kv:  # an emptied cache
+            t0 = time.perf_counter()
+            for start in range(0, len(tokens), llm.n_batch):
+                chunk = tokens[start : start + llm.n_batch]
+                kv.decode([Span(chunk, start, logits=start + len(chunk) == len(tokens))])
+            elapsed = time.perf_counter() - t0
         if run:
             pp.append(len(tokens) / elapsed)
     info = {
         "mode": mode,
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "llama_cpp_version": llama_cpp.__version__,
-        "supports_gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+        "llama_cpp_version": native.library_version(),
+        "supports_gpu_offload": native.supports_gpu_offload(),
         "device": llm.device,
         "op_offload_passed": mode == "forced" or llm.n_gpu_layers != 0,
         "threads": threads,

@@ -61,3 +61,12 @@ def test_errors_name_the_fix(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["memory", "add", "x", "--db", db, "--user", "u",
                                        "--metadata", "{bad"])  # fmt: skip
     assert result.exit_code == 1 and "not JSON" in result.output
+
+
+def test_the_embedder_setting_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "cli.db"
+    monkeypatch.setenv("MEMORA_EMBEDDER", "no-such-embedder")
+    result = CliRunner().invoke(main, ["memory", "add", "x", "--db", str(db), "--user", "u"])
+    assert result.exit_code == 1
+    assert "no bundled embedder named 'no-such-embedder'" in result.output
+    assert not db.exists()  # refused before the store was opened

@@ -99,3 +99,58 @@ def test_the_store_facade_keeps_its_methods_short() -> None:
     }
     assert lengths["search"] < 40 and lengths["add"] < 40 and lengths["add_many"] < 60
     assert max(lengths.values()) <= 60, lengths
+
+
+def package_modules() -> dict[str, Path]:
+    """Every module of memora, memora.agents and memora.tui, by its import name."""
+    found = {}
+    for folder, prefix in ((MEMORA, ("memora",)), (ROOT / "agents", ("memora", "agents")),
+                           (ROOT / "tui", ("memora", "tui"))):  # fmt: skip
+        for path in folder.rglob("*.py"):
+            parts = path.relative_to(folder).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            found[".".join(prefix + parts)] = path
+    return found
+
+
+def test_no_import_cycle_in_memora() -> None:
+    modules = package_modules()
+    known = set(modules)
+    edges = {name: imports(path, known) - {name} for name, path in modules.items()}
+    assert cycles(edges) == []
+
+
+def test_the_model_layer_stands_below_prompting() -> None:
+    modules = package_modules()
+    known = set(modules)
+    for name, path in modules.items():
+        if name.startswith("memora.llm"):
+            assert not {m for m in imports(path, known) if m.startswith("memora.prompting")}, name
+
+
+def test_only_the_native_layer_touches_llama_cpp() -> None:
+    native = MEMORA / "llm" / "llamacpp" / "native.py"
+    for name, path in package_modules().items():
+        tree = ast.parse(path.read_text("utf-8"))
+        uses = [
+            node
+            for node in ast.walk(tree)
+            if (
+                isinstance(node, ast.Import)
+                and any(a.name.startswith("llama_cpp") for a in node.names)
+            )
+            or (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("llama_cpp"))
+        ]
+        assert path == native or not uses, f"{name} imports llama_cpp"
+    tree = ast.parse(native.read_text("utf-8"))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "llama_cpp"
+        ):
+            private = node.attr.startswith("_") and not node.attr.startswith("__")
+            assert not private, node.attr  # no private part of the library
+            assert node.attr != "Llama", "the native layer does not use the high-level Llama"
+        if isinstance(node, ast.ImportFrom) and node.module == "llama_cpp":
+            assert all(not a.name.startswith("_") for a in node.names)

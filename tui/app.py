@@ -23,7 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Input, Label, Static, TextArea
 
-from memora.embed import Embedder
+from memora.embed import Embedder, load_embedder
 from memora.errors import MemoraError
 from memora.llm.base import LLM
 from memora.recurrent.engine import StoryEngine
@@ -637,6 +637,7 @@ def build_app(
     engine_options.setdefault("temperature", config.temperature)
     path = Path(story_path)
     probe(path)
+    embedder = embedder if embedder is not None else load_embedder(settings.embedder)
     owns = llm is None
     if llm is None:
         llm = load_llm(config, settings)

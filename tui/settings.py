@@ -31,7 +31,7 @@ from memora.errors import (
     ModelNotFoundError,
 )
 from memora.llm.base import LLM
-from memora.llm.registry import OPENAI_PREFIX, check_gguf, looks_like_path, model_path
+from memora.llm.registry import parse_model_spec
 from memora.settings import Settings
 
 __all__ = ["SettingsScreen", "TuiConfig", "config_path", "load_llm"]
@@ -144,22 +144,10 @@ class TuiConfig(BaseModel):
     def check(self) -> None:
         """Raise a :class:`~memora.errors.MemoraError` naming the field and the fix for a model or
         endpoint that cannot work; never loads the model."""
-        model = self.model
-        if model.startswith(OPENAI_PREFIX):
-            if not model.removeprefix(OPENAI_PREFIX).strip():
-                raise InvalidOptionError(
-                    f"Model: {model!r} names no model; give openai:<model>, e.g. openai:gpt-4o-mini"
-                )
-        elif looks_like_path(model):
-            try:
-                check_gguf(Path(model).expanduser())
-            except (ModelNotFoundError, ModelLoadError) as exc:
-                raise type(exc)(f"Model: {exc}") from exc
-        else:
-            try:
-                model_path(model)
-            except ModelNotFoundError as exc:
-                raise ModelNotFoundError(f"Model: {exc}") from exc
+        try:
+            parse_model_spec(self.model)  # the one parser load_model uses
+        except (ModelNotFoundError, ModelLoadError, InvalidOptionError) as exc:
+            raise type(exc)(f"Model: {exc}") from exc
         url = self.openai_base_url
         if url is not None:
             try:
@@ -180,7 +168,7 @@ def load_llm(config: TuiConfig, base: Settings) -> LLM:
 
     config.check()
     settings = config.apply(base)
-    options = {k: v for k, v in settings.model_options().items() if v is not None}
+    options = settings.model_options()
     return load_model(settings.model, **options)
 
 

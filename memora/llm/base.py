@@ -24,8 +24,8 @@ from memora.errors import (
     UnsupportedError,
 )
 from memora.llm.options import SamplingOptions, parse_options
+from memora.llm.set_prompt import SetPrompt
 from memora.llm.structured import OutputSpec, SchemaLike
-from memora.prompting.set_prompt import SetPrompt
 
 __all__ = [
     "LLM",

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from memora.embed import Embedder
 from memora.errors import ConfigError, InvalidOptionError, UnsupportedError
 from memora.llm.base import LLM, Closable, FinishReason, Message
+from memora.llm.sequence import KVDecoder, SequenceModel, Span, sequence_model
 from memora.memory.bank import (
     DEFAULT_INSTRUCTION,
     Chunk,
@@ -25,9 +25,6 @@ from memora.memory.bank import (
     overflow_error,
     question_text,
 )
-
-if TYPE_CHECKING:
-    from memora.llm.llamacpp import KVSequences, LlamaCppLLM
 
 __all__ = ["MAX_KV_CHUNKS", "KVMemoryBank"]
 
@@ -74,19 +71,16 @@ class KVMemoryBank(Closable):
                 "a local llama.cpp model (LlamaCppLLM), or LongContextReader with a MemoryBank "
                 "(text-level retrieval, any backend)"
             )
-        from memora.llm.llamacpp import LlamaCppLLM, Span
-
-        if not isinstance(llm, LlamaCppLLM):
-            raise UnsupportedError("KVMemoryBank runs on LlamaCppLLM only; load a GGUF model")
+        model = sequence_model(llm, "KVMemoryBank")
         if chunk_tokens < 2 or query_reserve < 1:
             raise InvalidOptionError(
                 f"chunk_tokens must be >= 2 (text + newline) and query_reserve >= 1, got "
                 f"{chunk_tokens} and {query_reserve}"
             )
-        self.llm: LlamaCppLLM = llm
+        self.llm: SequenceModel = model
         self.instruction, self.query_reserve = instruction, query_reserve
         slot = "\x00memora-longmem\x00"  # where the chunks go in the chat template's text
-        rendered = llm.render_chat([Message("system", instruction), Message("user", slot)])
+        rendered = model.render_chat([Message("system", instruction), Message("user", slot)])
         head, _, self._tail = rendered.partition(slot)
         self.prefix = tuple(llm.tokenize(head + "Context:\n", special=True))
         self._newline = tuple(llm.tokenize("\n"))
@@ -113,7 +107,7 @@ class KVMemoryBank(Closable):
         self._tokens: dict[int, tuple[int, ...]] = {}
         self._free_seqs = list(range(cap, 0, -1))
         self._stack = contextlib.ExitStack()
-        self._kv: KVSequences | None = self._stack.enter_context(llm.sequences(cap + 1))
+        self._kv: KVDecoder | None = self._stack.enter_context(model.sequences(cap + 1))
         try:
             self._kv.decode([Span(self.prefix, 0, seq_ids=tuple(range(cap + 1)))])
         except BaseException:
@@ -125,7 +119,7 @@ class KVMemoryBank(Closable):
         self._kv = None
         self._stack.close()
 
-    def _open(self) -> KVSequences:
+    def _open(self) -> KVDecoder:
         if self._kv is None:
             raise ConfigError("this KVMemoryBank was closed; build a new one")
         return self._kv
@@ -138,8 +132,6 @@ class KVMemoryBank(Closable):
     ) -> list[Chunk]:
         """File chunks as :meth:`MemoryBank.add_chunks` does, then decode the admitted ones still
         held, each into a free sequence at position P (all in one batch)."""
-        from memora.llm.llamacpp import Span
-
         kv = self._open()
         spans = []
         admitted = self.memory.add_chunks(texts, scores)
@@ -188,8 +180,6 @@ class KVMemoryBank(Closable):
     def _query(
         self, text: str, chunks: Sequence[Chunk], max_tokens: int
     ) -> tuple[np.ndarray, list[int], FinishReason, int]:
-        from memora.llm.llamacpp import Span
-
         kv = self._open()
         suffix = self.llm.tokenize(text, special=True)
         if not suffix or max_tokens < 0:

@@ -63,7 +63,7 @@ class LongContextReader:
             bank = MemoryBank(tokenizer=llm if llm.supports_tokenize else None)
         kv = isinstance(bank, KVMemoryBank)
         self.memory = bank.memory if isinstance(bank, KVMemoryBank) else bank
-        if isinstance(bank, KVMemoryBank) and bank.llm is not llm:
+        if isinstance(bank, KVMemoryBank) and bank.llm is not llm:  # type: ignore[comparison-overlap]
             raise ConfigError("the KVMemoryBank runs another model; pass the bank's own llm")
         limit = bank.query_reserve if isinstance(bank, KVMemoryBank) else llm.n_ctx
         if k < 1 or not 0 <= window_tokens < limit:

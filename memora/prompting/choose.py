@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from memora.errors import ConfigError, UnsupportedError
-from memora.prompting.set_prompt import SetPrompt
+from memora.llm.sequence import canonical_order, sequence_model
+from memora.llm.set_prompt import ChatRenderer, SetPrompt
 
 if TYPE_CHECKING:
     from memora.llm.base import LLM
@@ -124,7 +125,7 @@ def _check(question: str, options: Sequence[str], method: str, k: int) -> list[s
 
 
 def _canonical(options: Sequence[str]) -> list[int]:
-    return sorted(range(len(options)), key=lambda i: options[i])
+    return canonical_order(options)
 
 
 def _argmax_stable(scores: Sequence[float], options: Sequence[str]) -> int:
@@ -137,10 +138,8 @@ def _question_turn(question: str) -> list[dict[str, str]]:
 
 
 def _likelihood(llm: LLM, question: str, options: list[str]) -> list[float]:
-    scorer = getattr(llm, "continuation_logprobs", None)
-    if scorer is None:  # pragma: no cover - every backend with sequences has it
-        raise UnsupportedError(f"{type(llm).__name__} cannot score continuations")
-    logprobs = scorer(_question_turn(question), options)
+    model = sequence_model(llm, "choose(method='likelihood')")
+    logprobs = model.continuation_logprobs(_question_turn(question), options)
     return [float(np.mean(lp)) for lp in logprobs]
 
 
@@ -189,10 +188,9 @@ def _letter_scores(llm: LLM, question: str, options: Sequence[str]) -> list[floa
     the backend has logits, else 1 for the letter the model picks (JSON enum) and 0 otherwise."""
     labels = _labels(len(options))
     if llm.supports_logits:
-        render = getattr(llm, "render_chat", None)
         prompt: Any = _letter_prompt(question, options)
-        if render is not None:
-            prompt = render(prompt) + _ANSWER
+        if isinstance(llm, ChatRenderer):
+            prompt = llm.render_chat(prompt) + _ANSWER
         logits = llm.logits(prompt)
         return [float(logits[t]) for t in _label_tokens(llm, labels)]
     schema = {

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memora.errors import ConfigError, ContextOverflowError, UnsupportedError
+from memora.llm.sequence import canonical_order, sequence_model
+from memora.llm.set_prompt import ChatRenderer, SetPrompt
 from memora.prompting.aggregate import borda
-from memora.prompting.set_prompt import SetPrompt
 from memora.rank.parse import parse_permutation
 from memora.rank.types import Diagnostics, Doc, Ranking, as_docs
 
@@ -335,7 +336,7 @@ class PSCReranker(_Listwise):
     def _rank(
         self, query: str, docs: list[Doc], diag: Diagnostics
     ) -> tuple[list[int], Sequence[float] | None]:
-        canonical = sorted(range(len(docs)), key=lambda i: (docs[i].text, docs[i].id))
+        canonical = canonical_order(docs, key=lambda d: (d.text, d.id))
         rng = random.Random(self.seed)
         rankings = []
         for _ in range(self.k):
@@ -358,6 +359,7 @@ class SetwiseReranker(Reranker):
                 f"setwise needs KV sequences (a local llama.cpp model); {type(llm).__name__} "
                 "has none. Fix: strategy 'psc' (reduces order dependence) or 'full'"
             )
+        sequence_model(llm, "setwise reranking")  # the set decode needs the whole contract
         self.llm, self.passage_tokens, self.calibrate = llm, passage_tokens, calibrate
         self._labels: list[tuple[str, int]] | None = None
 
@@ -388,7 +390,7 @@ class SetwiseReranker(Reranker):
                 f"setwise labels {len(labels)} candidates at most with this tokenizer, got "
                 f"{len(docs)}. Fix: pre-select with --top-k, or strategy 'pointwise'"
             )
-        canonical = sorted(range(len(docs)), key=lambda i: (docs[i].text, docs[i].id))
+        canonical = canonical_order(docs, key=lambda d: (d.text, d.id))
         label_of = {index: labels[rank] for rank, index in enumerate(canonical)}
         texts = [cut_text(self.llm, d.text, self.passage_tokens) for d in docs]
         words = [label_of[i][0] for i in range(len(docs))]
@@ -440,7 +442,7 @@ class PointwiseReranker(Reranker):
         self, query: str, docs: list[Doc], diag: Diagnostics
     ) -> tuple[list[int], Sequence[float] | None]:
         scores = []
-        render = getattr(self.llm, "render_chat", None)
+        render = self.llm.render_chat if isinstance(self.llm, ChatRenderer) else None
         for doc in docs:
             passage = cut_text(self.llm, doc.text, self.passage_tokens)
             messages = [
