@@ -139,10 +139,8 @@ def _read_schema(path: Path) -> Any:
 )
 def tui(story_file: Path | None, model_spec: str | None) -> None:
     """Write a story in the terminal UI (STORY_FILE: new or existing; default story.db)."""
-    import importlib
-
-    try:  # memora.tui lives in tui/ (package-dir), outside what mypy checks
-        build_app = importlib.import_module("memora.tui.app").build_app
+    try:
+        from memora.tui.app import build_app
     except ImportError as exc:
         raise MissingDependencyError(
             "the terminal UI needs textual: pip install 'memora[tui]'"
