@@ -6,7 +6,8 @@ from the caller's point of view, and every message says how to fix it::
     MemoraError
     ├── ConfigError                  settings or options that cannot work
     │   ├── InvalidOptionError       an unknown or out-of-range option (e.g. ``temprature=0.7``)
-    │   └── InvalidSchemaError       a JSON schema that is not a valid schema
+    │   ├── InvalidSchemaError       a JSON schema that is not a valid schema
+    │   └── OutputExistsError        a batch run's output exists and resume was not asked for
     ├── ModelError                   anything about a model
     │   ├── ModelNotFoundError       an unknown model name or a path that does not exist
     │   ├── ModelLoadError           a file that exists but cannot be loaded (corrupt, not GGUF)
@@ -14,8 +15,10 @@ from the caller's point of view, and every message says how to fix it::
     │   ├── UnsupportedError         a capability this backend does not have (see ``supports_*``)
     │   └── MissingDependencyError   an optional extra that is not installed
     ├── GenerationError              a model call that did not produce a usable result
-    │   └── OutputValidationError    output that failed validation after the bounded retries;
-    │                                carries every raw output
+    │   ├── OutputValidationError    output that failed validation after the bounded retries;
+    │   │                            carries every raw output
+    │   └── StepError                a story step without usable output after its retries;
+    │                                the story is unchanged; carries every raw output
     ├── BackendError                 a remote endpoint failed
     │   ├── ConnectionFailedError    unreachable server, refused connection, timeout
     │   ├── AuthenticationError      HTTP 401 / 403
@@ -24,6 +27,7 @@ from the caller's point of view, and every message says how to fix it::
     ├── StoreError                   the memory store
     │   ├── ScopeError               a read or write without a scope (user, agent or session)
     │   ├── InvalidRecordError       empty or oversized text, metadata that is not JSON
+    │   │   └── BatchInputError      a malformed line of a batch input file (``file:line:``)
     │   ├── RecordNotFoundError      an id the store does not hold (in this scope)
     │   ├── SchemaVersionError       a database written by a newer memora
     │   ├── StoreBusyError           the database stayed locked through the bounded retries
@@ -40,11 +44,13 @@ Errors never log and never swallow their cause: the original exception is chaine
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = [
     "AgentError",
     "AuthenticationError",
     "BackendError",
+    "BatchInputError",
     "ConfigError",
     "ConnectionFailedError",
     "ContextOverflowError",
@@ -59,12 +65,14 @@ __all__ = [
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "OutputExistsError",
     "OutputValidationError",
     "RateLimitError",
     "RecordNotFoundError",
     "SchemaVersionError",
     "ScopeError",
     "ServerError",
+    "StepError",
     "StoreBusyError",
     "StoreClosedError",
     "StoreError",
@@ -142,6 +150,15 @@ class OutputValidationError(GenerationError):
         self.completions = list(completions)  # memora.llm.Completion of each attempt
 
 
+class StepError(GenerationError):
+    """A step could not produce usable output within its bounded retries; the story is
+    unchanged. ``outputs`` holds the raw model output of every attempt."""
+
+    def __init__(self, message: str, *, outputs: list[str]) -> None:
+        super().__init__(message)
+        self.outputs = outputs
+
+
 class BackendError(MemoraError):
     """A remote endpoint failed."""
 
@@ -183,6 +200,20 @@ class RecordNotFoundError(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class BatchInputError(InvalidRecordError):
+    """A malformed line in a batch input file; the message starts with ``file:line:``."""
+
+    def __init__(self, message: str, *, path: str | Path, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+        self.path = str(path)
+        self.line = line
+
+
+class OutputExistsError(ConfigError):
+    """The output of a batch run exists and ``resume`` was not asked for."""
 
 
 class SchemaVersionError(StoreError):

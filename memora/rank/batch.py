@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from memora.errors import ConfigError, InvalidOptionError, InvalidRecordError, missing_extra
+from memora.errors import (
+    BatchInputError,
+    ConfigError,
+    InvalidOptionError,
+    OutputExistsError,
+    missing_extra,
+)
 from memora.rank.types import Doc, Ranking
 
 if TYPE_CHECKING:
@@ -69,20 +75,6 @@ PASSAGE_WORDS = {
     "pointwise": 150,
     "biencoder": 190,
 }
-
-
-class BatchInputError(InvalidRecordError):
-    """A malformed line in a batch input file; the message starts with ``file:line:``."""
-
-    def __init__(self, message: str, *, path: str | Path, line: int | None = None) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {message}")
-        self.path = str(path)
-        self.line = line
-
-
-class OutputExistsError(ConfigError):
-    """The output of a batch run exists and ``resume`` was not asked for."""
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from memora.errors import ConfigError, GenerationError
+from memora.errors import ConfigError, StepError
 
 __all__ = ["Premise", "Step", "StepError", "StepStats"]
 
 ChosenBy = Literal["opening", "model", "person", "edited", "own"]
-
-
-class StepError(GenerationError):
-    """A step could not produce usable output within its bounded retries; the story is
-    unchanged. ``outputs`` holds the raw model output of every attempt."""
-
-    def __init__(self, message: str, *, outputs: list[str]) -> None:
-        super().__init__(message)
-        self.outputs = outputs
 
 
 @dataclass(frozen=True)
