@@ -30,6 +30,7 @@ from typing import Any
 from memora.errors import (
     AgentError,
     BackendError,
+    ClosedError,
     ConfigError,
     ContextOverflowError,
     ExtractionError,
@@ -309,7 +310,7 @@ class MemoryAgent:
     def stream(self, message: str, *, record: bool = True) -> ReplyStream:
         """Answer ``message`` piece by piece (see :class:`ReplyStream`)."""
         if self._closed:
-            raise AgentError("this agent is closed; make a new MemoryAgent")
+            raise ClosedError("this agent is closed; make a new MemoryAgent")
         if not message.strip():
             raise ConfigError("the message is empty")
         holder: list[Reply] = []

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from memora.errors import (
     AuthenticationError,
     BackendError,
+    ClosedError,
     ConfigError,
     ConnectionFailedError,
     ContextOverflowError,
@@ -31,7 +32,6 @@ from memora.errors import (
     ScopeError,
     ServerError,
     StoreBusyError,
-    StoreClosedError,
     StoreError,
     UnsupportedError,
 )
@@ -56,6 +56,7 @@ __all__ = [
     "AuthenticationError",
     "BackendError",
     "Choice",
+    "ClosedError",
     "Completion",
     "ConfigError",
     "ConnectionFailedError",
@@ -89,7 +90,6 @@ __all__ = [
     "SetPrompt",
     "Settings",
     "StoreBusyError",
-    "StoreClosedError",
     "StoreError",
     "Stream",
     "UnsupportedError",

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memora.errors import SchemaVersionError, StoreBusyError, StoreClosedError
+from memora.errors import ClosedError, SchemaVersionError, StoreBusyError
 
 __all__ = ["FILE_FORMAT", "Component", "Database", "has_table", "run_script"]
 
@@ -221,7 +221,7 @@ class Database:
         return self._closed
 
     def close(self) -> None:
-        """Close the connection (idempotent); later calls raise :class:`StoreClosedError`."""
+        """Close the connection (idempotent); later calls raise :class:`ClosedError`."""
         with self.lock:
             if not self._closed:
                 self._closed = True
@@ -229,7 +229,7 @@ class Database:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreClosedError(
+            raise ClosedError(
                 f"{self.path} was closed; open it again (a new MemoryStore or story) to use it"
             )
 

@@ -30,8 +30,9 @@ from the caller's point of view, and every message says how to fix it::
     │   │   └── BatchInputError      a malformed line of a batch input file (``file:line:``)
     │   ├── RecordNotFoundError      an id the store does not hold (in this scope)
     │   ├── SchemaVersionError       a database written by a newer memora
-    │   ├── StoreBusyError           the database stayed locked through the bounded retries
-    │   └── StoreClosedError         a call on a store (or story, or agent) after close()
+    │   └── StoreBusyError           the database stayed locked through the bounded retries
+    ├── ClosedError                  a call on a model, memory store, story or agent after its
+    │                                close(); open a new one
     └── AgentError                   a memory agent (memora.agents)
         ├── ExtractionError          a turn's facts could not be extracted after the bounded
         │                            retries; the turn is kept, marked failed, and can be retried
@@ -51,6 +52,7 @@ __all__ = [
     "AuthenticationError",
     "BackendError",
     "BatchInputError",
+    "ClosedError",
     "ConfigError",
     "ConnectionFailedError",
     "ContextOverflowError",
@@ -74,7 +76,6 @@ __all__ = [
     "ServerError",
     "StepError",
     "StoreBusyError",
-    "StoreClosedError",
     "StoreError",
     "UnsupportedError",
 ]
@@ -224,8 +225,8 @@ class StoreBusyError(StoreError):
     """The database stayed locked by other writers through the bounded retries."""
 
 
-class StoreClosedError(StoreError):
-    """A call on a store, story file or agent after its ``close()``."""
+class ClosedError(MemoraError):
+    """A call on a model, memory store, story file or agent after its ``close()``."""
 
 
 class AgentError(MemoraError):

@@ -471,3 +471,15 @@ def test_tools_need_a_model_that_calls_tools(store: MemoryStore, local_llm: Any)
         MemoryAgent(local_llm, store, user_id="u", tools=True)
     with pytest.raises(UnsupportedError, match="does not call tools"):
         local_llm.call_tools([{"role": "user", "content": "hi"}], [])
+
+
+def test_a_closed_agent_and_store_raise_closed_error(store: MemoryStore) -> None:
+    from memora.errors import ClosedError
+
+    agent = MemoryAgent(ScriptedLLM(["Noted."]), store, user_id="u", extract=False)
+    agent.close()
+    with pytest.raises(ClosedError, match="agent is closed"):
+        agent.chat("hello")
+    store.close()
+    with pytest.raises(ClosedError, match="closed"):
+        store.search("hello", user_id="u")

@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memora import ConfigError, ContextOverflowError, ModelLoadError, ModelNotFoundError
+from memora import (
+    ClosedError,
+    ContextOverflowError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
 from memora.llm.llamacpp import LlamaCppLLM, Span
 
 pytestmark = pytest.mark.slow
@@ -160,5 +165,5 @@ def test_calls_after_close_raise_instead_of_crashing(gguf_path: Path) -> None:
         lambda: llm.generate("hi", max_tokens=2),
         lambda: llm.logits("hi"),
     ):
-        with pytest.raises(ConfigError, match="closed"):
+        with pytest.raises(ClosedError, match="closed"):
             call()

@@ -13,12 +13,12 @@ import pytest
 
 from memora import ConfigError
 from memora.errors import (
+    ClosedError,
     InvalidOptionError,
     InvalidRecordError,
     RecordNotFoundError,
     SchemaVersionError,
     ScopeError,
-    StoreClosedError,
 )
 from memora.memory import MemoryRecord, Scope, SearchOptions
 from memora.memory.store import MemoryStore
@@ -289,5 +289,5 @@ def test_scopes_options_and_lifecycle_fail_with_memora_errors(store: MemoryStore
         lambda: store.get(rid, ALICE),
         lambda: store.count(ALICE),
     ):
-        with pytest.raises(StoreClosedError, match="closed"):
+        with pytest.raises(ClosedError, match="closed"):
             call()

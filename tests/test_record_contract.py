@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memora.errors import InvalidRecordError, StoreClosedError
+from memora.errors import ClosedError, InvalidRecordError
 from memora.memory.contract import NewRecord, RecordStore
 from memora.memory.records import SQLiteRecords
 from memora.memory.types import MemoryRecord, Scope, content_hash
@@ -179,5 +179,5 @@ def test_export_meta_and_neural_log(records: RecordStore) -> None:
 def test_closed_records_raise_a_memora_error(records: RecordStore) -> None:
     records.close()
     assert records.closed
-    with pytest.raises(StoreClosedError, match="closed"):
+    with pytest.raises(ClosedError, match="closed"):
         records.count(ALICE)

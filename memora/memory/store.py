@@ -23,7 +23,7 @@ import numpy as np
 
 from memora._sqlite import Database
 from memora.embed import Embedder, load_embedder
-from memora.errors import ConfigError, RecordNotFoundError, StoreClosedError
+from memora.errors import ClosedError, ConfigError, RecordNotFoundError
 from memora.memory import jsonl
 from memora.memory.contract import NewRecord, RecordStore
 from memora.memory.index import VectorIndex
@@ -139,7 +139,7 @@ class MemoryStore:
 
     def _open(self) -> None:
         if self._closed or self.records.closed:
-            raise StoreClosedError("the memory store was closed; open a new MemoryStore to use it")
+            raise ClosedError("the memory store was closed; open a new MemoryStore to use it")
 
     # -- writes --------------------------------------------------------------------------
 

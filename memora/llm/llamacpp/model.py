@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from memora.errors import ConfigError, InvalidOptionError, UnsupportedError
+from memora.errors import ClosedError, ConfigError, InvalidOptionError, UnsupportedError
 from memora.llm.base import LLM, Completion, Prompt, Usage, as_messages
 from memora.llm.llamacpp.kv import (
     KVSequences,
@@ -363,7 +363,7 @@ class LlamaCppLLM(LLM):
     def _ensure_open(self) -> None:
         # Native calls on a freed model crash the process; fail in Python instead.
         if self._closed:
-            raise ConfigError(f"{self.name} was closed; load the model again")
+            raise ClosedError(f"{self.name} was closed; load the model again")
 
     def _reusable_prefix(self, tokens: Sequence[int]) -> int:
         """Tokens of ``tokens`` whose KV cells are already in sequence 0 (at least one token is
