@@ -312,3 +312,14 @@ def test_a_step_and_its_memory_commit_together(tmp_path: Path, when: str) -> Non
         else:
             assert steps == [] and records == [] and engine.head is None
         assert engine.store.verify_index().consistent
+
+
+def test_user_text_with_braces_is_never_substituted(tmp_path: Path, embedder: Embedder) -> None:
+    tricky = Premise("A keeper writes {plan} and {memory} on the wall.", title="{title}")
+    with StoryEngine(scripted(PARAGRAPH), tmp_path / "s.db", embedder=embedder) as engine:
+        engine.create(tricky)
+        engine.pin("Never say {retrieved}.")
+        user = engine.writer_messages(engine._context(), "MEM", [], None, "PLAN")[1]["content"]
+    assert "A keeper writes {plan} and {memory} on the wall." in user
+    assert "Title: {title}" in user and "Never say {retrieved}." in user
+    assert user.count("PLAN") == 1 and user.count("MEM") == 1  # only the template's slots

@@ -14,6 +14,7 @@ undo, branching and edits.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -39,18 +40,20 @@ __all__ = ["StoryEngine", "render"]
 Messages = list[dict[str, str]]
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
 @cache
 def _template(name: str) -> str:
     return resources.files("memora.recurrent").joinpath(f"prompts/{name}.txt").read_text("utf-8")
 
 
 def render(name: str, **values: str) -> str:
-    """Render the prompt template ``prompts/<name>.txt`` (package data): each ``{key}`` is
-    replaced by its value (templates may hold literal JSON braces)."""
-    text = _template(name)
-    for key, value in values.items():
-        text = text.replace("{" + key + "}", value)
-    return text.strip()
+    """Render the prompt template ``prompts/<name>.txt`` (package data): each ``{key}`` of the
+    template is replaced by its value, in one pass over the template only, so text inside a
+    value (a premise that says ``{plan}``) is never substituted. Templates may hold literal
+    JSON braces."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), _template(name)).strip()
 
 
 @dataclass
