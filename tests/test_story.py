@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from memora.cli import main
 from memora.embed import Embedder, load_embedder
+from memora.errors import ConfigError
 from memora.llm.llamacpp import LlamaCppLLM
 from memora.recurrent import Premise, StepError, StoryEngine
 from memora.recurrent.storyfile import StoryFile
@@ -323,3 +324,13 @@ def test_user_text_with_braces_is_never_substituted(tmp_path: Path, embedder: Em
     assert "A keeper writes {plan} and {memory} on the wall." in user
     assert "Title: {title}" in user and "Never say {retrieved}." in user
     assert user.count("PLAN") == 1 and user.count("MEM") == 1  # only the template's slots
+
+
+def test_options_change_through_configure(tmp_path: Path, embedder: Embedder) -> None:
+    with StoryEngine(scripted(PARAGRAPH), tmp_path / "s.db", embedder=embedder) as engine:
+        other = scripted("another model")
+        engine.configure(llm=other, temperature=0.3, top_k=1)
+        assert engine.llm is other and engine.temperature == 0.3 and engine.top_k == 1
+        with pytest.raises(ConfigError, match="temperature"):
+            engine.configure(temperature=-1.0, top_k=5)
+        assert engine.top_k == 1  # a refused change changes nothing

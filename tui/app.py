@@ -496,12 +496,13 @@ class StoryApp(App[None]):
         """Use ``config`` from now on (and ``llm``, when the model was reloaded); persist it."""
         self.busy = False
         if llm is not None:
-            old, self.engine.llm = self.engine.llm, llm
+            old = self.engine.llm
+            self.engine.configure(llm=llm)
             if self.owns_llm:
                 old.close()
             self.owns_llm = True
         self.config = config
-        self.engine.temperature = config.temperature
+        self.engine.configure(temperature=config.temperature)
         self.engine_options["temperature"] = config.temperature
         message = f"using {self.engine.llm.name}"
         if self.config_file is not None:

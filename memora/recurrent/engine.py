@@ -14,6 +14,7 @@ undo, branching and edits.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -123,6 +124,29 @@ class StoryEngine:
             self._index_missing()
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    def configure(
+        self,
+        *,
+        llm: LLM | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        """Use another model or other options from the next step on (checked as the
+        constructor checks them; nothing changes when one is refused)."""
+        if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
+            raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
+        if (top_k is not None and top_k < 0) or (max_retries is not None and max_retries < 0):
+            raise ConfigError("max_retries and top_k must be >= 0")
+        if llm is not None:
+            self.llm = llm
+        if temperature is not None:
+            self.temperature = temperature
+        if top_k is not None:
+            self.top_k = top_k
+        if max_retries is not None:
+            self.max_retries = max_retries
 
     def create(self, premise: Premise) -> None:
         """Make this an empty story with ``premise``; :meth:`step` then writes the opening."""
