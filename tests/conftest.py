@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,8 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ["MEMORA_N_THREADS"] = "1"
 
 from memora.llm.registry import model_path
+
+GOLDEN = Path(__file__).parent / "golden"
 
 N_CTX = 2048
 SERVER_MODEL = "smollm2"
@@ -47,6 +49,33 @@ def local_llm(gguf_path: Path) -> Iterator[object]:
 
     with LlamaCppLLM(gguf_path, name="smollm2", n_ctx=N_CTX, n_threads=1, seed=0) as llm:
         yield llm
+
+
+def _as_text(prompt: object) -> str:
+    """A prompt as checked-in text: a string as is, a message list as ``### role`` blocks."""
+    if isinstance(prompt, str):
+        return prompt
+    blocks = [f"### {m['role']}\n{m['content']}" for m in prompt]  # type: ignore[attr-defined]
+    return "\n".join(blocks)
+
+
+@pytest.fixture
+def golden() -> Callable[[str, object], None]:
+    """``golden(name, prompt)`` checks a rendered prompt against ``tests/golden/<name>.txt``.
+    ``MEMORA_UPDATE_GOLDEN=1`` rewrites the files (review the diff before committing)."""
+
+    def check(name: str, prompt: object) -> None:
+        text = _as_text(prompt)
+        path = GOLDEN / f"{name}.txt"
+        if os.environ.get("MEMORA_UPDATE_GOLDEN") == "1":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return
+        if not path.exists():
+            pytest.fail(f"no golden file {path}: run with MEMORA_UPDATE_GOLDEN=1, then review it")
+        assert text == path.read_text(encoding="utf-8"), f"prompt {name} changed: see {path}"
+
+    return check
 
 
 def free_port() -> int:

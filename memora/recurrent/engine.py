@@ -15,16 +15,14 @@ undo, branching and edits.
 from __future__ import annotations
 
 import math
-import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from memora import templates
 from memora._sqlite import Database
 from memora.embed import Embedder
 from memora.errors import ConfigError, OutputValidationError
@@ -41,20 +39,11 @@ __all__ = ["StoryEngine", "render"]
 Messages = list[dict[str, str]]
 
 
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-@cache
-def _template(name: str) -> str:
-    return resources.files("memora.recurrent").joinpath(f"prompts/{name}.txt").read_text("utf-8")
-
-
 def render(name: str, **values: str) -> str:
-    """Render the prompt template ``prompts/<name>.txt`` (package data): each ``{key}`` of the
-    template is replaced by its value, in one pass over the template only, so text inside a
-    value (a premise that says ``{plan}``) is never substituted. Templates may hold literal
-    JSON braces."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), _template(name)).strip()
+    """The story prompt ``prompts/<name>.txt`` (package data) filled by
+    :func:`memora.templates.render`: one pass over the template, so text inside a value (a
+    premise that says ``{plan}``) is never substituted."""
+    return templates.render("memora.recurrent", name, **values).strip()
 
 
 @dataclass
