@@ -95,7 +95,7 @@ def run_memora(llm: LlamaCppLLM, case: dict[str, Any], steps: int, path: Path) -
             done.append(engine.step(plan))
         except StepError:
             failures += 1
-            engine.seed += 1000  # one more try, as the CLI does
+            engine.configure(seed=engine.seed + 1000)  # one more try, as the CLI does
             try:
                 done.append(engine.step(plan))
             except StepError:

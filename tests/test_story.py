@@ -334,3 +334,20 @@ def test_options_change_through_configure(tmp_path: Path, embedder: Embedder) ->
         with pytest.raises(ConfigError, match="temperature"):
             engine.configure(temperature=-1.0, top_k=5)
         assert engine.top_k == 1  # a refused change changes nothing
+
+
+def test_options_are_one_checked_value(tmp_path: Path, embedder: Embedder) -> None:
+    from memora.errors import InvalidOptionError
+    from memora.recurrent import StoryOptions
+
+    with pytest.raises(InvalidOptionError, match="top_k"):
+        StoryEngine(scripted(PARAGRAPH), tmp_path / "s.db", embedder=embedder, topk=2)
+    assert not (tmp_path / "s.db").exists()  # refused before the file is made
+    base = StoryOptions(top_k=1, seed=7)
+    with StoryEngine(scripted(PARAGRAPH), tmp_path / "s.db", embedder=embedder,
+                     options=base, seed=9) as engine:  # fmt: skip
+        assert (engine.top_k, engine.seed) == (1, 9)
+        engine.configure(seed=engine.seed + 1000)
+        assert engine.options == StoryOptions(top_k=1, seed=1009)
+        with pytest.raises(AttributeError):
+            engine.seed = 3  # type: ignore[misc]

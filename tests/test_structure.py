@@ -154,3 +154,14 @@ def test_only_the_native_layer_touches_llama_cpp() -> None:
             assert node.attr != "Llama", "the native layer does not use the high-level Llama"
         if isinstance(node, ast.ImportFrom) and node.module == "llama_cpp":
             assert all(not a.name.startswith("_") for a in node.names)
+
+
+def test_command_groups_never_import_the_main_group() -> None:
+    modules = package_modules()
+    known = set(modules)
+    for name, path in modules.items():
+        if name.startswith("memora.cli.") and name not in (
+            "memora.cli.main",
+            "memora.cli.__main__",
+        ):
+            assert not imports(path, known) & {"memora.cli", "memora.cli.main"}, name

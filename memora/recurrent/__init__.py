@@ -1,8 +1,8 @@
 """The story engine: RecurrentGPT-style language recurrence with a person in the loop."""
 
-from memora.recurrent.types import Premise, Step, StepError, StepStats
+from memora.recurrent.types import Premise, Step, StepError, StepStats, StoryOptions
 
-__all__ = ["Premise", "Step", "StepError", "StepStats", "StoryEngine"]
+__all__ = ["Premise", "Step", "StepError", "StepStats", "StoryEngine", "StoryOptions"]
 
 
 def __getattr__(name: str) -> object:

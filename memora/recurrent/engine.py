@@ -14,7 +14,6 @@ undo, branching and edits.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Callable
@@ -22,28 +21,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memora import templates
 from memora._sqlite import Database
 from memora.embed import Embedder
 from memora.errors import ConfigError, OutputValidationError
 from memora.llm.base import LLM, Completion
 from memora.llm.structured import repair_messages
 from memora.memory.store import MemoryStore
-from memora.memory.types import normalize_text
 from memora.prompting.choose import Method, choose
+from memora.recurrent.messages import (
+    Messages,
+    memory_problem,
+    paragraph_problem,
+    plan_schema,
+    planner_messages,
+    plans_problem,
+    render,
+    story_context,
+    whole_sentences,
+    writer_messages,
+)
 from memora.recurrent.storyfile import StoryFile
-from memora.recurrent.types import ChosenBy, Premise, Step, StepError, StepStats
+from memora.recurrent.types import ChosenBy, Premise, Step, StepError, StepStats, StoryOptions
 
 __all__ = ["StoryEngine", "render"]
-
-Messages = list[dict[str, str]]
-
-
-def render(name: str, **values: str) -> str:
-    """The story prompt ``prompts/<name>.txt`` (package data) filled by
-    :func:`memora.templates.render`: one pass over the template, so text inside a value (a
-    premise that says ``{plan}``) is never substituted."""
-    return templates.render("memora.recurrent", name, **values).strip()
 
 
 @dataclass
@@ -66,11 +66,10 @@ class StoryEngine:
         llm: any :class:`~memora.llm.LLM` (JSON-schema output for the summary and plans).
         path: the story file (SQLite); it also holds the long-term memory.
         embedder: for the long-term memory (default: the bundled MiniLM).
-        top_k: earlier paragraphs retrieved per step.
-        max_retries: repair attempts per call before a step fails.
-        paragraph_tokens / plan_tokens: output caps of the two calls.
-        memory_chars: the short-term memory's size bound.
-        temperature: for the paragraph (the JSON call uses ``min(temperature, 0.7)``).
+        options: a :class:`StoryOptions` (retrieval depth, retries, token caps, memory size,
+            temperature, seed); keyword arguments named like its fields change single
+            options (``StoryEngine(llm, path, top_k=5)``) and are read back as attributes
+            (``engine.top_k``). :meth:`configure` changes them later.
         neural: a what-comes-next neural memory (:mod:`memora.memory.neural`): each paragraph
             is written as the value of the one before it, and retrieval also pools the
             paragraphs near ``M(last paragraph)``, the memory's guess of what follows.
@@ -82,17 +81,11 @@ class StoryEngine:
         path: str | Path,
         *,
         embedder: Embedder | None = None,
-        top_k: int = 3,
-        max_retries: int = 3,
-        paragraph_tokens: int = 220,
-        plan_tokens: int = 320,
-        memory_chars: int = 700,
-        temperature: float = 0.8,
-        seed: int = 0,
         neural: bool = False,
+        options: StoryOptions | None = None,
+        **changes: Any,
     ) -> None:
-        if max_retries < 0 or top_k < 0:
-            raise ConfigError("max_retries and top_k must be >= 0")
+        self.options = StoryOptions.build(options, **changes)
         self.llm = llm
         self.db = Database(path)  # one connection: a step and its memory commit together
         try:
@@ -102,40 +95,47 @@ class StoryEngine:
             self.db.close()
             raise
         self.neural = neural
-        self.top_k = top_k
-        self.max_retries = max_retries
-        self.paragraph_tokens = paragraph_tokens
-        self.plan_tokens = plan_tokens
-        self.memory_chars = memory_chars
-        self.temperature = temperature
-        self.seed = seed
         if self.file.exists:
             self._index_missing()
 
+    @property
+    def top_k(self) -> int:
+        return self.options.top_k
+
+    @property
+    def max_retries(self) -> int:
+        return self.options.max_retries
+
+    @property
+    def paragraph_tokens(self) -> int:
+        return self.options.paragraph_tokens
+
+    @property
+    def plan_tokens(self) -> int:
+        return self.options.plan_tokens
+
+    @property
+    def memory_chars(self) -> int:
+        return self.options.memory_chars
+
+    @property
+    def temperature(self) -> float:
+        return self.options.temperature
+
+    @property
+    def seed(self) -> int:
+        return self.options.seed
+
     # -- lifecycle -----------------------------------------------------------------------
 
-    def configure(
-        self,
-        *,
-        llm: LLM | None = None,
-        temperature: float | None = None,
-        top_k: int | None = None,
-        max_retries: int | None = None,
-    ) -> None:
-        """Use another model or other options from the next step on (checked as the
-        constructor checks them; nothing changes when one is refused)."""
-        if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
-            raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
-        if (top_k is not None and top_k < 0) or (max_retries is not None and max_retries < 0):
-            raise ConfigError("max_retries and top_k must be >= 0")
+    def configure(self, *, llm: LLM | None = None, **changes: Any) -> None:
+        """Use another model or other :class:`StoryOptions` (``temperature``, ``top_k``,
+        ``seed``...) from the next step on; checked as the constructor checks them, and
+        nothing changes when one is refused."""
+        options = StoryOptions.build(self.options, **changes)
         if llm is not None:
             self.llm = llm
-        if temperature is not None:
-            self.temperature = temperature
-        if top_k is not None:
-            self.top_k = top_k
-        if max_retries is not None:
-            self.max_retries = max_retries
+        self.options = options
 
     def create(self, premise: Premise) -> None:
         """Make this an empty story with ``premise``; :meth:`step` then writes the opening."""
@@ -286,58 +286,19 @@ class StoryEngine:
         return f"story:{self.file.story_id}"
 
     def _context(self) -> str:
-        premise = self.premise
-        return render(
-            "story_context",
-            title=premise.title or "(untitled)",
-            genre=premise.genre or "(any)",
-            premise=premise.premise,
-            outline=premise.outline or "(none)",
-            pinned="; ".join(self.file.pinned) or "(none)",
-        )
+        return story_context(self.premise, self.file.pinned)
 
     def writer_messages(self, context: str, memory: str, retrieved: list[Step],
                         last: Step | None, plan: str) -> Messages:  # fmt: skip
-        """The paragraph prompt. Both prompts share their start (system text, story facts,
-        memory) and go from most stable to most volatile, so llama.cpp reuses the prefix."""
-        passages = "\n".join(f"- {s.paragraph}" for s in retrieved) or "(none)"
-        user = render(
-            "writer_user",
-            context=context,
-            memory=memory,
-            retrieved=passages,
-            last=last.paragraph if last else "(the story has not started)",
-            plan=plan,
-        )
-        return [{"role": "system", "content": render("system")}, {"role": "user", "content": user}]
+        """The paragraph prompt (:func:`memora.recurrent.messages.writer_messages`)."""
+        return writer_messages(context, memory, retrieved, last, plan)
 
     def planner_messages(self, context: str, memory: str, paragraph: str) -> Messages:
-        """The summary-and-plans prompt: the writer's start, then one worked example (another
-        story) as an earlier turn, then the task."""
-        user = render("planner_user", context=context, memory=memory, paragraph=paragraph)
-        return [
-            {"role": "system", "content": render("system")},
-            {"role": "user", "content": render("planner_example_user")},
-            {"role": "assistant", "content": render("planner_example_answer")},
-            {"role": "user", "content": user},
-        ]
+        """The summary-and-plans prompt (:func:`memora.recurrent.messages.planner_messages`)."""
+        return planner_messages(context, memory, paragraph)
 
     def plan_schema(self) -> dict[str, Any]:
-        """Bounds in the schema: without them small models answer with placeholders."""
-        return {
-            "type": "object",
-            "properties": {
-                "summary": {"type": "string", "minLength": 40, "maxLength": self.memory_chars},
-                "plans": {
-                    "type": "array",
-                    "minItems": 3,
-                    "maxItems": 3,
-                    "items": {"type": "string", "minLength": 15, "maxLength": 140},
-                },
-            },
-            "required": ["summary", "plans"],
-            "additionalProperties": False,
-        }
+        return plan_schema(self.memory_chars)
 
     # -- the two calls -------------------------------------------------------------------
 
@@ -356,8 +317,8 @@ class StoryEngine:
                         on_text(piece)
                 done = stream.result()
             usage.add(done)
-            text = _whole_sentences(done.text) if done.finish_reason == "length" else done.text
-            return text, _paragraph_problem(text, last, messages[-1]["content"])
+            text = whole_sentences(done.text) if done.finish_reason == "length" else done.text
+            return text, paragraph_problem(text, last, messages[-1]["content"])
 
         return self._repair_loop("paragraph", messages, attempt, usage)
 
@@ -381,13 +342,13 @@ class StoryEngine:
                 return exc.outputs[-1], exc.errors[-1]
             usage.add(done.completions[-1])
             data = done.data
-            problem = _plans_problem(data["plans"], head)
+            problem = plans_problem(data["plans"], head)
             result.update(data)
             return str(data), problem
 
         self._repair_loop("summary and plans", messages, attempt, usage)
         summary = result["summary"].strip()
-        problem = _memory_problem(summary, memory, self.memory_chars)
+        problem = memory_problem(summary, memory, self.memory_chars)
         if problem:
             return memory, list(result["plans"]), True  # keep the old memory
         return summary, list(result["plans"]), False
@@ -458,39 +419,3 @@ class StoryEngine:
     def _index_missing(self) -> None:
         for step in self.file.unindexed():
             self._index(step)
-
-
-def _whole_sentences(text: str) -> str:
-    """Drop a sentence cut off by the token cap (when at least one sentence is complete)."""
-    end = max(text.rfind(mark) for mark in (".", "!", "?", '."', '!"', '?"'))
-    return text[: end + 1] if end > len(text) // 3 else text
-
-
-def _paragraph_problem(text: str, last: Step | None, prompt: str) -> str:
-    words = text.split()
-    if len(words) < 25:
-        return f"the paragraph has {len(words)} words; write 80 to 150"
-    if last is not None and normalize_text(text) == normalize_text(last.paragraph):
-        return "the paragraph repeats the last one"
-    if "Plan for the next paragraph" in text or normalize_text(text) in normalize_text(prompt):
-        return "the paragraph copies the instructions"
-    return ""
-
-
-def _plans_problem(plans: list[str], head: Step | None) -> str:
-    distinct = {normalize_text(p) for p in plans}
-    if len(distinct) < 3:
-        return "the three plans must be different from each other"
-    if head is not None and distinct == {normalize_text(p) for p in head.plans}:
-        return "the plans repeat the previous ones; propose new ones"
-    return ""
-
-
-def _memory_problem(summary: str, old: str, bound: int) -> str:
-    if not summary.strip():
-        return "empty"
-    if len(summary) > bound:
-        return "too long"
-    if normalize_text(summary) == normalize_text(old):
-        return "unchanged"
-    return ""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from memora.errors import ConfigError, StepError
+from memora.errors import ConfigError, StepError, unknown_option
 
-__all__ = ["Premise", "Step", "StepError", "StepStats"]
+__all__ = ["Premise", "Step", "StepError", "StepStats", "StoryOptions"]
 
 ChosenBy = Literal["opening", "model", "person", "edited", "own"]
 
@@ -96,3 +97,42 @@ class Step:
             stats=StepStats.from_dict(data.get("stats", {})),
             created_at=float(data.get("created_at", 0.0)),
         )
+
+
+@dataclass(frozen=True)
+class StoryOptions:
+    """How the story engine writes.
+
+    ``top_k``: earlier paragraphs retrieved per step. ``max_retries``: repair attempts per
+    call before a step fails. ``paragraph_tokens`` / ``plan_tokens``: output caps of the two
+    calls. ``memory_chars``: the short-term memory's size bound. ``temperature``: for the
+    paragraph (the JSON call uses ``min(temperature, 0.7)``). ``seed``: the first attempt's
+    seed (each repair attempt adds one).
+    """
+
+    top_k: int = 3
+    max_retries: int = 3
+    paragraph_tokens: int = 220
+    plan_tokens: int = 320
+    memory_chars: int = 700
+    temperature: float = 0.8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.top_k < 0:
+            raise ConfigError("max_retries and top_k must be >= 0")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ConfigError(f"temperature must be a number >= 0, got {self.temperature!r}")
+        if self.paragraph_tokens < 1 or self.plan_tokens < 1 or self.memory_chars < 1:
+            raise ConfigError("paragraph_tokens, plan_tokens and memory_chars must be >= 1")
+
+    @classmethod
+    def build(cls, base: StoryOptions | None = None, **changes: Any) -> StoryOptions:
+        """``base`` (default: the defaults) with ``changes``; an unknown name raises
+        :class:`~memora.errors.InvalidOptionError` with the nearest valid one."""
+        valid = list(cls.__dataclass_fields__)
+        for name in changes:
+            if name not in valid:
+                raise unknown_option(name, valid, "StoryEngine")
+        merged = {**(asdict(base) if base is not None else {}), **changes}
+        return cls(**merged)

@@ -1,4 +1,4 @@
-"""The ``memora`` command: thin commands over the SDK."""
+"""The ``memora`` command group: thin commands over the SDK."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from memora.cli_memory import memory
+from memora.cli.memory import memory
+from memora.cli.story import story, write
 from memora.cli_rank import eval_, rank
-from memora.cli_story import story, write
 from memora.errors import InvalidSchemaError, MemoraError, MissingDependencyError
 from memora.settings import Settings, load_settings
 
@@ -158,6 +158,3 @@ main.add_command(write)
 main.add_command(story)
 main.add_command(rank)
 main.add_command(eval_, name="eval")
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

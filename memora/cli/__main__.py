@@ -1,0 +1,5 @@
+"""``python -m memora.cli``: the ``memora`` command."""
+
+from memora.cli.main import main
+
+main()
