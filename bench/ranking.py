@@ -222,7 +222,7 @@ def run_order(args: argparse.Namespace, llm: LlamaCppLLM) -> dict[str, Any]:
 
 def run_tokens(llm: LlamaCppLLM) -> dict[str, Any]:
     """Input tokens of full vs sliding (window 20, step 10) at 100 candidates, counted."""
-    from memora.rank.rerankers import FullReranker, SlidingReranker
+    from memora.rank.listwise import FullReranker, SlidingReranker, listwise_messages
 
     q = collection(100, seed=1)[0]
     docs = [Doc(d, t) for d, t, _ in q["docs"]]
@@ -235,15 +235,8 @@ def run_tokens(llm: LlamaCppLLM) -> dict[str, Any]:
             nonlocal total
             n = len(part)
             budget = reranker._budget(query, n, n * reranker.tokens_per_id + 8)
-            lines = "".join(
-                f"[{i + 1}] {reranker._cut(d.text, budget)}\n" for i, d in enumerate(part)
-            )
-            from memora.rank.rerankers import _INSTRUCTION, _SYSTEM
-
-            user = f"Query: {query}\n\n{lines}\n{_INSTRUCTION.format(n=n)}"
-            total += llm.count_tokens(
-                [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
-            )
+            passages = [reranker._cut(d.text, budget) for d in part]
+            total += llm.count_tokens(listwise_messages(query, passages))
             diag.calls += 1
             return list(range(n))
 

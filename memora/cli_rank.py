@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -93,79 +95,48 @@ FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     "per-passage budget (75 words for full/sliding/psc/setwise, 150 pointwise, 190 biencoder), "
     "since longer text would be cut; 0: never split",
 )
-def rank(
-    queries_path: Path,
-    docs_path: Path,
-    candidates_path: Path | None,
-    output: Path,
-    strategy: str,
-    model_spec: str,
-    top_k: int,
-    executor: str,
-    workers: int,
-    address: str | None,
-    resume: bool,
-    on_error: str,
-    threads: int,
-    n_ctx: int,
-    passage_words: int | None,
-) -> None:
+def rank(**options: Any) -> None:
     """Rerank each query's candidates and write a TREC run, one query at a time: an
     interrupted or killed run keeps every finished query, and --resume continues it."""
-    from memora.rank.batch import RerankerSpec, choose_passage_words, load_inputs, run_batch
+    from memora.rank.batch import run_ranking
+    from memora.rank.config import RankConfig
     from memora.settings import load_settings
 
-    inputs = load_inputs(
-        queries_path,
-        docs=docs_path,
-        candidates=candidates_path,
-        top_k=top_k,
-        on_error="skip" if on_error == "skip" else "fail",
-    )
+    config = RankConfig(**options)
+    inputs = config.load_inputs()
     for warning in inputs.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
-    settings = load_settings(model=model_spec, n_ctx=n_ctx, n_threads=threads)
-    options = settings.model_options()
-    reranked = [d for docs in inputs.candidates.values() for d in docs[:top_k]]
-    words = choose_passage_words(strategy, reranked, passage_words)
-    if words is not None and passage_words is None:
-        err_console.print(f"long documents: ranking passages of {words} words (MaxP)")
-    spec = RerankerSpec(strategy, settings.model, options, passage_words=words)
-    columns = (
-        TextColumn(f"rank ({strategy})"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console) as bar:
+    settings = load_settings(model=config.model_spec, n_ctx=config.n_ctx, n_threads=config.threads)
+    spec = config.reranker_spec(inputs, settings.model, settings.model_options())
+    if spec.passage_words is not None and config.passage_words is None:
+        err_console.print(f"long documents: ranking passages of {spec.passage_words} words (MaxP)")
+    with Progress(*_progress_columns(config.strategy), console=err_console) as bar:
         task = bar.add_task("rank", total=len(inputs.queries))
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         try:
-            report = run_batch(
-                inputs.queries,
-                inputs.candidates,
-                spec,
-                output,
-                top_k=top_k,
-                resume=resume,
-                executor="ray" if executor == "ray" else "local",
-                workers=workers,
-                address=address,
-                progress=progress,
-            )
+            report = run_ranking(config, inputs, spec, progress)
         except KeyboardInterrupt:
             bar.stop()
             err_console.print(
-                f"interrupted: finished queries are kept in {output}; rerun with --resume"
+                f"interrupted: finished queries are kept in {config.output}; rerun with --resume"
             )
             sys.exit(130)
     err_console.print(
         f"ranked {report.ranked} queries ({report.resumed} done before) -> {report.run_path}"
+    )
+
+
+def _progress_columns(strategy: str) -> tuple[ProgressColumn, ...]:
+    return (
+        TextColumn(f"rank ({strategy})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
     )
 
 

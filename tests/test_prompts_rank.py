@@ -2,7 +2,9 @@
 under ``tests/golden/rank/`` (``MEMORA_UPDATE_GOLDEN=1`` rewrites them; review the diff).
 
 The prompts are produced through the rerankers themselves, on a scripted model that records
-what it is asked to generate from, score or count; no real model is needed to build a prompt.
+what it is asked to generate from, score or count (no real model is needed to build a prompt),
+and by the prompt builders directly, which must give the same text. User text is never
+substituted: a query or passage that says ``{query}`` reaches the prompt as written.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ import numpy as np
 from memora.llm.base import Prompt
 from memora.llm.set_prompt import SetPrompt
 from memora.rank import load_reranker
+from memora.rank.listwise import listwise_messages
+from memora.rank.pointwise import pointwise_prompt
+from memora.rank.setwise import setwise_prompt
 from memora.testing import ScriptedLLM
 
 Golden = Callable[[str, object], None]
 
 QUERY = "How do bees turn nectar into honey?"
+BRACES = "Write {query}, {passage}, {passages}, {label} or {n} and {{x}} {"
 DOCS = [
     ("d1", "Bees fan their wings over the comb until the nectar thickens into honey."),
     ("d2", "The stock market fell on Tuesday after the   bank announcement."),
@@ -115,3 +121,39 @@ def test_pointwise_prompt(golden: Golden) -> None:
     golden("rank/pointwise_rendered", rendered[0])
     messages = list(scored("pointwise", RecordingLLM()))
     golden("rank/pointwise_messages", messages[0])
+
+
+def test_the_builders_give_the_golden_prompts(golden: Golden) -> None:
+    passages = [" ".join(text.split()) for _, text in DOCS]  # as cut to the token budget
+    golden("rank/listwise", listwise_messages(QUERY, passages))
+    golden("rank/listwise_budget", listwise_messages(QUERY, [], n=3))
+    labels, order = ["river", "stone", "apple"], [0, 1, 2]
+    prompt = setwise_prompt(ChatRecordingLLM(), QUERY, labels, [passages[i] for i in order])
+    golden("rank/setwise", set_blocks(prompt))
+    golden("rank/setwise_calibration", set_blocks(setwise_prompt(ChatRecordingLLM(), QUERY,
+                                                                 labels, None)))  # fmt: skip
+    golden("rank/pointwise_rendered", pointwise_prompt(ChatRecordingLLM(), QUERY, passages[0]))
+    golden("rank/pointwise_messages", pointwise_prompt(RecordingLLM(), QUERY, passages[0]))
+
+
+def test_user_text_with_braces_reaches_every_prompt_verbatim() -> None:
+    query, docs = f"{BRACES}?", [("a", f"One {BRACES}."), ("b", "Two {query} {n}.")]
+    llm = RecordingLLM()
+    load_reranker("full", llm).rank(query, docs)
+    (_, user) = llm.prompts[0]  # type: ignore[misc]
+    assert user["content"].startswith(f"Query: {query}\n\n[1] One {BRACES}.\n[2] Two {{query}}")
+    assert "Rank the 2 passages above" in user["content"]
+
+    llm = ChatRecordingLLM()
+    load_reranker("setwise", llm).rank(query, docs)
+    (prompt,) = llm.scored
+    assert isinstance(prompt, SetPrompt) and f"Query: {query}\n\nPassages:\n" in prompt.prefix
+    assert sorted(prompt.items) == [
+        f"Passage apple: One {BRACES}.\n",  # labels go in canonical order, by text
+        "Passage river: Two {query} {n}.\n",
+    ]
+
+    llm = ChatRecordingLLM()
+    load_reranker("pointwise", llm).rank(query, docs)
+    first = llm.scored[0]
+    assert isinstance(first, str) and f"Query: {query}\nPassage: One {BRACES}.\n\n" in first

@@ -3,6 +3,7 @@ parsing is robust; setwise is order-invariant bit for bit; long documents rank b
 
 from __future__ import annotations
 
+import ast
 import random
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from memora.embed import load_embedder
 from memora.errors import ConfigError, ContextOverflowError, InvalidRecordError, UnsupportedError
 from memora.llm.llamacpp import LlamaCppLLM
 from memora.rank import (
+    FullReranker,
     PassageReranker,
     load_reranker,
     parse_permutation,
@@ -162,3 +164,34 @@ def test_bad_input() -> None:
 def test_biencoder_uses_the_given_embedder(tmp_path: Path) -> None:
     ranking = load_reranker("biencoder", embedder=load_embedder()).rank(QUERY, DOCS)
     assert ranking.ids[0] in {"0", "2", "5"} and ranking.diagnostics.calls == 1
+
+
+def test_closing_a_wrapping_reranker_closes_the_one_it_wraps() -> None:
+    closed: list[str] = []
+
+    class Owning(FullReranker):
+        def close(self) -> None:
+            closed.append(self.name)
+
+    wrapper = PassageReranker(Owning(ScriptedLLM(["[1]"])), passage_words=5, stride=5)
+    assert wrapper.rank(QUERY, DOCS).diagnostics.strategy == "full+maxp"
+    wrapper.close()
+    assert closed == ["full"]
+    scripted = ScriptedLLM(["[1]"])
+    load_reranker("full", scripted).close()  # a reranker does not own the model it was given
+    assert scripted.generate("still open").text == "[1]"
+
+
+def test_rank_modules_stay_small() -> None:
+    """Modules under 450 lines, functions under 60, signatures of at most 10 parameters."""
+    root = Path(__file__).resolve().parent.parent / "memora"
+    for path in [*sorted((root / "rank").glob("*.py")), root / "cli_rank.py"]:
+        text = path.read_text("utf-8")
+        assert len(text.splitlines()) < 450, path.name
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                args = node.args
+                count = len(args.posonlyargs + args.args + args.kwonlyargs)
+                count += (args.vararg is not None) + (args.kwarg is not None)
+                assert (node.end_lineno or node.lineno) - node.lineno + 1 < 60, node.name
+                assert count <= 10, node.name

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 from memora.cli import main
-from memora.errors import InvalidRecordError
+from memora.cli_rank import rank
+from memora.errors import ClosedError, InvalidRecordError
 from memora.rank.batch import (
     BatchInputError,
     OutputExistsError,
     Query,
+    RankConfig,
     RerankerSpec,
     diagnostics_path,
     load_inputs,
@@ -358,3 +361,29 @@ def test_ray_executor_matches_local(tmp_path: Path) -> None:
         for r in rows:
             assert r[2] == pytest.approx(local_scores[(q, r[0])], abs=1e-5)
     assert sorted(diag_qids(remote)) == sorted(diag_qids(local))
+
+
+def test_the_rank_command_options_are_the_config_fields() -> None:
+    assert [p.name for p in rank.params] == [
+        "queries_path", "docs_path", "candidates_path", "output", "strategy", "model_spec",
+        "top_k", "executor", "workers", "address", "resume", "on_error", "threads", "n_ctx",
+        "passage_words",
+    ]  # fmt: skip
+    assert {p.name for p in rank.params} == {f.name for f in fields(RankConfig)}
+    # the config's defaults are the command's (a flag's default is click's own sentinel)
+    defaults = {p.name: p.default for p in rank.params if not p.required and not p.is_flag}
+    config = RankConfig(Path("q"), Path("d"), Path("o"))
+    assert defaults == {name: getattr(config, name) for name in defaults}
+    assert "resume" not in defaults and config.resume is False
+
+
+def test_a_built_reranker_closes_the_model_it_loaded() -> None:
+    spec = RerankerSpec("full", model_options={"n_ctx": 512, "n_threads": 1}, passage_words=40)
+    reranker = spec.build()
+    assert reranker.name == "full+maxp"
+    ranking = reranker.rank("espresso", TOPICS["coffee"])
+    assert sorted(ranking.ids) == ["0", "1", "2"]
+    llm = reranker.inner.llm  # type: ignore[attr-defined]
+    reranker.close()
+    with pytest.raises(ClosedError):
+        llm.count_tokens("closed")

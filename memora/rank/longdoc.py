@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from memora.errors import ConfigError
-from memora.rank.rerankers import Reranker
+from memora.rank.base import Reranker
 from memora.rank.types import Diagnostics, Doc
 
 __all__ = ["PassageReranker", "split_passages"]
@@ -36,6 +36,8 @@ class PassageReranker(Reranker):
         stride: words between passage starts (overlap = passage_words - stride).
         aggregate: ``maxp`` (default), ``firstp`` or ``sump``. Without scores from ``inner``, a
             passage's score is minus its rank.
+
+    ``close()`` closes ``inner``.
     """
 
     def __init__(
@@ -84,3 +86,6 @@ class PassageReranker(Reranker):
         diag.notes += [*got.notes, f"{len(passages)} passages from {len(docs)} documents"]
         scores = [best[i] for i in range(len(docs))]
         return sorted(range(len(docs)), key=lambda i: (-scores[i], i)), scores
+
+    def close(self) -> None:
+        self.inner.close()
