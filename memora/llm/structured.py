@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel, ValidationError
 
+from memora import templates
 from memora.errors import InvalidSchemaError
 
 __all__ = ["OutputSpec", "SchemaLike", "repair_messages"]
@@ -84,7 +85,6 @@ def repair_messages(
         {"role": "assistant", "content": output[:keep]},
         {
             "role": "user",
-            "content": f"That was not usable: {problem}. Write it again, following the "
-            "instructions exactly.",
+            "content": templates.render("memora.llm", "repair", problem=problem),
         },
     ]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from memora import templates
 from memora.embed import Embedder, load_embedder
 from memora.errors import ContextOverflowError, InvalidOptionError, InvalidRecordError
 from memora.llm.base import FinishReason
@@ -34,7 +35,9 @@ __all__ = [
 ]
 
 Eviction = Literal["fifo", "score", "surprise"]
-DEFAULT_INSTRUCTION = "Answer the question using the context. Be brief."
+_TEXT: dict[str, str] = templates.data("memora.memory", "reader")
+DEFAULT_INSTRUCTION = _TEXT["instruction"]
+CONTEXT_HEADER = _TEXT["context_header"]
 
 _BOUNDARY = re.compile(r"[.!?]+[\"')\]]*\s+|\n\s*")
 _WORD = re.compile(r"\S+")
@@ -273,14 +276,16 @@ def overflow_error(
     )
 
 
-def context_text(chunks: Sequence[Chunk], header: str = "Context:\n") -> str:
-    return header + "".join(c.text + "\n" for c in chunks)
+def context_text(chunks: Sequence[Chunk], header: str = CONTEXT_HEADER) -> str:
+    """The retrieved chunks, one per line, after ``header``."""
+    return header + "".join(templates.fill(_TEXT["chunk"], {"text": c.text}) for c in chunks)
 
 
 def question_text(question: str, local: str) -> str:
     if not question.strip():
         raise InvalidOptionError("the question is empty; pass a question")
-    return (local + "\n" if local else "") + "Question: " + question
+    before = templates.fill(_TEXT["local"], {"local": local}) if local else ""
+    return before + templates.fill(_TEXT["question"], {"question": question})
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:

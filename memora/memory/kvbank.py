@@ -17,6 +17,7 @@ from memora.errors import ConfigError, InvalidOptionError, UnsupportedError
 from memora.llm.base import LLM, Closable, FinishReason, Message
 from memora.llm.sequence import KVDecoder, SequenceModel, Span, sequence_model
 from memora.memory.bank import (
+    CONTEXT_HEADER,
     DEFAULT_INSTRUCTION,
     Chunk,
     Eviction,
@@ -82,7 +83,7 @@ class KVMemoryBank(Closable):
         slot = "\x00memora-longmem\x00"  # where the chunks go in the chat template's text
         rendered = model.render_chat([Message("system", instruction), Message("user", slot)])
         head, _, self._tail = rendered.partition(slot)
-        self.prefix = tuple(llm.tokenize(head + "Context:\n", special=True))
+        self.prefix = tuple(llm.tokenize(head + CONTEXT_HEADER, special=True))
         self._newline = tuple(llm.tokenize("\n"))
         p = len(self.prefix)
         limit = min(MAX_KV_CHUNKS, (llm.n_ctx - p - query_reserve) // chunk_tokens)

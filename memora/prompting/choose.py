@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from memora import templates
 from memora.errors import ConfigError, UnsupportedError
 from memora.llm.sequence import canonical_order, sequence_model
 from memora.llm.set_prompt import ChatRenderer, SetPrompt
@@ -39,8 +40,9 @@ __all__ = ["Choice", "Method", "choose"]
 
 Method = Literal["likelihood", "label", "psc", "plain"]
 _METHODS = ("likelihood", "label", "psc", "plain")
-_INSTRUCTION = "Reply with the letter of the correct option."
-_ANSWER = "Answer:"
+_TEXT: dict[str, str] = templates.data("memora.prompting", "choose")
+_INSTRUCTION = _TEXT["instruction"]
+_ANSWER = _TEXT["answer"]
 
 
 @dataclass(frozen=True)
@@ -166,21 +168,33 @@ def _label(llm: LLM, question: str, options: list[str]) -> list[float]:
     canonical = _canonical(options)
     labels = _labels(len(options))
     label_of = {index: labels[rank] for rank, index in enumerate(canonical)}
-    items = [f"{label_of[i]}. {options[i]}\n" for i in range(len(options))]
-    prompt = SetPrompt.from_chat(
-        llm, f"{question}\n\nOptions:\n", items, f"\n{_INSTRUCTION}", answer_prefix=_ANSWER
+    head, items, tail = label_prompt_parts(
+        question, [label_of[i] for i in range(len(options))], options
     )
+    prompt = SetPrompt.from_chat(llm, head, items, tail, answer_prefix=_ANSWER)
     logits = llm.logits(prompt)
     tokens = _label_tokens(llm, labels)
     by_label = dict(zip(labels, tokens, strict=True))
     return [float(logits[by_label[label_of[i]]]) for i in range(len(options))]
 
 
-def _letter_prompt(question: str, options: Sequence[str]) -> list[dict[str, str]]:
-    lines = "".join(
-        f"{label}. {o}\n" for label, o in zip(_labels(len(options)), options, strict=False)
-    )
-    return _question_turn(f"{question}\n\nOptions:\n{lines}\n{_INSTRUCTION}")
+def label_prompt_parts(
+    question: str, labels: Sequence[str], options: Sequence[str]
+) -> tuple[str, list[str], str]:
+    """The lettered question in three parts: the head, one item per option (its label
+    written inside) and the tail (the instruction)."""
+    items = [
+        templates.fill(_TEXT["item"], {"label": label, "option": option})
+        for label, option in zip(labels, options, strict=True)
+    ]
+    head = templates.fill(_TEXT["head"], {"question": question})
+    return head, items, templates.fill(_TEXT["tail"], {"instruction": _INSTRUCTION})
+
+
+def letter_prompt(question: str, options: Sequence[str]) -> list[dict[str, str]]:
+    """The plain lettered prompt, options in the given order (``plain`` and ``psc``)."""
+    head, items, tail = label_prompt_parts(question, _labels(len(options)), options)
+    return _question_turn(head + "".join(items) + tail)
 
 
 def _letter_scores(llm: LLM, question: str, options: Sequence[str]) -> list[float]:
@@ -188,7 +202,7 @@ def _letter_scores(llm: LLM, question: str, options: Sequence[str]) -> list[floa
     the backend has logits, else 1 for the letter the model picks (JSON enum) and 0 otherwise."""
     labels = _labels(len(options))
     if llm.supports_logits:
-        prompt: Any = _letter_prompt(question, options)
+        prompt: Any = letter_prompt(question, options)
         if isinstance(llm, ChatRenderer):
             prompt = llm.render_chat(prompt) + _ANSWER
         logits = llm.logits(prompt)
@@ -199,7 +213,7 @@ def _letter_scores(llm: LLM, question: str, options: Sequence[str]) -> list[floa
         "required": ["answer"],
     }
     answer = llm.generate_json(
-        _letter_prompt(question, options), schema, temperature=0, max_tokens=16
+        letter_prompt(question, options), schema, temperature=0, max_tokens=16
     )["answer"]
     return [1.0 if label == answer else 0.0 for label in labels]
 
