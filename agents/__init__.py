@@ -1,20 +1,24 @@
 """Memory-augmented agents on memora's memories (installed as ``memora.agents``).
 
 ``MemoryAgent`` answers with the user's memories in the prompt and extracts facts from every
-turn in the background; core blocks are pinned facts; the journal keeps every turn.
+turn in the background; ``AgentConfig`` holds its options; core blocks are pinned facts; the
+journal keeps every turn.
 """
 
 from memora.errors import CoreMemoryError, ExtractionError
 
-from .agent import DEFAULT_SYSTEM, AsyncReplyStream, MemoryAgent, Reply, ReplyStream
+from .agent import MemoryAgent
+from .config import DEFAULT_SYSTEM, AgentConfig
 from .core import DEFAULT_BLOCKS, CoreMemory
 from .extract import Action, Extraction, Extractor
 from .journal import Journal, Turn
+from .streams import AsyncReplyStream, Reply, ReplyStream
 
 __all__ = [
     "DEFAULT_BLOCKS",
     "DEFAULT_SYSTEM",
     "Action",
+    "AgentConfig",
     "AsyncReplyStream",
     "CoreMemory",
     "CoreMemoryError",

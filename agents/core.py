@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from memora import templates
 from memora.errors import CoreMemoryError
 from memora.memory.types import Scope
 
@@ -82,7 +83,9 @@ class CoreMemory:
     def render(self) -> str:
         """The blocks as prompt text (empty blocks left out)."""
         return "\n".join(
-            f"<{label}>\n{value}\n</{label}>" for label, value in self.blocks().items() if value
+            templates.render("memora.agents", "core_block", label=label, value=value)
+            for label, value in self.blocks().items()
+            if value
         )
 
     def _block(self, label: str) -> tuple[str, int]:

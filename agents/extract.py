@@ -14,26 +14,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from memora import templates
 from memora.errors import ExtractionError, OutputValidationError
 from memora.llm.base import LLM
 from memora.llm.structured import repair_messages
 from memora.memory.types import MemoryRecord, normalize_text
 
-__all__ = ["Action", "Extraction", "Extractor", "extraction_schema", "grounded"]
+__all__ = ["Action", "Extraction", "Extractor", "Proposal", "extraction_schema", "grounded"]
 
 MAX_FACTS = 3
 MAX_FACT_CHARS = 120
 
-SYSTEM = (
-    "You keep a memory of facts about the user. Read one conversation turn and list the facts "
-    "the USER states about themselves, their life, plans or preferences that are worth "
-    "remembering in later conversations. Write each fact as a short sentence about the user "
-    "in the third person (for example: 'The user lives in Lyon.'). For each fact choose an "
-    "action: 'add' for a new fact; 'update' with the id of the existing memory it corrects or "
-    "replaces (for example a new city replaces the old city); 'none' when an existing memory "
-    "already says it. Questions, greetings and what the assistant says are not facts: for "
-    "them return an empty list. Answer with JSON only."
-)
+PACKAGE = "memora.agents"
+
+#: The extraction prompt's system text (``agents/prompts/extract_system.txt``).
+SYSTEM: str = templates.template(PACKAGE, "extract_system")
 
 
 @dataclass(frozen=True)
@@ -103,6 +98,9 @@ def extraction_schema(ids: list[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Proposal:
+    """One checked fact of the model's answer, before it is applied: its action and the
+    existing memory it names (``target``)."""
+
     action: Literal["add", "update", "none", "rejected"]
     text: str
     target: MemoryRecord | None
@@ -126,18 +124,17 @@ class Extractor:
         """The extraction prompt. The assistant's reply is left out on purpose: small models
         copy it into facts (measured with SmolLM2-135M), and facts about the user come from
         what the user says."""
-        known = "\n".join(f"[m{i}] {json.dumps(r.text)}" for i, r in enumerate(nearest, 1))
-        return [
-            {"role": "system", "content": SYSTEM},
-            {
-                "role": "user",
-                "content": f"Existing memories:\n{known or '(none)'}\n\nThe turn:\n"
-                f"USER: {json.dumps(user)}\n\n"
-                'Answer as {"facts": [{"text": ..., "action": ...'
-                + (', "id": ...' if nearest else "")
-                + "}]}.",
-            },
-        ]
+        wording = templates.data(PACKAGE, "extract")
+        known = "\n".join(
+            templates.render(PACKAGE, "extract_memory", id=f"m{i}", text=json.dumps(r.text))
+            for i, r in enumerate(nearest, 1)
+        )
+        turn = templates.render(
+            PACKAGE, "extract_turn", memories=known or wording["no_memories"],
+            user=json.dumps(user),
+            answer_format=wording["answer_format_with_ids" if nearest else "answer_format"],
+        )  # fmt: skip
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": turn}]
 
     def propose(
         self, turn_id: int, user: str, nearest: list[MemoryRecord]
@@ -211,59 +208,8 @@ def _check(
     return proposals, ""
 
 
-_COMMON = frozenset(
-    [
-        "the",
-        "user",
-        "user's",
-        "users",
-        "a",
-        "an",
-        "and",
-        "or",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "with",
-        "from",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "has",
-        "have",
-        "had",
-        "likes",
-        "like",
-        "does",
-        "do",
-        "not",
-        "their",
-        "they",
-        "them",
-        "he",
-        "she",
-        "his",
-        "her",
-        "it",
-        "its",
-        "this",
-        "that",
-        "now",
-        "lives",
-        "live",
-        "works",
-        "work",
-        "named",
-        "name",
-        "called",
-    ]
-)
+#: Words that say nothing about what a fact is about (``agents/prompts/common_words.json``).
+_COMMON: frozenset[str] = frozenset(templates.data(PACKAGE, "common_words"))
 
 
 def _words(text: str) -> set[str]:

@@ -1,23 +1,38 @@
 """Memory as tools, for models that call tools (OpenAI-compatible endpoints): search and add
 memories, and edit the core blocks. A bad call returns an error the model can read and act on;
-it never raises into the conversation."""
+it never raises into the conversation. The tools' descriptions are ``agents/prompts/tools.json``.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jsonschema
 
-from memora.errors import MemoraError
+from memora import templates
+from memora.errors import AgentError, MemoraError
+from memora.llm.base import LLM
+from memora.memory.types import SearchHit
 
-if TYPE_CHECKING:
-    from .agent import MemoryAgent
+from .config import AgentConfig
+from .core import CoreMemory
 
-__all__ = ["MAX_CHARS", "run_tool", "tool_specs"]
+__all__ = ["MAX_CHARS", "ToolHost", "answer_with_tools", "run_tool", "tool_specs"]
 
 MAX_CHARS = 2000
+
+
+class ToolHost(Protocol):
+    """What the tools work on (a :class:`~memora.agents.MemoryAgent`)."""
+
+    @property
+    def core(self) -> CoreMemory: ...
+
+    def recall(self, query: str, k: int | None = None) -> list[SearchHit]: ...
+
+    def remember(self, text: str, *, source: str = "user") -> Any: ...
 
 
 def _spec(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
@@ -42,20 +57,17 @@ def tool_specs(blocks: list[str]) -> list[dict[str, Any]]:
     # bounds crash them; run_tool checks MAX_CHARS instead.
     text = {"type": "string", "minLength": 1}
     block = {"type": "string", "enum": blocks}
+    about = templates.data("memora.agents", "tools")
     return [
-        _spec("memory_search", "Search the long-term memory of this user; returns the best "
-              "matching memories, newest facts included.",
-              {"query": text}),
-        _spec("memory_add", "Store a fact about the user for later conversations.",
-              {"text": text}),
-        _spec("core_memory_append", "Add a line to a core memory block (always in the prompt).",
-              {"block": block, "text": text}),
-        _spec("core_memory_replace", "Replace exact text in a core memory block.",
+        _spec("memory_search", about["memory_search"], {"query": text}),
+        _spec("memory_add", about["memory_add"], {"text": text}),
+        _spec("core_memory_append", about["core_memory_append"], {"block": block, "text": text}),
+        _spec("core_memory_replace", about["core_memory_replace"],
               {"block": block, "old": text, "new": {"type": "string"}}),
     ]  # fmt: skip
 
 
-def run_tool(agent: MemoryAgent, name: str, arguments: str | Mapping[str, Any]) -> str:
+def run_tool(agent: ToolHost, name: str, arguments: str | Mapping[str, Any]) -> str:
     """Run one call against ``agent``'s memory; the result (or the error) as JSON text."""
     specs = {s["function"]["name"]: s["function"] for s in tool_specs(list(agent.core.blocks()))}
     if name not in specs:
@@ -87,6 +99,36 @@ def run_tool(agent: MemoryAgent, name: str, arguments: str | Mapping[str, Any]) 
         return json.dumps({"block": args["block"], "text": agent.core.get(args["block"])})
     except MemoraError as exc:
         return _error(str(exc))
+
+
+def answer_with_tools(
+    llm: LLM, agent: ToolHost, messages: list[dict[str, str]], config: AgentConfig
+) -> tuple[str, list[dict[str, Any]]]:
+    """Rounds of model calls that may call the tools, until an answer without calls (the last
+    round offers none); the answer and every call with its result."""
+    specs = tool_specs(list(agent.core.blocks()))
+    convo: list[dict[str, Any]] = list(messages)
+    calls: list[dict[str, Any]] = []
+    for round_ in range(config.max_tool_rounds):
+        choice: Any = "auto"
+        if round_ == 0 and config.first_tool:
+            choice = {"type": "function", "function": {"name": config.first_tool}}
+        last = round_ == config.max_tool_rounds - 1
+        answer = llm.call_tools(
+            convo, [] if last else specs, tool_choice="none" if last else choice,
+            max_tokens=config.max_tokens, temperature=config.temperature, seed=config.seed,
+        )  # fmt: skip
+        if not answer.calls:
+            return answer.text.strip(), calls
+        convo.append({"role": "assistant", "content": answer.text or "", "tool_calls": [
+            c.to_openai() for c in answer.calls]})  # fmt: skip
+        for call in answer.calls:
+            result = run_tool(agent, call.name, call.arguments)
+            calls.append({"name": call.name, "arguments": call.arguments, "result": result})
+            convo.append({"role": "tool", "tool_call_id": call.id, "content": result})
+    raise AgentError(  # pragma: no cover - the last round offers no tools
+        f"no answer after {config.max_tool_rounds} tool rounds"
+    )
 
 
 def _error(message: str) -> str:

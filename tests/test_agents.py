@@ -4,6 +4,7 @@ bundled model (a scripted extractor only where exact extraction outputs are the 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import random
@@ -14,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memora.agents import CoreMemoryError, ExtractionError, MemoryAgent
+from memora.agents import AgentConfig, CoreMemoryError, ExtractionError, MemoryAgent
 
 from memora.embed import Embedder, load_embedder
-from memora.errors import ConfigError, ContextOverflowError, ScopeError
+from memora.errors import ConfigError, ContextOverflowError, InvalidOptionError, ScopeError
 from memora.memory.store import MemoryStore
 from memora.memory.types import Scope
 from memora.testing import ScriptedLLM
@@ -483,3 +484,71 @@ def test_a_closed_agent_and_store_raise_closed_error(store: MemoryStore) -> None
     store.close()
     with pytest.raises(ClosedError, match="closed"):
         store.search("hello", user_id="u")
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def test_options_and_a_config_make_the_same_agent(store: MemoryStore) -> None:
+    by_options = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", k=3, candidates=9,
+                             extract=False)  # fmt: skip
+    config = AgentConfig(k=3, candidates=9, extract=False)
+    by_config = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", config=config)
+    assert by_options.config == by_config.config == config
+    assert by_options.k == 3 and by_options.system == AgentConfig().system  # read as attributes
+    both = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", config=config, k=4)
+    assert both.config.k == 4 and both.config.candidates == 9 and config.k == 3
+    assert MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u").config == AgentConfig()
+    for agent in (by_options, by_config, both):
+        agent.close()
+
+
+def test_a_misspelled_option_fails_with_the_nearest_name(store: MemoryStore) -> None:
+    with pytest.raises(InvalidOptionError, match="no option 'temprature'; did you mean "
+                       "'temperature'"):  # fmt: skip
+        MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", temprature=0.7)
+    with pytest.raises(InvalidOptionError, match="did you mean 'session_id'"):
+        MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", sesion_id="s")
+    with pytest.raises(AttributeError, match="temprature"):
+        MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", extract=False).temprature  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"k": 0}, {"k": 6, "candidates": 5}, {"recent_turns": -1}, {"max_tool_rounds": 0}],
+)
+def test_a_config_out_of_range_fails_where_it_is_made(options: dict[str, int]) -> None:
+    with pytest.raises(ConfigError, match="need k >= 1, candidates >= k"):
+        AgentConfig(**options)  # type: ignore[arg-type]
+
+
+# -- the shape of the package --------------------------------------------------------------
+
+
+def _agents_imports(path: Path, modules: set[str]) -> set[str]:
+    """The modules of the agents package that ``path`` imports (relative imports included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            name = node.module.removeprefix("memora.agents.") if node.level == 0 else node.module
+            found.add(name)
+    return found & modules - {path.stem}
+
+
+def test_the_agents_package_has_small_modules_short_functions_and_no_cycle() -> None:
+    paths = {p.stem: p for p in (ROOT / "agents").glob("*.py") if p.stem != "__init__"}
+    edges = {name: _agents_imports(path, set(paths)) for name, path in paths.items()}
+    order: list[str] = []
+    while len(order) < len(edges):  # peel off the modules that import nothing left
+        free = sorted(n for n in edges if n not in order and edges[n] <= set(order))
+        assert free, f"an import cycle among {sorted(set(edges) - set(order))}"
+        order += free
+    for name, path in paths.items():
+        tree = ast.parse(path.read_text("utf-8"))
+        assert len(path.read_text("utf-8").splitlines()) < 450, name
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                args = node.args
+                count = len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
+                assert (node.end_lineno or 0) - node.lineno + 1 < 60, f"{name}.{node.name}"
+                assert count <= 10, f"{name}.{node.name} takes {count} parameters"
