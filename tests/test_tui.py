@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("textual")
 
 from memora.tui.app import NewStoryScreen, StoryApp, build_app
+from memora.tui.prompt import InputMode, PromptLine
 from memora.tui.screens import KeysScreen
 from memora.tui.tree import BranchScreen
 from textual.binding import Binding
@@ -195,7 +196,7 @@ async def test_errors_show_in_the_status_line_and_leave_the_story(
         await pilot.press("m")
         await settle(app, pilot)
         head = app.engine.head
-        app.engine.llm = ScriptedLLM(["too short"])
+        app.engine.configure(llm=ScriptedLLM(["too short"]))
         await pilot.press("1")
         await settle(app, pilot)
         assert "StepError" in text_of(app, "#status") and "story is unchanged" in text_of(
@@ -360,8 +361,8 @@ async def test_continue_n_steps_then_cancel_while_planning(
 
         # A slow model: Esc while the summary and plans stream stops the step, unsaved.
         head = app.engine.head
-        app.engine.llm = ScriptedLLM([PARAGRAPH.replace("rocks", "reef"), plans_reply("z")],
-                                     delay=0.02)  # fmt: skip
+        app.engine.configure(llm=ScriptedLLM([PARAGRAPH.replace("rocks", "reef"),
+                                              plans_reply("z")], delay=0.02))  # fmt: skip
         await pilot.press("1")
         for _ in range(500):
             if "planning" in text_of(app, "#status"):
@@ -373,6 +374,66 @@ async def test_continue_n_steps_then_cancel_while_planning(
         assert app.engine.head == head and not app.busy
         assert "cancelled" in text_of(app, "#status")
         assert len(app.engine.file.steps()) == 3
+    app.close()
+
+
+@pytest.mark.anyio
+async def test_every_input_mode_opens_refuses_and_acts(tmp_path: Path, embedder: Embedder) -> None:
+    """Each mode of the input line once, through the keys: the key that opens it shows its
+    placeholder, esc closes it unanswered, an answer it cannot take is refused with nothing
+    written, and the answer it takes acts (a new mode fails here until it is driven too)."""
+    opens = {InputMode.STEPS: "c", InputMode.OWN_PLAN: "o", InputMode.WHICH_PLAN: "p",
+             InputMode.SAVE_AS: "a"}  # fmt: skip
+    assert {*opens, InputMode.EDITED_PLAN} == set(InputMode)  # EDITED_PLAN follows WHICH_PLAN
+    path = tmp_path / "s.db"
+    _fixed_story(path)
+    llm = ScriptedLLM([
+        *[json.dumps({"answer": "B"})] * 3, PARAGRAPH.replace("dusk", "noon"), plans_reply("m"),
+        PARAGRAPH.replace("dusk", "night"), plans_reply("o"),
+        PARAGRAPH.replace("dusk", "dawn"), plans_reply("e"),
+    ])  # fmt: skip
+    app = build_app(path, llm=llm, embedder=embedder)
+    async with app.run_test(size=SIZE) as pilot:
+        prompt = app.query_one("#prompt", PromptLine)
+        for mode, key in opens.items():
+            await pilot.press(key)
+            assert prompt.mode is mode and prompt.has_focus and not prompt.has_class("hidden")
+            assert prompt.placeholder == mode.placeholder == text_of(app, "#status")
+            await pilot.press("escape")
+            await pilot.pause()
+            assert prompt.mode is None and prompt.has_class("hidden")
+        assert len(app.engine.file.steps()) == 2 and app.engine.file.path == path
+
+        async def answer(key: str, *typed: str) -> None:
+            await pilot.press(key, *typed, "enter")
+            await settle(app, pilot)
+
+        await answer("c", "backspace", "x")  # STEPS
+        assert "from 1 to 50" in text_of(app, "#status") and len(app.engine.file.steps()) == 2
+        await answer("c", "backspace", "1")
+        head = app.engine.head
+        assert head is not None and head.chosen_by == "model" and "noon" in head.paragraph
+
+        await answer("o")  # OWN_PLAN: an empty answer does nothing
+        assert prompt.mode is None and app.engine.head == head and not app.busy
+        await answer("o", *"A storm.")
+        own = app.engine.head
+        assert own is not None and own.parent_id == head.id
+        assert (own.plan, own.chosen_by) == ("A storm.", "own")
+
+        await answer("p", "4")  # WHICH_PLAN
+        assert "type 1, 2 or 3" in text_of(app, "#status") and prompt.mode is None
+        await answer("p", "2")
+        assert prompt.mode is InputMode.EDITED_PLAN and prompt.value == own.plans[1]
+        assert text_of(app, "#status") == InputMode.EDITED_PLAN.placeholder
+        await answer("end", *" Fast.")  # EDITED_PLAN
+        edited = app.engine.head
+        assert edited is not None and edited.parent_id == own.id
+        assert (edited.plan, edited.chosen_by) == (own.plans[1] + " Fast.", "edited")
+
+        await answer("a")  # SAVE_AS, the name it offers
+        assert app.engine.file.path == tmp_path / "s-copy.db" and app.engine.head == edited
+        assert "saved a copy" in text_of(app, "#status")
     app.close()
 
 

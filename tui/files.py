@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 from memora.errors import ConfigError
 from memora.recurrent.storyfile import StoryFile, StoryInfo
 
-__all__ = ["OpenScreen", "StoryInfo", "copy_story", "find_stories", "probe"]
+__all__ = ["OpenScreen", "StoryInfo", "copy_story", "find_stories", "free_name", "probe"]
 
 SUFFIXES = (".db", ".sqlite", ".sqlite3", ".story")
 
@@ -42,6 +42,16 @@ def find_stories(folder: Path) -> list[StoryInfo]:
         if info is not None:
             found.append(info)
     return found
+
+
+def free_name(path: Path) -> Path:
+    """``path``, or ``stem-2``, ``stem-3``... when taken."""
+    n = 2
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
 
 
 def copy_story(source: Path, target: Path) -> None:

@@ -34,7 +34,7 @@ from memora.llm.base import LLM
 from memora.llm.registry import parse_model_spec
 from memora.settings import Settings
 
-__all__ = ["SettingsScreen", "TuiConfig", "config_path", "load_llm"]
+__all__ = ["SettingsScreen", "TuiConfig", "config_path", "load_llm", "save_config"]
 
 # config field -> (widget id, label, hint beside the field, the fix for a bad value)
 _FIELDS: dict[str, tuple[str, str, str, str]] = {
@@ -170,6 +170,19 @@ def load_llm(config: TuiConfig, base: Settings) -> LLM:
     settings = config.apply(base)
     options = settings.model_options()
     return load_model(settings.model, **options)
+
+
+def save_config(config: TuiConfig, path: Path, settings: Settings) -> str:
+    """Save ``config`` at ``path`` for the next start, without an API key that comes from the
+    environment (``settings``): that one stays there. Says for the status line how it went."""
+    env_key = settings.openai_api_key
+    if env_key is not None and config.openai_api_key == env_key:
+        config = config.model_copy(update={"openai_api_key": None})
+    try:
+        config.save(path)
+    except (MemoraError, OSError) as exc:
+        return f"settings not saved: {exc}"
+    return f"settings saved to {path}"
 
 
 def config_path(settings: Settings) -> Path:

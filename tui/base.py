@@ -1,0 +1,242 @@
+"""What every part of the story app stands on: its state, drawing the story, the status line,
+the input line, and the two workers (writing steps, loading a model).
+
+:class:`StoryAppBase` holds these; the actions are in :mod:`memora.tui.story_actions` and
+:mod:`memora.tui.file_actions`, and :class:`memora.tui.app.StoryApp` puts them together with
+the layout and the keys. Generation and model loading run in thread workers; the UI thread
+only reads the story file and draws.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from memora.tui.prompt import InputMode, PromptLine
+from memora.tui.settings import TuiConfig, load_llm, save_config
+from memora.tui.view import draw, escape, stats
+from memora.tui.writer import Outcome, write_steps
+from textual import work
+from textual.app import App
+from textual.containers import VerticalScroll
+from textual.widgets import Static, TextArea
+
+from memora.errors import MemoraError
+from memora.llm.base import LLM
+from memora.recurrent.engine import StoryEngine
+from memora.recurrent.types import ChosenBy, Step
+from memora.settings import Settings, load_settings
+
+__all__ = ["StoryAppBase"]
+
+
+class StoryAppBase(App[None]):
+    """The story app's state and the parts its actions share."""
+
+    def __init__(
+        self,
+        engine: StoryEngine,
+        *,
+        config: TuiConfig | None = None,
+        settings: Settings | None = None,
+        config_file: Path | None = None,
+        owns_llm: bool = False,
+        **engine_options: Any,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.settings = settings or load_settings()
+        self.config = config or TuiConfig.from_settings(self.settings).model_copy(
+            update={"temperature": engine.temperature}
+        )
+        self.config_file = config_file
+        self.owns_llm = owns_llm
+        self.engine_options = engine_options
+        self.embedder = engine.store.embedder
+        self.busy = False
+        self._cancel = threading.Event()
+        self._live = ""  # the paragraph being generated
+        self.sub_title = engine.file.path.name
+
+    # -- drawing -------------------------------------------------------------------------
+
+    def refresh_story(self) -> None:
+        """Redraw everything from the story file (the one source of truth)."""
+        view = draw(self.engine)
+        self.query_one("#paragraphs", Static).update(view.paragraphs)
+        self.query_one("#live", Static).update("")
+        self.query_one("#plans", Static).update(view.plans)
+        memory = self.query_one("#memory", TextArea)
+        memory.load_text(view.memory)
+        memory.read_only = True
+        self.query_one("#retrieved", Static).update(view.retrieved)
+        self.query_one("#stats", Static).update(view.stats)
+        self.query_one("#story", VerticalScroll).scroll_end(animate=False)
+
+    def set_status(self, text: str, *, error: bool = False) -> None:
+        self.query_one("#status", Static).update(f"[red]{escape(text)}[/]" if error else text)
+
+    def show_error(self, exc: MemoraError) -> None:
+        self.set_status(f"{type(exc).__name__}: {exc}", error=True)
+
+    # -- guards and edits ----------------------------------------------------------------
+
+    def idle(self) -> bool:
+        """Whether something new can start now; otherwise says why."""
+        if self.busy:
+            self.set_status("busy: wait, or press Esc to cancel")
+            return False
+        return True
+
+    def head_if_idle(self) -> Step | None:
+        """The head when the story has one and nothing runs; otherwise None (and says why)."""
+        if not self.idle():
+            return None
+        head = self.engine.head if self.engine.file.exists else None
+        if head is None:
+            self.set_status(
+                "no paragraphs yet: press m to write the opening"
+                if self.engine.file.exists
+                else "no story open: ctrl+n starts one, ctrl+o opens one"
+            )
+        return head
+
+    def safely(self, do: Callable[[], object], done: str) -> None:
+        """Run the edit ``do``; redraw and say ``done``, or show the error it raised."""
+        try:
+            do()
+        except MemoraError as exc:
+            self.show_error(exc)
+            return
+        self.refresh_story()
+        self.query_one("#story").focus()
+        self.set_status(done)
+
+    # -- the input line ------------------------------------------------------------------
+
+    @property
+    def prompt(self) -> PromptLine:
+        return self.query_one("#prompt", PromptLine)
+
+    def ask(self, mode: InputMode, value: str = "") -> None:
+        """Show the input line in ``mode`` (holding ``value``); its answer comes back to the
+        app's ``Input.Submitted`` handler."""
+        self.prompt.ask(mode, value)
+        self.set_status(mode.placeholder)
+
+    def close_prompt(self) -> InputMode | None:
+        """Hide the input line and focus the story; the mode it was asking in."""
+        mode = self.prompt.close()
+        self.query_one("#story").focus()
+        return mode
+
+    # -- writing steps -------------------------------------------------------------------
+
+    def generate(self, plan: str | None, chosen_by: ChosenBy | None, steps: int) -> None:
+        """Write ``steps`` steps in a worker, the first on ``plan`` (None: the model picks)."""
+        self.busy = True
+        self._cancel.clear()
+        self.set_status("writing... (esc cancels)")
+        self._write(plan, chosen_by, steps)
+
+    def cancel_writing(self) -> None:
+        self._cancel.set()
+
+    @work(thread=True, exclusive=True, group="story")
+    def _write(self, plan: str | None, chosen_by: ChosenBy | None, steps: int) -> None:
+        outcome = write_steps(
+            self.engine, plan, chosen_by, steps, cancel=self._cancel, listener=_Relay(self)
+        )
+        self.call_from_thread(self._finished, outcome)
+
+    def append_live(self, piece: str) -> None:
+        self._live += piece
+        self.query_one("#live", Static).update(escape(self._live))
+        self.query_one("#story", VerticalScroll).scroll_end(animate=False)
+
+    def clear_live(self) -> None:
+        self._live = ""
+        self.query_one("#live", Static).update("")
+        self.set_status("writing... (esc cancels)")
+
+    def _finished(self, outcome: Outcome) -> None:
+        self.busy = False
+        self.refresh_story()
+        self.set_status(outcome.message, error=outcome.error)
+
+    def on_unmount(self) -> None:
+        self._cancel.set()
+
+    # -- the model -----------------------------------------------------------------------
+
+    def reload(self, config: TuiConfig, then: Callable[[], None] | None = None) -> None:
+        """Load the model ``config`` names in a worker; on success swap it in, save the
+        settings and run ``then``. On failure the old model stays."""
+        self.busy = True
+        self.set_status(f"loading {config.model}...")
+        self._load(config, then)
+
+    @work(thread=True, exclusive=True, group="model")
+    def _load(self, config: TuiConfig, then: Callable[[], None] | None) -> None:
+        try:
+            llm = load_llm(config, self.settings)
+        except MemoraError as exc:
+            self.call_from_thread(self._load_failed, exc)
+            return
+        self.call_from_thread(self.apply_config, config, llm, then)
+
+    def _load_failed(self, exc: MemoraError) -> None:
+        self.busy = False
+        self.set_status(f"{type(exc).__name__}: {exc} (the model in use stays)", error=True)
+
+    def apply_config(
+        self, config: TuiConfig, llm: LLM | None, then: Callable[[], None] | None = None
+    ) -> None:
+        """Use ``config`` from now on (and ``llm``, when the model was reloaded); persist it."""
+        self.busy = False
+        if llm is not None:
+            old = self.engine.llm
+            self.engine.configure(llm=llm)
+            if self.owns_llm:
+                old.close()
+            self.owns_llm = True
+        self.config = config
+        self.engine.configure(temperature=config.temperature)
+        self.engine_options["temperature"] = config.temperature
+        message = f"using {self.engine.llm.name}"
+        if self.config_file is not None:
+            message += "; " + save_config(config, self.config_file, self.settings)
+        self.query_one("#stats", Static).update(stats(self.engine, self.engine.head))
+        self.set_status(message)
+        if then is not None:
+            then()
+
+    def close(self) -> None:
+        """Close the story file, and the model when the app loaded it."""
+        self.engine.close()
+        if self.owns_llm:
+            self.engine.llm.close()
+
+
+class _Relay:
+    """The writer's listener: each event is drawn on the app's UI thread (the worker waits
+    until it is)."""
+
+    def __init__(self, app: StoryAppBase) -> None:
+        self.app = app
+
+    def starting(self) -> None:
+        self.app.call_from_thread(self.app.clear_live)
+
+    def text(self, piece: str) -> None:
+        self.app.call_from_thread(self.app.append_live, piece)
+
+    def planning(self, chars: int) -> None:
+        self.app.call_from_thread(
+            self.app.set_status, f"planning the next steps... {chars} chars (esc cancels)"
+        )
+
+    def saved(self, step: Step) -> None:
+        self.app.call_from_thread(self.app.refresh_story)
