@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from memora.cli import main
-from memora.cli_rank import rank
+from memora.cli.rank import rank
 from memora.errors import ClosedError, InvalidRecordError
 from memora.rank.batch import (
     BatchInputError,

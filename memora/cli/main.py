@@ -11,8 +11,8 @@ import click
 from rich.console import Console
 
 from memora.cli.memory import memory
+from memora.cli.rank import eval_, rank
 from memora.cli.story import story, write
-from memora.cli_rank import eval_, rank
 from memora.errors import InvalidSchemaError, MemoraError, MissingDependencyError
 from memora.settings import Settings, load_settings
 

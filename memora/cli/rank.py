@@ -1,0 +1,165 @@
+"""``memora rank`` and ``memora eval``: batch reranking to a TREC run, and its evaluation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from memora.rank.rerankers import STRATEGIES
+
+__all__ = ["eval_", "rank"]
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.option("--queries", "queries_path", required=True, type=FILE, help='JSONL {"qid", "text"}')
+@click.option("--docs", "docs_path", required=True, type=FILE, help='JSONL {"docid", "text"}')
+@click.option(
+    "--candidates",
+    "candidates_path",
+    type=FILE,
+    default=None,
+    help='TREC run or JSONL {"qid", "docid"|"docids"}; without it every doc is a candidate '
+    "of every query, pre-selected to --top-k by the bi-encoder",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the TREC run to write (diagnostics go to OUTPUT.diagnostics.jsonl)",
+)
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="full", show_default=True)
+@click.option(
+    "--model",
+    "model_spec",
+    default="default",
+    show_default=True,
+    help="name, .gguf path or openai:<model> (MEMORA_OPENAI_* settings apply)",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="candidates reranked per query (the first of each query's list)",
+)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Ray actors, each with its own model (or concurrent endpoint calls)",
+)
+@click.option("--address", default=None, help="Ray cluster address (default: a local cluster)")
+@click.option("--resume", is_flag=True, help="continue OUTPUT, skipping the queries it has")
+@click.option(
+    "--on-error",
+    type=click.Choice(["skip", "fail"]),
+    default="fail",
+    show_default=True,
+    help="on a malformed input line: warn and skip it, or stop",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="CPU threads per llama.cpp model",
+)
+@click.option("--n-ctx", type=click.IntRange(min=16), default=2048, show_default=True)
+@click.option(
+    "--passage-words",
+    type=click.IntRange(min=0),
+    default=None,
+    help="split docs into passages of N words (stride 2/3 N) and score each doc by its best "
+    "passage (MaxP). Default: split only when some candidate is longer than the strategy's "
+    "per-passage budget (75 words for full/sliding/psc/setwise, 150 pointwise, 190 biencoder), "
+    "since longer text would be cut; 0: never split",
+)
+def rank(**options: Any) -> None:
+    """Rerank each query's candidates and write a TREC run, one query at a time: an
+    interrupted or killed run keeps every finished query, and --resume continues it."""
+    from memora.rank.batch import run_ranking
+    from memora.rank.config import RankConfig
+    from memora.settings import load_settings
+
+    config = RankConfig(**options)
+    inputs = config.load_inputs()
+    for warning in inputs.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    settings = load_settings(model=config.model_spec, n_ctx=config.n_ctx, n_threads=config.threads)
+    spec = config.reranker_spec(inputs, settings.model, settings.model_options())
+    if spec.passage_words is not None and config.passage_words is None:
+        err_console.print(f"long documents: ranking passages of {spec.passage_words} words (MaxP)")
+    with Progress(*_progress_columns(config.strategy), console=err_console) as bar:
+        task = bar.add_task("rank", total=len(inputs.queries))
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            report = run_ranking(config, inputs, spec, progress)
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print(
+                f"interrupted: finished queries are kept in {config.output}; rerun with --resume"
+            )
+            sys.exit(130)
+    err_console.print(
+        f"ranked {report.ranked} queries ({report.resumed} done before) -> {report.run_path}"
+    )
+
+
+def _progress_columns(strategy: str) -> tuple[ProgressColumn, ...]:
+    return (
+        TextColumn(f"rank ({strategy})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+
+
+@click.command(name="eval")
+@click.option("--run", "run_path", required=True, type=FILE, help="a TREC run")
+@click.option("--qrels", "qrels_path", required=True, type=FILE, help="TREC qrels")
+@click.option(
+    "--metrics",
+    multiple=True,
+    default=("nDCG@10",),
+    show_default=True,
+    help="an ir_measures name (nDCG@10, P@5, R@100, RR, AP, ...); repeat for several",
+)
+@click.option("--json", "json_out", is_flag=True, help="one JSON object {metric: value}")
+def eval_(run_path: Path, qrels_path: Path, metrics: tuple[str, ...], json_out: bool) -> None:
+    """Score a TREC run against qrels with ir_measures."""
+    from memora.rank.batch import evaluate
+
+    values = evaluate(run_path, qrels_path, metrics)
+    if json_out:
+        click.echo(json.dumps(values))
+        return
+    table = Table("metric", "value")
+    for name, value in values.items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
