@@ -649,6 +649,26 @@ async def test_a_new_story_on_another_model_served_by_an_endpoint(
     assert SERVER_KEY not in config_path(load_settings()).read_text()
 
 
+def test_the_tui_modules_stay_small_and_layered() -> None:
+    """Every module of the TUI under 400 lines, every function under 60 lines with at most 10
+    parameters, and nothing imports the app module back (it sits on top of the rest)."""
+    import ast
+
+    folder = Path(__file__).resolve().parent.parent / "tui"
+    for path in sorted(folder.glob("*.py")):
+        text = path.read_text("utf-8")
+        assert len(text.splitlines()) < 400, path.name
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and path.name != "app.py":
+                assert node.module != "memora.tui.app", path.name
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                args = node.args
+                count = len(args.posonlyargs + args.args + args.kwonlyargs)
+                count += (args.vararg is not None) + (args.kwarg is not None)
+                assert (node.end_lineno or 0) - node.lineno < 60, (path.name, node.name)
+                assert count <= 10, (path.name, node.name)
+
+
 @pytest.mark.parametrize("key", ["question_mark", "ctrl+o", "b"])
 def test_pop_up_snapshots(
     tmp_path: Path, embedder: Embedder, snap_compare: object, key: str
