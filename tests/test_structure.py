@@ -165,3 +165,29 @@ def test_command_groups_never_import_the_main_group() -> None:
             "memora.cli.__main__",
         ):
             assert not imports(path, known) & {"memora.cli", "memora.cli.main"}, name
+
+
+def _parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    args = node.args
+    names = [a.arg for a in args.posonlyargs + args.args]
+    count = len(names) + len(args.kwonlyargs)
+    count += (args.vararg is not None) + (args.kwarg is not None)
+    return count - (names[:1] in (["self"], ["cls"]))
+
+
+def test_modules_functions_and_signatures_stay_small() -> None:
+    """Every module of memora, memora.agents and memora.tui under 450 lines, every function
+    under 60 lines, no signature over 10 parameters (dataclass configs carry the rest)."""
+    over = []
+    for name, path in sorted(package_modules().items()):
+        text = path.read_text("utf-8")
+        if len(text.splitlines()) > 450:
+            over.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > 60:
+                    over.append(f"{name}.{node.name}: {lines} lines")
+                if _parameters(node) > 10:
+                    over.append(f"{name}.{node.name}: {_parameters(node)} parameters")
+    assert over == []

@@ -108,10 +108,9 @@ class MemoryStore:
     @property
     def db(self) -> Database:
         """The SQLite database of a store on SQLite."""
-        db = getattr(self.records, "db", None)
-        if not isinstance(db, Database):
+        if not isinstance(self.records, SQLiteRecords):
             raise ConfigError("this store's records are not in SQLite")
-        return db
+        return self.records.db
 
     @property
     def index(self) -> VectorIndex:

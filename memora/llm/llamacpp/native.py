@@ -35,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 __all__ = [
     "ChatTemplate",
+    "ContextSettings",
     "NativeBatch",
     "NativeContext",
     "NativeModel",
