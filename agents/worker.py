@@ -12,6 +12,7 @@ worker on the scope.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -52,6 +53,7 @@ class ExtractionWorker:
         self.config = config
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memora-extract")
         self._futures: list[Future[Extraction]] = []
+        self._futures_lock = threading.Lock()  # turns are queued from any thread (achat)
 
     @property
     def background(self) -> bool:
@@ -67,14 +69,16 @@ class ExtractionWorker:
 
     def submit(self, turn_id: int) -> Future[Extraction]:
         """Queue a turn that is claimed (``running``) in the journal."""
-        future = self._pool.submit(self._run, turn_id)
-        self._futures.append(future)
+        with self._futures_lock:
+            future = self._pool.submit(self._run, turn_id)
+            self._futures.append(future)
         return future
 
     def wait(self, timeout: float | None = None) -> list[Extraction]:
         """Wait for every queued extraction; raises the first :class:`ExtractionError` (every
         failed turn stays in :meth:`failed`)."""
-        futures, self._futures = self._futures, []
+        with self._futures_lock:
+            futures, self._futures = self._futures, []
         done: list[Extraction] = []
         first: BaseException | None = None
         deadline = None if timeout is None else time.monotonic() + timeout
