@@ -6,6 +6,8 @@ from the caller's point of view, and every message says how to fix it::
     MemoraError
     ├── ConfigError                  settings or options that cannot work
     │   ├── InvalidOptionError       an unknown or out-of-range option (e.g. ``temprature=0.7``)
+    │   │   └── EmptyQueryError      a query or question with no text (search, rank, choose,
+    │   │                            memory banks); also an InvalidRecordError
     │   ├── InvalidSchemaError       a JSON schema that is not a valid schema
     │   └── OutputExistsError        a batch run's output exists and resume was not asked for
     ├── ModelError                   anything about a model
@@ -57,6 +59,7 @@ __all__ = [
     "ConnectionFailedError",
     "ContextOverflowError",
     "CoreMemoryError",
+    "EmptyQueryError",
     "ExtractionError",
     "GenerationError",
     "InvalidOptionError",
@@ -194,6 +197,12 @@ class ScopeError(StoreError):
 
 class InvalidRecordError(StoreError, ValueError):
     """A record the store refuses: empty or oversized text, non-JSON metadata, bad expiry."""
+
+
+class EmptyQueryError(InvalidOptionError, InvalidRecordError):
+    """A query or question with no text: searches, rerankers, ``choose`` and memory banks all
+    refuse it with this one error (it is also an ``InvalidRecordError``, which searches raised
+    before)."""
 
 
 class RecordNotFoundError(StoreError, KeyError):

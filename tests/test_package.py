@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import memora
 
 HEAVY = {"torch", "llama_cpp", "faiss", "textual", "openai", "sentence_transformers"}
@@ -32,6 +34,7 @@ def test_public_api_is_pinned() -> None:
         "ConnectionFailedError",
         "ContextOverflowError",
         "Embedder",
+        "EmptyQueryError",
         "GenerationError",
         "HistoryEntry",
         "InvalidOptionError",
@@ -77,7 +80,7 @@ def test_public_api_is_pinned() -> None:
 
 def test_every_error_descends_from_memora_error() -> None:
     errors = [getattr(memora, n) for n in memora.__all__ if n.endswith("Error")]
-    assert len(errors) == 24
+    assert len(errors) == 25
     assert all(issubclass(e, memora.MemoraError) for e in errors)
 
 
@@ -90,3 +93,21 @@ def test_agents_and_tui_install_under_memora() -> None:
     )
     assert memora.tui.__file__ is not None and memora.tui.__file__.endswith("tui/__init__.py")
     assert "agents" not in sys.modules, "nothing may claim the generic top-level name 'agents'"
+
+
+def test_an_empty_query_is_one_error_everywhere() -> None:
+    from memora.errors import EmptyQueryError, InvalidRecordError
+    from memora.memory.bank import question_text
+    from memora.memory.search import query_words
+    from memora.rank.rerankers import load_reranker
+    from memora.testing import ScriptedLLM
+
+    llm = ScriptedLLM(["A"])
+    with pytest.raises(EmptyQueryError, match="empty"):
+        memora.choose(llm, "  ", ["a", "b"], method="plain")
+    with pytest.raises(EmptyQueryError, match="empty"):
+        load_reranker("full", llm).rank(" ", ["a doc", "another doc"])
+    with pytest.raises(EmptyQueryError, match="empty"):
+        question_text("", "")
+    with pytest.raises(InvalidRecordError):  # what a search raised before: still caught
+        query_words(" ")

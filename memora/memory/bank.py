@@ -16,7 +16,12 @@ import numpy as np
 
 from memora import templates
 from memora.embed import Embedder, load_embedder
-from memora.errors import ContextOverflowError, InvalidOptionError, InvalidRecordError
+from memora.errors import (
+    ContextOverflowError,
+    EmptyQueryError,
+    InvalidOptionError,
+    InvalidRecordError,
+)
 from memora.llm.base import FinishReason
 
 if TYPE_CHECKING:
@@ -239,7 +244,7 @@ class MemoryBank:
     def retrieve_scored(self, query: str, k: int = 4) -> list[ScoredChunk]:
         """The ``k`` chunks most similar to ``query``, most similar first (ties: oldest)."""
         if not isinstance(query, str) or not query.strip():
-            raise InvalidOptionError("the query is empty; pass the text to search for")
+            raise EmptyQueryError("the query is empty; pass the text to search for")
         if k < 1:
             raise InvalidOptionError(f"k must be >= 1, got {k}")
         if not self._slot:
@@ -283,7 +288,7 @@ def context_text(chunks: Sequence[Chunk], header: str = CONTEXT_HEADER) -> str:
 
 def question_text(question: str, local: str) -> str:
     if not question.strip():
-        raise InvalidOptionError("the question is empty; pass a question")
+        raise EmptyQueryError("the question is empty; pass a question")
     before = templates.fill(_TEXT["local"], {"local": local}) if local else ""
     return before + templates.fill(_TEXT["question"], {"question": question})
 

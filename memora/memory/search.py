@@ -16,7 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from memora.errors import ConfigError, InvalidOptionError, InvalidRecordError, unknown_option
+from memora.errors import (
+    ConfigError,
+    EmptyQueryError,
+    InvalidOptionError,
+    unknown_option,
+)
 from memora.memory.types import MemoryRecord, SearchHit
 
 __all__ = [
@@ -120,7 +125,7 @@ class SearchOptions:
 def query_words(query: str) -> list[str]:
     """The words of a query for full-text search; an empty query is an error."""
     if not isinstance(query, str) or not query.strip():
-        raise InvalidRecordError("the query is empty; search for some text")
+        raise EmptyQueryError("the query is empty; search for some text")
     return _WORD.findall(query)
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from memora import templates
-from memora.errors import ConfigError, UnsupportedError
+from memora.errors import ConfigError, EmptyQueryError, UnsupportedError
 from memora.llm.sequence import canonical_order, sequence_model
 from memora.llm.set_prompt import ChatRenderer, SetPrompt
 
@@ -114,7 +114,7 @@ def _check(question: str, options: Sequence[str], method: str, k: int) -> list[s
         raise ConfigError("options must be a list of strings, not one string")
     opts = list(options)
     if not question.strip():
-        raise ConfigError("the question is empty")
+        raise EmptyQueryError("the question is empty; pass the question to choose for")
     if not 2 <= len(opts) <= len(ascii_uppercase):
         raise ConfigError(f"choose needs 2 to {len(ascii_uppercase)} options, got {len(opts)}")
     if any(not isinstance(o, str) or not o.strip() for o in opts):

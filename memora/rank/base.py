@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from memora.errors import ConfigError, UnsupportedError
+from memora.errors import EmptyQueryError, UnsupportedError
 from memora.rank.types import Diagnostics, Doc, Ranking, as_docs
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class Reranker(ABC):
 
     def rank(self, query: str, docs: Sequence[Any]) -> Ranking:
         if not isinstance(query, str) or not query.strip():
-            raise ConfigError("the query is empty")
+            raise EmptyQueryError("the query is empty; pass the text to rank for")
         candidates = as_docs(docs)
         diag = Diagnostics(strategy=self.name)
         started = time.perf_counter()
