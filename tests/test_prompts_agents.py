@@ -81,3 +81,16 @@ def test_user_text_with_braces_reaches_the_prompts_verbatim(agent: MemoryAgent) 
     said = "My cat is {name}, not {user} or {known}."
     [_, user] = Extractor(ScriptedLLM(["{}"])).messages(said, [noted])
     assert json.dumps(said) in user["content"] and json.dumps(noted.text) in user["content"]
+
+
+def test_a_system_text_with_braces_is_sent_as_written(tmp_path: Path, embedder: Embedder) -> None:
+    with MemoryStore(tmp_path / "s.db", embedder=embedder) as store:
+        agent = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", extract=False,
+                            system="Be {core} and {system}.")  # fmt: skip
+        agent.core.set("human", "Name: {system}")
+        [system, _] = agent.prompt("hi", [])
+        assert system["content"] == (
+            "Be {core} and {system}.\n\nCore memory (always true):\n<human>\nName: {system}\n"
+            "</human>"
+        )
+        agent.close()
