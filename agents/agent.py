@@ -25,12 +25,12 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from memora.errors import ClosedError, ConfigError, ScopeError
+from memora.errors import ClosedError, ConfigError, InvalidOptionError, ScopeError
 from memora.llm.base import LLM
 from memora.memory.store import MemoryStore
 from memora.memory.types import Scope, SearchHit
 
-from .config import AgentConfig
+from .config import DEFAULT_SYSTEM, AgentConfig
 from .context import TurnContext
 from .core import CoreMemory
 from .extract import Extraction, Extractor
@@ -39,7 +39,7 @@ from .streams import AsyncReplyStream, Reply, ReplyStream
 from .tools import answer_with_tools, run_tool, tool_specs
 from .worker import ExtractionWorker
 
-__all__ = ["MemoryAgent"]
+__all__ = ["DEFAULT_SYSTEM", "MemoryAgent"]
 
 _OPTIONS = frozenset(AgentConfig.names())
 
@@ -90,7 +90,8 @@ class MemoryAgent:
         self.journal = Journal(store.db)
         self.core = CoreMemory(self.journal, self.memory_scope, config.core_blocks)
         self.context = TurnContext(llm, store, self.journal, self.core, self.scope, config)
-        self.context_budget = self.context.budget
+        # the budget in effect (the option, or what the model's context leaves when unset)
+        super().__setattr__("context_budget", self.context.budget)
         self.extractor = Extractor(config.extractor_llm or llm, max_retries=config.max_retries)
         self.worker = ExtractionWorker(
             store, self.journal, self.extractor, self.memory_scope, config
@@ -103,6 +104,14 @@ class MemoryAgent:
         if name in _OPTIONS and "config" in self.__dict__:
             return getattr(self.config, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _OPTIONS:
+            raise InvalidOptionError(
+                f"the agent's options are fixed when it is made: pass {name}=... (or "
+                "config=AgentConfig(...)) to MemoryAgent"
+            )
+        super().__setattr__(name, value)
 
     # -- lifecycle -----------------------------------------------------------------------
 

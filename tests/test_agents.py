@@ -499,6 +499,9 @@ def test_options_and_a_config_make_the_same_agent(store: MemoryStore) -> None:
     both = MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u", config=config, k=4)
     assert both.config.k == 4 and both.config.candidates == 9 and config.k == 3
     assert MemoryAgent(ScriptedLLM(["ok"]), store, user_id="u").config == AgentConfig()
+    with pytest.raises(InvalidOptionError, match="fixed when it is made: pass k="):
+        by_options.k = 5  # an assignment would be silently ignored: refused instead
+    assert by_options.config.k == 3
     for agent in (by_options, by_config, both):
         agent.close()
 
