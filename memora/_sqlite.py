@@ -27,13 +27,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memora.errors import ClosedError, SchemaVersionError, StoreBusyError
+from memora.errors import (
+    ClosedError,
+    NotMemoraFileError,
+    ReadOnlyError,
+    SchemaVersionError,
+    StoreBusyError,
+)
 
-__all__ = ["FILE_FORMAT", "Component", "Database", "has_table", "run_script"]
+__all__ = ["FILE_FORMAT", "MEMORA_TABLES", "Component", "Database", "has_table", "run_script"]
 
 #: ``PRAGMA user_version`` of a file whose components are versioned in ``schema_versions``.
 #: Releases before it wrote 1 or 2 there and refuse anything higher.
 FILE_FORMAT = 3
+
+#: Tables whose presence marks a file as memora's: the version table, and the first table of
+#: each component in files of releases before it.
+MEMORA_TABLES = frozenset({"schema_versions", "memories", "story_meta", "agent_turns"})
+
+_COMPONENTS: list[Component] = []
 
 BUSY_TIMEOUT_MS = 30_000
 #: Retries of a statement that still finds the database locked after the busy timeout.
@@ -67,6 +79,7 @@ class Component:
     legacy: Callable[[sqlite3.Connection], int] | None = None
 
     def __post_init__(self) -> None:
+        _COMPONENTS.append(self)  # its legacy check also tells memora's old files from others
         missing = [v for v in range(1, self.version) if v not in self.migrations]
         if self.legacy is not None and missing:
             raise ValueError(f"component {self.name} lacks migrations from versions {missing}")
@@ -82,23 +95,72 @@ class Database:
     :meth:`after_commit`.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        """Open ``path`` (created when missing, unless ``readonly``). Before anything is
+        written, the file is checked to be memora's: a folder, a file that is not SQLite, or
+        the SQLite database of another application raises :class:`NotMemoraFileError` and is
+        left byte-for-byte as it was. ``readonly``: reads only (``mode=ro``); a missing file,
+        or one whose tables would need creating or upgrading, raises :class:`ReadOnlyError`."""
         self.path = str(path)
         self.in_memory = self.path == ":memory:"
-        if not self.in_memory:
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-        )
+        self.readonly = readonly and not self.in_memory
+        self.conn = self._connect()
         self.lock = threading.RLock()
         self._levels: list[list[Callable[[], None]]] = []  # after-commit work per open level
         self._closed = False
-        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        if not self.in_memory:
-            self._retry(lambda: self.conn.execute("PRAGMA journal_mode = WAL"))
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-        self._check_format()
+        try:
+            self._check_owner()
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            if not self.in_memory and not self.readonly:
+                self._retry(lambda: self.conn.execute("PRAGMA journal_mode = WAL"))
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+            self._check_format()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        target = Path(self.path).expanduser()
+        if not self.in_memory and target.is_dir():
+            raise NotMemoraFileError(
+                f"{target} is a folder; give a file name such as {target / 'memory.db'}"
+            )
+        if self.readonly and not target.exists():
+            raise ReadOnlyError(f"{target} does not exist; check the path (--db)")
+        if not self.in_memory and not self.readonly:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        name, uri = (
+            (f"file:{target.resolve()}?mode=ro", True) if self.readonly else (self.path, False)
+        )
+        try:
+            return sqlite3.connect(
+                name, uri=uri, isolation_level=None, check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )  # fmt: skip
+        except sqlite3.Error as exc:
+            raise NotMemoraFileError(f"{target} cannot be opened ({exc}); check the path") from exc
+
+    def _legacy_component(self) -> bool:
+        """Whether a registered component recognises its tables of a release before
+        ``schema_versions`` in this file."""
+        return any(c.legacy is not None and c.legacy(self.conn) > 0 for c in _COMPONENTS)
+
+    def _check_owner(self) -> None:
+        """Refuse a file that is not memora's before anything is written to it."""
+        try:
+            tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            raise NotMemoraFileError(
+                f"{self.path} is not a memora file ({exc}); it was left as it was. Give the "
+                "path of a memora store or story file, or a new file name"
+            ) from exc
+        if tables and not tables & MEMORA_TABLES and not self._legacy_component():
+            raise NotMemoraFileError(
+                f"{self.path} is the SQLite database of something else (tables: "
+                f"{', '.join(sorted(tables)[:5])}); it was left as it was. Give the path of a "
+                "memora store or story file, or a new file name"
+            )
 
     # -- schema versions -----------------------------------------------------------------
 
@@ -125,6 +187,12 @@ class Database:
         """Create or migrate ``component``'s tables (one transaction; nothing when current)."""
         if self._current(component):
             return
+        if self.readonly:
+            what = "has no" if self.version_of(component.name) is None else "needs to upgrade its"
+            raise ReadOnlyError(
+                f"{self.path} {what} {component.name} tables, and this command only reads; "
+                "check the path, or run a command that writes to it first"
+            )
         with self.write() as conn:
             run_script(conn, _VERSIONS)
             _adopt_user_version(conn)

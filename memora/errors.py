@@ -32,6 +32,10 @@ from the caller's point of view, and every message says how to fix it::
     │   │   └── BatchInputError      a malformed line of a batch input file (``file:line:``)
     │   ├── RecordNotFoundError      an id the store does not hold (in this scope)
     │   ├── SchemaVersionError       a database written by a newer memora
+    │   ├── NotMemoraFileError       a folder, a non-SQLite file or another application's
+    │   │                            database; refused and left byte-for-byte unchanged
+    │   ├── ReadOnlyError            a read-only open of a missing file, or of one whose
+    │   │                            tables would need creating or upgrading
     │   └── StoreBusyError           the database stayed locked through the bounded retries
     ├── ClosedError                  a call on a model, memory store, story or agent after its
     │                                close(); open a new one
@@ -70,9 +74,11 @@ __all__ = [
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "NotMemoraFileError",
     "OutputExistsError",
     "OutputValidationError",
     "RateLimitError",
+    "ReadOnlyError",
     "RecordNotFoundError",
     "SchemaVersionError",
     "ScopeError",
@@ -228,6 +234,16 @@ class OutputExistsError(ConfigError):
 
 class SchemaVersionError(StoreError):
     """A database written by a newer version of memora."""
+
+
+class NotMemoraFileError(StoreError):
+    """A path that is a folder, a file that is not SQLite, or another application's SQLite
+    database: refused before anything is written, so the file is left as it was."""
+
+
+class ReadOnlyError(StoreError):
+    """A read-only open (a command that only reads) of a missing file, or of a file whose
+    tables would need creating or upgrading."""
 
 
 class StoreBusyError(StoreError):

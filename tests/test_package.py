@@ -79,9 +79,16 @@ def test_public_api_is_pinned() -> None:
 
 
 def test_every_error_descends_from_memora_error() -> None:
+    import memora.errors as tree
+
     errors = [getattr(memora, n) for n in memora.__all__ if n.endswith("Error")]
     assert len(errors) == 25
     assert all(issubclass(e, memora.MemoraError) for e in errors)
+    every = [n for n in tree.__all__ if n.endswith("Error")]
+    assert {e.__name__ for e in errors} <= set(every)
+    for name in every:  # every error of the tree is drawn in the module's docstring
+        assert issubclass(getattr(tree, name), tree.MemoraError), name
+        assert f" {name} " in (tree.__doc__ or "") or name == "MemoraError", name
 
 
 def test_agents_and_tui_install_under_memora() -> None:
