@@ -10,6 +10,8 @@ from the caller's point of view, and every message says how to fix it::
     │   │                            memory banks); also an InvalidRecordError
     │   ├── InvalidSchemaError       a JSON schema that is not a valid schema
     │   └── OutputExistsError        a batch run's output exists and resume was not asked for
+    │       └── NotResumableError    resume of an output memora did not write, or of a run
+    │                                with another strategy, model or parameters; unchanged
     ├── ModelError                   anything about a model
     │   ├── ModelNotFoundError       an unknown model name or a path that does not exist
     │   ├── ModelLoadError           a file that exists but cannot be loaded (corrupt, not GGUF)
@@ -75,6 +77,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "NotMemoraFileError",
+    "NotResumableError",
     "OutputExistsError",
     "OutputValidationError",
     "RateLimitError",
@@ -230,6 +233,12 @@ class BatchInputError(InvalidRecordError):
 
 class OutputExistsError(ConfigError):
     """The output of a batch run exists and ``resume`` was not asked for."""
+
+
+class NotResumableError(OutputExistsError):
+    """``resume`` of an output that memora did not write (another tool's run, an input file),
+    or of a run started with another strategy, model or parameters; the output is left as it
+    was."""
 
 
 class SchemaVersionError(StoreError):
