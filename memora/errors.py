@@ -9,6 +9,8 @@ from the caller's point of view, and every message says how to fix it::
     │   │   └── EmptyQueryError      a query or question with no text (search, rank, choose,
     │   │                            memory banks); also an InvalidRecordError
     │   ├── InvalidSchemaError       a JSON schema that is not a valid schema
+    │   ├── NoStoryError             a story command on a missing file, or on a memora file
+    │   │                            that holds no story (a memory store); nothing written
     │   └── OutputExistsError        a batch run's output exists and resume was not asked for
     │       └── NotResumableError    resume of an output memora did not write, or of a run
     │                                with another strategy, model or parameters; unchanged
@@ -19,6 +21,7 @@ from the caller's point of view, and every message says how to fix it::
     │   ├── UnsupportedError         a capability this backend does not have (see ``supports_*``)
     │   └── MissingDependencyError   an optional extra that is not installed
     ├── GenerationError              a model call that did not produce a usable result
+    │   ├── GenerationCancelledError a generation stopped by its caller's cancel signal
     │   ├── OutputValidationError    output that failed validation after the bounded retries;
     │   │                            carries every raw output
     │   └── StepError                a story step without usable output after its retries;
@@ -34,6 +37,8 @@ from the caller's point of view, and every message says how to fix it::
     │   │   └── BatchInputError      a malformed line of a batch input file (``file:line:``)
     │   ├── RecordNotFoundError      an id the store does not hold (in this scope)
     │   ├── SchemaVersionError       a database written by a newer memora
+    │   ├── DamagedFileError         a memora file SQLite reports as damaged (truncated,
+    │   │                            overwritten); refused before anything is written
     │   ├── NotMemoraFileError       a folder, a non-SQLite file or another application's
     │   │                            database; refused and left byte-for-byte unchanged
     │   ├── ReadOnlyError            a read-only open of a missing file, or of one whose
@@ -65,8 +70,10 @@ __all__ = [
     "ConnectionFailedError",
     "ContextOverflowError",
     "CoreMemoryError",
+    "DamagedFileError",
     "EmptyQueryError",
     "ExtractionError",
+    "GenerationCancelledError",
     "GenerationError",
     "InvalidOptionError",
     "InvalidRecordError",
@@ -76,6 +83,7 @@ __all__ = [
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "NoStoryError",
     "NotMemoraFileError",
     "NotResumableError",
     "OutputExistsError",
@@ -107,6 +115,11 @@ class InvalidOptionError(ConfigError, ValueError):
 
 class InvalidSchemaError(ConfigError, ValueError):
     """A JSON schema that is not itself a valid schema."""
+
+
+class NoStoryError(ConfigError):
+    """A story command given a path with no story: no file there, or a memora file that holds
+    none (a memory store, a story file not started). Nothing is written to it."""
 
 
 class ModelError(MemoraError):
@@ -141,6 +154,11 @@ class MissingDependencyError(ModelError, ImportError):
 
 class GenerationError(MemoraError):
     """A model call that did not produce a usable result."""
+
+
+class GenerationCancelledError(GenerationError):
+    """A generation stopped because its caller's cancel signal was set (e.g.
+    ``LlamaCppLLM.cancel_on(event)``); nothing of it is returned."""
 
 
 class OutputValidationError(GenerationError):
@@ -243,6 +261,11 @@ class NotResumableError(OutputExistsError):
 
 class SchemaVersionError(StoreError):
     """A database written by a newer version of memora."""
+
+
+class DamagedFileError(StoreError):
+    """A memora file that SQLite reports as damaged (truncated or partly overwritten); it is
+    refused before anything is written to it. Restore it from a copy."""
 
 
 class NotMemoraFileError(StoreError):
