@@ -9,6 +9,9 @@ from the caller's point of view, and every message says how to fix it::
     │   │   └── EmptyQueryError      a query or question with no text (search, rank, choose,
     │   │                            memory banks); also an InvalidRecordError
     │   ├── InvalidSchemaError       a JSON schema that is not a valid schema
+    │   ├── FileAccessError          a file or folder that cannot be read or written (missing,
+    │   │                            a folder, no permission, disk full); names the path
+    │   ├── InputFormatError         an input file that is not UTF-8 text or not valid JSON
     │   ├── NoStoryError             a story command on a missing file, or on a memora file
     │   │                            that holds no story (a memory store); nothing written
     │   └── OutputExistsError        a batch run's output exists and resume was not asked for
@@ -30,7 +33,9 @@ from the caller's point of view, and every message says how to fix it::
     │   ├── ConnectionFailedError    unreachable server, refused connection, timeout
     │   ├── AuthenticationError      HTTP 401 / 403
     │   ├── RateLimitError           HTTP 429 after the bounded retries
-    │   └── ServerError              HTTP 5xx after the bounded retries, or another bad status
+    │   ├── ServerError              HTTP 5xx after the bounded retries, or another bad status
+    │   └── ProtocolError            an answer outside the OpenAI protocol: not JSON (an HTML
+    │                                page), invalid JSON in the stream, chunks of the wrong shape
     ├── StoreError                   the memory store
     │   ├── ScopeError               a read or write without a scope (user, agent or session)
     │   ├── InvalidRecordError       empty or oversized text, metadata that is not JSON
@@ -73,8 +78,10 @@ __all__ = [
     "DamagedFileError",
     "EmptyQueryError",
     "ExtractionError",
+    "FileAccessError",
     "GenerationCancelledError",
     "GenerationError",
+    "InputFormatError",
     "InvalidOptionError",
     "InvalidRecordError",
     "InvalidSchemaError",
@@ -88,6 +95,7 @@ __all__ = [
     "NotResumableError",
     "OutputExistsError",
     "OutputValidationError",
+    "ProtocolError",
     "RateLimitError",
     "ReadOnlyError",
     "RecordNotFoundError",
@@ -120,6 +128,15 @@ class InvalidSchemaError(ConfigError, ValueError):
 class NoStoryError(ConfigError):
     """A story command given a path with no story: no file there, or a memora file that holds
     none (a memory store, a story file not started). Nothing is written to it."""
+
+
+class FileAccessError(ConfigError):
+    """A file or folder that cannot be read or written: missing, a folder where a file is
+    expected, no permission, disk full. The message names the path and the fix."""
+
+
+class InputFormatError(ConfigError, ValueError):
+    """An input file that is not UTF-8 text, or not valid JSON where JSON is expected."""
 
 
 class ModelError(MemoraError):
@@ -212,6 +229,12 @@ class RateLimitError(BackendError):
 
 class ServerError(BackendError):
     """HTTP 5xx after the bounded retries, or another unexpected status."""
+
+
+class ProtocolError(BackendError):
+    """An endpoint that answered outside the OpenAI protocol: a body that is not JSON (an HTML
+    page, often a base URL without ``/v1``), invalid JSON in the stream, or chunks of the wrong
+    shape. The message shows the start of what was received and from which URL."""
 
 
 class StoreError(MemoraError):
