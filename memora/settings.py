@@ -32,8 +32,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MEMORA_OPENAI_API_KEY", "OPENAI_API_KEY"),
         description="API key (MEMORA_OPENAI_API_KEY, else OPENAI_API_KEY)",
     )
-    openai_timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
-    openai_max_retries: int = Field(3, ge=0, description="retries on connection errors, 429, 5xx")
+    openai_timeout: float = Field(
+        15.0, gt=0, description="seconds to wait for the server's answer; a timeout is not retried"
+    )
+    openai_max_retries: int = Field(
+        3, ge=0, description="retries on connection errors, HTTP 408, 409, 429 and 5xx"
+    )
     embedder: str = Field("default", description="bundled embedder name or a local directory")
     data_dir: Path = Field(Path("~/.local/share/memora"), description="stores, stories, caches")
 

@@ -36,3 +36,14 @@ def test_local_options() -> None:
         "n_gpu_layers": 0,
         "seed": 0,
     }
+
+
+def test_openai_defaults_surface_a_hung_server_in_one_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    options = load_settings(model="openai:m").model_options()
+    assert options["timeout"] == 15.0 and options["max_retries"] == 3
+    monkeypatch.setenv("MEMORA_OPENAI_TIMEOUT", "120")
+    assert load_settings(model="openai:m").model_options()["timeout"] == 120.0
+    with pytest.raises(InvalidOptionError, match="MEMORA_OPENAI_TIMEOUT"):
+        load_settings(openai_timeout=0)

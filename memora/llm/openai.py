@@ -3,33 +3,36 @@ imports ``openai``.
 
 Chat prompts go to ``/chat/completions``; plain-string prompts to the legacy ``/completions``
 route, which llama.cpp, vLLM and most local servers still serve. Transient failures (connection
-errors, timeouts, HTTP 429 and 5xx) are retried by the client a bounded number of times with
-exponential backoff; what still fails becomes a typed :mod:`memora.errors` error.
+errors, HTTP 429 and 5xx) are retried a bounded number of times with exponential backoff; a
+timeout is not retried, so a hung server surfaces after one ``timeout``. What still fails, and
+an answer outside the protocol (an HTML page, invalid JSON, chunks of the wrong shape), becomes
+a typed :mod:`memora.errors` error (:mod:`memora.llm.openai_errors`).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Generator, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import httpx
 
 from memora.errors import (
-    AuthenticationError,
-    BackendError,
-    ConnectionFailedError,
-    ContextOverflowError,
     GenerationError,
     InvalidOptionError,
-    MemoraError,
-    ModelNotFoundError,
-    RateLimitError,
-    ServerError,
     UnsupportedError,
     missing_extra,
 )
 from memora.llm.base import LLM, Completion, Prompt, ToolCall, ToolReply, Usage, as_messages
+from memora.llm.openai_errors import (
+    ErrorMap,
+    bad_answer,
+    check_stream,
+    chunk_text,
+    detail,
+    with_retries,
+)
 from memora.llm.options import SamplingOptions, parse_options
 
 try:
@@ -38,6 +41,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise missing_extra("openai", "openai") from exc
 
 __all__ = ["OpenAILLM"]
+
+T = TypeVar("T")
 
 StructuredOutput = Literal["json_schema", "json_object"]
 Tokenizer = Literal["llama-cpp-python"]
@@ -53,8 +58,9 @@ class OpenAILLM(LLM):
         model: the model name the server knows.
         base_url: the API root, e.g. ``http://127.0.0.1:8000/v1`` (None: api.openai.com).
         api_key: the key; local servers usually accept any value.
-        timeout: seconds per request (connect, read, write).
-        max_retries: retries of connection errors, timeouts, 429 and 5xx, with backoff.
+        timeout: seconds to wait for the server (to connect, and for each read of its answer;
+            for a call that does not stream, the whole answer). A timeout is not retried.
+        max_retries: retries of connection errors, HTTP 408, 409, 429 and 5xx, with backoff.
         n_ctx: the server's context length, for callers that budget prompts.
         structured_output: how to ask for JSON-schema output. ``"json_schema"`` is the OpenAI
             format (OpenAI, vLLM, llama.cpp's server); ``"json_object"`` sends
@@ -74,7 +80,7 @@ class OpenAILLM(LLM):
         *,
         base_url: str | None = None,
         api_key: str | None = None,
-        timeout: float = 60.0,
+        timeout: float = 15.0,
         max_retries: int = 3,
         n_ctx: int = 4096,
         structured_output: StructuredOutput = "json_schema",
@@ -100,13 +106,15 @@ class OpenAILLM(LLM):
         self.structured_output = structured_output
         self.sampling_extras = sampling_extras
         self.supports_tokenize = tokenizer is not None
+        self.timeout = timeout
+        self.max_retries = max_retries
         self._format_settled = False  # whether the server took (or refused) a response_format
         self._client = openai.OpenAI(
             base_url=base_url,
             # Local servers need no key; a real endpoint answers 401, which names the fix.
             api_key=api_key or "no-key",
             timeout=timeout,
-            max_retries=max_retries,
+            max_retries=0,  # retried here, by with_retries: a timeout is not retried
         )
         self._origin = str(self._client.base_url).rstrip("/").removesuffix("/v1")
 
@@ -118,12 +126,15 @@ class OpenAILLM(LLM):
         params = self._params(options)
         if self.supports_tokenize:  # exact counts: fail before sending what cannot fit
             self.check_fits(self.count_tokens(prompt), options.max_tokens)
+        raw = isinstance(prompt, str)
         with self._errors():
             if isinstance(prompt, str):
                 if schema is not None:  # pragma: no cover - LLM.generate_json checks first
                     raise UnsupportedError("JSON-schema output needs a chat prompt here")
-                stream: Iterator[Any] = self._client.completions.create(
-                    model=self.name, prompt=prompt, stream=True, **params
+                stream: Iterator[Any] = self._retrying(
+                    lambda: self._client.completions.create(
+                        model=self.name, prompt=prompt, stream=True, **params
+                    )
                 )
             else:
                 messages: Any = [m.to_dict() for m in as_messages(prompt)]
@@ -131,35 +142,32 @@ class OpenAILLM(LLM):
         text: list[str] = []
         finish: str | None = None
         usage: Any = None
-        chunks = 0
+        url = self._url(stream, "/completions" if raw else "/chat/completions")
         try:
             with self._errors():
-                for chunk in stream:
+                check_stream(stream, url)
+                for chunk in _chunks(stream, url):
                     usage = getattr(chunk, "usage", None) or usage
-                    if not chunk.choices:
-                        continue
-                    choice = chunk.choices[0]
-                    piece = choice.text if isinstance(prompt, str) else choice.delta.content
+                    piece, finish_now = chunk_text(chunk, raw=raw, url=url)
                     if piece:
-                        chunks += 1
                         text.append(piece)
                         yield piece
-                    finish = choice.finish_reason or finish
+                    finish = finish_now or finish
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
         if finish is None:
             raise GenerationError(
-                f"the stream from {self._origin} ended without a finish reason: the server "
-                "dropped the answer midway (some servers do this for a prompt longer than their "
-                "context). Check the server's log, then retry"
+                f"the stream from {url} ended without a finish reason: the server dropped the "
+                "answer midway (some servers do this for a prompt longer than their context). "
+                "Check the server's log, then retry"
             )
         full = "".join(text)
         return Completion(
             text=full,
             finish_reason="length" if finish == "length" else "stop",
-            usage=self._usage(prompt, full, usage, chunks),
+            usage=self._usage(prompt, full, usage, len(text)),
             model=self.name,
         )
 
@@ -179,25 +187,13 @@ class OpenAILLM(LLM):
         if tools:
             params["tools"] = list(tools)
             params["tool_choice"] = tool_choice
+        sent: Any = [dict(m) for m in messages]
+        create = self._client.chat.completions.with_raw_response.create
         with self._errors():
-            sent: Any = [dict(m) for m in messages]
-            response: Any = self._client.chat.completions.create(
-                model=self.name, messages=sent, **params
-            )
-        message = response.choices[0].message
-        calls = [
-            ToolCall(id=c.id or f"call_{i}", name=c.function.name, arguments=c.function.arguments)
-            for i, c in enumerate(message.tool_calls or [])
-        ]
-        usage = getattr(response, "usage", None)
-        return ToolReply(
-            text=message.content or "",
-            calls=calls,
-            usage=Usage(
-                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            ),
-        )
+            answer: Any = self._retrying(lambda: create(model=self.name, messages=sent, **params))
+            url = str(answer.http_response.url)
+            _check_json(answer.headers.get("content-type", ""), answer.status_code, url, answer)
+            return _tool_reply(answer.parse(), url, answer.text)
 
     def _params(self, options: SamplingOptions) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -219,17 +215,24 @@ class OpenAILLM(LLM):
         """Start a streamed chat call. When the server refuses the JSON response_format, the
         other style is tried once and kept (llama-cpp-python's server takes only
         ``json_object``; OpenAI and vLLM take ``json_schema``)."""
+        create = self._client.chat.completions.create
         if schema is None:
-            return self._client.chat.completions.create(
-                model=self.name, messages=messages, stream=True, **params
+            return self._retrying(
+                lambda: create(model=self.name, messages=messages, stream=True, **params)
             )
+        response_format = self._response_format(schema)
         try:
-            stream = self._client.chat.completions.create(
-                model=self.name, messages=messages, stream=True,
-                response_format=self._response_format(schema), **params,
-            )  # fmt: skip
+            stream = self._retrying(
+                lambda: create(
+                    model=self.name,
+                    messages=messages,
+                    stream=True,
+                    response_format=response_format,
+                    **params,
+                )
+            )
         except openai.APIStatusError as exc:
-            if self._format_settled or "response_format" not in _detail(exc):
+            if self._format_settled or "response_format" not in detail(exc):
                 raise
             self._format_settled = True
             self.structured_output = (
@@ -248,26 +251,32 @@ class OpenAILLM(LLM):
         }
 
     def _usage(self, prompt: Prompt, text: str, usage: Any, chunks: int) -> Usage:
-        if usage is not None:
+        prompt_tokens = getattr(usage, "prompt_tokens", None)
+        completion_tokens = getattr(usage, "completion_tokens", None)
+        if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int):
             details = getattr(usage, "prompt_tokens_details", None)
             return Usage(
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cached_tokens=getattr(details, "cached_tokens", None) or 0,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cached_tokens=_count(getattr(details, "cached_tokens", 0)),
             )
-        completion_tokens = len(self.tokenize(text)) if self.supports_tokenize else chunks
-        return Usage(prompt_tokens=self.count_tokens(prompt), completion_tokens=completion_tokens)
+        counted = len(self.tokenize(text)) if self.supports_tokenize else chunks
+        return Usage(prompt_tokens=self.count_tokens(prompt), completion_tokens=counted)
 
     # -- tokens --------------------------------------------------------------------------
 
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
         data = self._extras("/extras/tokenize", {"input": text})
-        tokens: list[int] = data["tokens"]
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise bad_answer(self._origin + "/extras/tokenize", "no list of token ids", data)
         return tokens
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         data = self._extras("/extras/detokenize", {"tokens": list(tokens)})
-        text: str = data["text"]
+        text = data.get("text")
+        if not isinstance(text, str):
+            raise bad_answer(self._origin + "/extras/detokenize", "no text", data)
         return text
 
     def count_tokens(self, prompt: Prompt) -> int:
@@ -288,10 +297,18 @@ class OpenAILLM(LLM):
                 "this endpoint has no tokenizer route (supports_tokenize is False); pass "
                 "tokenizer='llama-cpp-python' for a llama-cpp-python server, or use count_tokens"
             )
+        url = self._origin + route
         with self._errors():
-            data: dict[str, Any] = self._client.post(
-                self._origin + route, body=body, cast_to=httpx.Response
-            ).json()
+            answer: Any = self._retrying(
+                lambda: self._client.post(url, body=body, cast_to=httpx.Response)
+            )
+            _check_json(answer.headers.get("content-type", ""), answer.status_code, url, answer)
+            try:
+                data = json.loads(answer.text)
+            except json.JSONDecodeError as exc:
+                raise bad_answer(url, "a body that is not valid JSON", answer.text) from exc
+        if not isinstance(data, dict):
+            raise bad_answer(url, "JSON that is not an object", data)
         return data
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -301,91 +318,63 @@ class OpenAILLM(LLM):
 
     # -- errors --------------------------------------------------------------------------
 
-    def _errors(self) -> _ErrorMap:
-        return _ErrorMap(self)
+    def _errors(self) -> ErrorMap:
+        return ErrorMap(self._origin, self.name, self.n_ctx, self.timeout, self.structured_output)
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        return with_retries(call, self.max_retries)
+
+    def _url(self, stream: Any, route: str) -> str:
+        response = getattr(stream, "response", None)
+        url = getattr(response, "url", None)
+        return str(url) if url is not None else str(self._client.base_url).rstrip("/") + route
 
 
-class _ErrorMap:
-    """Turns ``openai`` exceptions into memora's error tree, with the fix in the message."""
-
-    def __init__(self, llm: OpenAILLM) -> None:
-        self.llm = llm
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or not isinstance(exc, openai.OpenAIError):
-            return
-        raise _translate(exc, self.llm) from exc
+def _chunks(stream: Iterator[Any], url: str) -> Iterator[Any]:
+    """The chunks of ``stream``; a chunk that is not JSON is a :class:`ProtocolError`."""
+    try:
+        yield from stream
+    except json.JSONDecodeError as exc:
+        raise bad_answer(url, "a chunk that is not valid JSON", exc.doc) from exc
 
 
-def _translate(exc: openai.OpenAIError, llm: OpenAILLM) -> MemoraError:
-    where = llm._origin
-    if isinstance(exc, openai.APITimeoutError):
-        return ConnectionFailedError(
-            f"{where} did not answer in time; raise the timeout or check the server's load"
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        return ConnectionFailedError(
-            f"cannot reach {where}: {exc}. Fix: start the server, or set the right base URL "
-            "(MEMORA_OPENAI_BASE_URL, e.g. http://127.0.0.1:8000/v1)"
-        )
-    if not isinstance(exc, openai.APIStatusError):
-        return BackendError(f"the OpenAI client failed: {exc}")
-    status, detail = exc.status_code, _detail(exc)
-    if status in (401, 403):
-        return AuthenticationError(
-            f"{where} rejected the credentials (HTTP {status}): {detail}. Fix: set a valid API "
-            "key (MEMORA_OPENAI_API_KEY or OPENAI_API_KEY)",
-            status_code=status,
-        )
-    if status == 404:
-        return ModelNotFoundError(
-            f"{where} answered 404 for model {llm.name!r}: {detail}. Fix: check the model name "
-            "(GET /v1/models lists them) and that the base URL ends in /v1"
-        )
-    if status == 429:
-        return RateLimitError(
-            f"{where} kept answering 429 (rate limited) after the retries: {detail}. Fix: "
-            "lower the request rate or raise max_retries",
-            status_code=status,
-        )
-    if "context" in detail.lower() and status in (400, 413, 422, 500):
-        return _overflow(detail, llm)
-    if "response_format" in detail:
-        other = "json_object" if llm.structured_output == "json_schema" else "json_schema"
-        return ServerError(
-            f"{where} does not accept this response_format (HTTP {status}): {detail}. Fix: "
-            f"create the model with structured_output='{other}'",
-            status_code=status,
-        )
-    if status >= 500:
-        return ServerError(
-            f"{where} failed with HTTP {status} after the retries: {detail}. Check the "
-            "server's log",
-            status_code=status,
-        )
-    return ServerError(
-        f"{where} rejected the request (HTTP {status}): {detail}", status_code=status
+def _check_json(content_type: str, status: int, url: str, answer: Any) -> None:
+    """Refuse an answer that is not JSON (an HTML page: often a base URL without /v1)."""
+    if not content_type or "json" in content_type:
+        return
+    what = f"{content_type} (HTTP {status}) where a JSON answer was expected"
+    raise bad_answer(url, what, answer.text)
+
+
+def _tool_reply(response: Any, url: str, received: str) -> ToolReply:
+    """The :class:`ToolReply` of a chat answer; :class:`ProtocolError` for another shape."""
+    choices = getattr(response, "choices", None)
+    message = choices[0].message if isinstance(choices, list) and choices else None
+    content = getattr(message, "content", None)
+    tool_calls = getattr(message, "tool_calls", None) or []
+    functions: list[Any] = [getattr(c, "function", None) for c in tool_calls]
+    if (
+        not isinstance(message, openai.BaseModel)
+        or not isinstance(content, str | None)
+        or not isinstance(tool_calls, list)
+        or not all(isinstance(getattr(f, "name", None), str) for f in functions)
+    ):
+        raise bad_answer(url, "a chat answer without a readable choices[0].message", received)
+    calls = [
+        ToolCall(id=c.id or f"call_{i}", name=f.name, arguments=f.arguments or "")
+        for i, (c, f) in enumerate(zip(tool_calls, functions, strict=True))
+    ]
+    usage = getattr(response, "usage", None)
+    return ToolReply(
+        text=content or "",
+        calls=calls,
+        usage=Usage(
+            prompt_tokens=_count(getattr(usage, "prompt_tokens", 0)),
+            completion_tokens=_count(getattr(usage, "completion_tokens", 0)),
+        ),
     )
 
 
-def _overflow(detail: str, llm: OpenAILLM) -> ContextOverflowError:
-    return ContextOverflowError(
-        f"the server says the prompt does not fit its context: {detail}. Fix: shorten the "
-        "prompt, lower max_tokens, or start the server with a larger context",
-        prompt_tokens=-1,
-        max_tokens=-1,
-        n_ctx=llm.n_ctx,
-    )
-
-
-def _detail(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        message = body.get("message") or body.get("detail") or body.get("error") or body
-        if isinstance(message, dict):
-            message = message.get("message", message)
-        return str(message)[:500]
-    return str(exc.message)[:500]
+def _count(value: Any) -> int:
+    """A token count from the server's usage; 0 where it sent none (or not a number)."""
+    return value if isinstance(value, int) and value >= 0 else 0
