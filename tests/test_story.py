@@ -135,6 +135,54 @@ def test_unusable_output_fails_the_step_and_changes_nothing(
         assert isinstance(last_prompt, list) and "not usable" in last_prompt[-1]["content"]
 
 
+class SeedRecorder(ScriptedLLM):
+    """A scripted model that records the seed of every call."""
+
+    seeds: list[int | None]
+
+    def _run(self, prompt, options, schema):  # type: ignore[no-untyped-def]
+        self.seeds = [*getattr(self, "seeds", []), options.seed]
+        return super()._run(prompt, options, schema)
+
+
+def test_a_failed_step_is_tried_again_with_other_seeds(tmp_path: Path, embedder: Embedder) -> None:
+    path = tmp_path / "s.db"
+    llm = SeedRecorder(["too short"])
+    with StoryEngine(llm, path, embedder=embedder, max_retries=1, seed=7) as engine:
+        engine.create(PREMISE)
+        with pytest.raises(StepError, match="seeds 7-8"):
+            engine.step()
+        with pytest.raises(StepError, match=r"seeds 1007-1008.*the next try uses other seeds"):
+            engine.step()
+        assert llm.seeds == [7, 8, 1007, 1008]
+    llm = SeedRecorder(["too short"])  # a new run (a new CLI invocation) goes on from there
+    with StoryEngine(llm, path, embedder=embedder, max_retries=1, seed=7) as engine:
+        with pytest.raises(StepError, match="seeds 2007-2008"):
+            engine.step()
+        assert llm.seeds == [2007, 2008] and engine.head is None
+        engine.configure(llm=scripted(PARAGRAPH, json.dumps(PLANS)))
+        assert engine.step().paragraph == PARAGRAPH
+
+
+def test_a_story_that_cannot_fit_the_context_is_never_created(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from memora.errors import ContextOverflowError
+
+    path = tmp_path / "s.db"
+    llm = ScriptedLLM([PARAGRAPH], n_ctx=1500)
+    with StoryEngine(llm, path, embedder=embedder) as engine:
+        with pytest.raises(ContextOverflowError, match="shorten the premise") as info:
+            engine.create(Premise("A keeper keeps a lighthouse. " * 200))
+        assert info.value.n_ctx == 1500 and not engine.file.exists
+        engine.create(PREMISE)
+        with pytest.raises(ContextOverflowError, match="pin fewer facts"):
+            engine.pin("The bottle is green. " * 200)
+        assert engine.file.pinned == []
+        engine.pin("The bottle is green.")
+        assert engine.file.pinned == ["The bottle is green."]
+
+
 def test_a_bad_new_memory_keeps_the_old_one(tmp_path: Path, embedder: Embedder) -> None:
     with StoryEngine(scripted(PARAGRAPH, json.dumps(PLANS)), tmp_path / "s.db",
                      embedder=embedder) as engine:  # fmt: skip

@@ -576,6 +576,32 @@ async def test_settings_apply_persist_and_reload_the_model(
 
 
 @pytest.mark.anyio
+async def test_a_model_for_this_run_only_is_never_saved(tmp_path: Path, embedder: Embedder) -> None:
+    from memora.tui.settings import TuiConfig, config_path
+
+    from memora.llm.registry import model_path
+    from memora.settings import load_settings
+
+    path = tmp_path / "s.db"
+    _fixed_story(path)
+    saved = config_path(load_settings())
+    TuiConfig(model="default", temperature=0.8).save(saved)
+    gguf = str(model_path("default"))
+    app = build_app(path, llm=ScriptedLLM(["unused"]), embedder=embedder, model=gguf)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.screen.query_one("#set-model", Input).value == gguf  # what runs now
+        app.screen.query_one("#set-temperature", Input).value = "0.4"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.config.model == gguf and app.engine.temperature == 0.4
+        stored = TuiConfig.load(saved)
+        assert (stored.model, stored.temperature) == ("default", 0.4)
+    app.close()
+
+
+@pytest.mark.anyio
 async def test_the_keys_panel_lists_every_action(tmp_path: Path, embedder: Embedder) -> None:
     path = tmp_path / "s.db"
     _fixed_story(path, extra=3)

@@ -169,8 +169,10 @@ def build_app(
     The model and sampling settings come from the settings file the settings screen saves
     (``config_file``; default ``<data_dir>/tui.json``; None: neither read nor saved), else
     from ``settings`` (default: the ``MEMORA_*`` environment); ``model`` overrides both for
-    this run. Without ``llm`` that model is loaded (and closed by :meth:`StoryApp.close`).
-    A file that is not a story raises :class:`ConfigError` before anything is written.
+    this run only (saving the settings keeps the file's model). Without ``llm`` that model is
+    loaded (and closed by :meth:`StoryApp.close`). A file that is not a story raises a
+    :class:`MemoraError` naming the fix (:class:`NoStoryError`, :class:`NotMemoraFileError`,
+    :class:`DamagedFileError`) before anything is written.
     """
     settings = settings or load_settings()
     file = config_path(settings) if config_file == _DEFAULT_CONFIG else config_file
@@ -178,6 +180,7 @@ def build_app(
         TuiConfig.load(file) if file is not None and file.exists()
         else TuiConfig.from_settings(settings)
     )  # fmt: skip
+    saved_model = config.model if model and model != config.model else None
     if model:
         config = config.model_copy(update={"model": model})
     engine_options.setdefault("temperature", config.temperature)
@@ -194,4 +197,4 @@ def build_app(
             llm.close()
         raise
     return StoryApp(engine, config=config, settings=settings, config_file=file, owns_llm=owns,
-                    **engine_options)  # fmt: skip
+                    saved_model=saved_model, **engine_options)  # fmt: skip

@@ -43,8 +43,11 @@ class StoryAppBase(App[None]):
         settings: Settings | None = None,
         config_file: Path | None = None,
         owns_llm: bool = False,
+        saved_model: str | None = None,
         **engine_options: Any,
     ) -> None:
+        """``saved_model``: when ``config``'s model was given for this run only (``memora tui
+        --model``), the model of the settings file, which saving the settings keeps there."""
         super().__init__()
         self.engine = engine
         self.settings = settings or load_settings()
@@ -52,6 +55,8 @@ class StoryAppBase(App[None]):
             update={"temperature": engine.temperature}
         )
         self.config_file = config_file
+        self.saved_model = saved_model
+        self.run_model = self.config.model if saved_model is not None else None
         self.owns_llm = owns_llm
         self.engine_options = engine_options
         self.embedder = engine.store.embedder
@@ -207,11 +212,21 @@ class StoryAppBase(App[None]):
         self.engine_options["temperature"] = config.temperature
         message = f"using {self.engine.llm.name}"
         if self.config_file is not None:
-            message += "; " + save_config(config, self.config_file, self.settings)
+            message += "; " + save_config(self._to_save(config), self.config_file, self.settings)
         self.query_one("#stats", Static).update(stats(self.engine, self.engine.head))
         self.set_status(message)
         if then is not None:
             then()
+
+    def _to_save(self, config: TuiConfig) -> TuiConfig:
+        """``config`` as the settings file keeps it: a model given for this run only is not
+        saved (the file's stays) until another one is chosen in the app."""
+        if self.run_model is None or self.saved_model is None:
+            return config
+        if config.model != self.run_model:
+            self.run_model = self.saved_model = None  # chosen here: saved from now on
+            return config
+        return config.model_copy(update={"model": self.saved_model})
 
     def close(self) -> None:
         """Close the story file, and the model when the app loaded it."""

@@ -12,6 +12,7 @@ from memora.tui.prompt import InputMode
 from memora.tui.screens import NewStory, NewStoryScreen
 
 from memora.errors import MemoraError
+from memora.recurrent.budget import check_story_fits
 from memora.recurrent.engine import StoryEngine
 
 __all__ = ["FileActions"]
@@ -48,6 +49,11 @@ class FileActions(StoryAppBase):
             return
 
         def start() -> None:
+            try:  # before a new file is made: a story that cannot fit never starts
+                check_story_fits(self.engine.llm, new.premise, [], self.engine.options)
+            except MemoraError as exc:
+                self.show_error(exc)
+                return
             if new.path is not None and not self.switch(new.path):
                 return
             if self.engine.file.exists:

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from memora.errors import ConfigError
+from memora.errors import ConfigError, MemoraError
 from memora.recurrent.storyfile import StoryFile, StoryInfo
 
 __all__ = ["OpenScreen", "StoryInfo", "copy_story", "find_stories", "free_name", "probe"]
@@ -37,7 +37,7 @@ def find_stories(folder: Path) -> list[StoryInfo]:
             continue
         try:
             info = probe(path)
-        except ConfigError:
+        except MemoraError:
             continue
         if info is not None:
             found.append(info)
@@ -123,7 +123,7 @@ class OpenScreen(ModalScreen[Path | None]):
     def _open(self, path: Path) -> None:
         try:
             probe(path)
-        except ConfigError as exc:
+        except MemoraError as exc:
             self.query_one("#open-error", Label).update(str(exc))
             return
         self.dismiss(path)

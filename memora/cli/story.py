@@ -1,4 +1,9 @@
-"""``memora write`` and ``memora story ...``: the story engine from the command line."""
+"""``memora write`` and ``memora story ...``: the story engine from the command line.
+
+Every command checks its story file read-only before it opens it: commands that only read
+(``show``, ``export``) never write, and no command writes to a file that holds no story
+(another application's database, a memory store) unless ``write`` starts a new story there.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from memora.errors import ConfigError
-from memora.recurrent.storyfile import StoryFile
-from memora.recurrent.types import Premise, Step, StepError
+from memora.errors import ConfigError, InvalidOptionError
+from memora.recurrent.storyfile import StoryFile, check_writable, file_errors
+from memora.recurrent.types import Premise, Step, StepError, StoryOptions
 
 __all__ = ["story", "write"]
 
@@ -82,62 +87,119 @@ def _ask_plan(engine: Any, head: Step) -> tuple[str | None, str] | None:
 @click.option("--model", "model_spec", default=None, help="name, .gguf path or openai:<model>")
 @click.option("--interactive", is_flag=True, help="you pick, edit or write each plan")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-tokens", type=int, default=220, show_default=True,
-              help="cap on each paragraph's tokens")  # fmt: skip
-def write(story_path: Path, premise: str | None, title: str, genre: str, outline: str,
-          steps: int, model_spec: str | None, interactive: bool, seed: int,
-          max_tokens: int) -> None:  # fmt: skip
-    """Write STEPS more paragraphs of a story, saving each as it completes."""
+@click.option(
+    "--max-tokens", type=int, default=220, show_default=True, help="cap on each paragraph's tokens"
+)
+@click.option(
+    "--threads",
+    "n_threads",
+    type=int,
+    default=None,
+    help="CPU threads for a local model (default: MEMORA_N_THREADS, else llama.cpp's)",
+)
+@click.option("--n-ctx", type=int, default=None,
+              help="context length in tokens (default: MEMORA_N_CTX, else 4096)")  # fmt: skip
+def write(story_path: Path, premise: str | None, steps: int, interactive: bool, seed: int,
+          max_tokens: int, **given: Any) -> None:  # fmt: skip
+    """Write STEPS more paragraphs of a story, each streamed as it is written and saved as it
+    completes."""
+    # ``given``: --title, --genre, --outline (a new story) and --model, --threads, --n-ctx
     from memora.embed import load_embedder
     from memora.llm.registry import load_model
+    from memora.recurrent.budget import check_story_fits
     from memora.recurrent.engine import StoryEngine
     from memora.settings import load_settings
 
     if steps < 1:
-        raise ConfigError("--steps must be at least 1")
-    settings = load_settings(**({"model": model_spec} if model_spec else {}))
+        raise InvalidOptionError(f"--steps must be at least 1, got {steps}")
+    options = StoryOptions.build(seed=seed, paragraph_tokens=max_tokens)
+    new = _new_story(story_path, premise, given["title"], given["genre"], given["outline"])
+    overrides = {"model": given["model_spec"], "n_ctx": given["n_ctx"],
+                 "n_threads": given["n_threads"]}  # fmt: skip
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     embedder = load_embedder(settings.embedder)
-    with load_model(settings.model, **settings.model_options()) as llm, StoryEngine(
-        llm, story_path, seed=seed, paragraph_tokens=max_tokens, embedder=embedder
-    ) as engine:  # fmt: skip
-        if not engine.file.exists:
-            if not premise:
-                raise ConfigError(f"{story_path} is a new story: pass --premise")
-            engine.create(Premise(premise, title=title, genre=genre, outline=outline))
-        elif premise:
+    with load_model(settings.model, **settings.model_options()) as llm:
+        if new is not None:  # before the file is created: a story that cannot fit never starts
+            check_story_fits(llm, new, [], options)
+        with file_errors(story_path), StoryEngine(
+            llm, story_path, options=options, embedder=embedder
+        ) as engine:  # fmt: skip
+            if new is not None:
+                engine.create(new)
+            _write_steps(engine, story_path, steps, interactive)
+
+
+def _new_story(path: Path, premise: str | None, title: str, genre: str,
+               outline: str) -> Premise | None:  # fmt: skip
+    """The premise of a new story at ``path``, None to resume the one there; a file that is
+    not a story, or a new story without ``--premise``, is refused before anything is loaded."""
+    if StoryFile.probe(path) is not None:
+        check_writable(path)
+        if premise:
             err.print("[yellow]the story exists: resuming it, --premise is ignored[/]")
-        done = 0
-        try:
-            while done < steps:
-                head = engine.head
-                plan: str | None = None
-                chosen_by: Any = None
-                if interactive and head is not None:
-                    asked = _ask_plan(engine, head)
-                    if asked is None:
-                        break
-                    plan, chosen_by = asked
-                    if chosen_by == "model":
-                        plan, chosen_by = None, None
-                step = _step_with_retry(engine, plan, chosen_by)
-                done += 1
-                click.echo(f"\n{step.paragraph}\n")
-                err.print(f"[dim]{_progress(step, done, steps)}[/]")
-        except KeyboardInterrupt:
-            err.print(f"[yellow]interrupted: {done} completed steps are saved in {story_path}[/]")
-            sys.exit(130)
+        return None
+    if not premise:
+        raise ConfigError(f"{path} holds no story yet: pass --premise to start one")
+    return Premise(premise, title=title, genre=genre, outline=outline)
+
+
+def _write_steps(engine: Any, path: Path, steps: int, interactive: bool) -> None:
+    done = 0
+    try:
+        while done < steps:
+            head = engine.head
+            plan: str | None = None
+            chosen_by: Any = None
+            if interactive and head is not None:
+                asked = _ask_plan(engine, head)
+                if asked is None:
+                    break
+                plan, chosen_by = asked
+                if chosen_by == "model":
+                    plan, chosen_by = None, None
+            step = _step_with_retry(engine, plan, chosen_by)
+            done += 1
+            err.print(f"[dim]{_progress(step, done, steps)}[/]")
+    except KeyboardInterrupt:
+        click.echo()
+        err.print(f"[yellow]interrupted: {done} completed steps are saved in {path}[/]")
+        sys.exit(130)
 
 
 def _step_with_retry(engine: Any, plan: str | None, chosen_by: Any) -> Step:
-    """One step; when its output stays unusable, one more try with another seed."""
+    """One step, its paragraph streamed to stdout; when its output stays unusable, one more
+    try (the engine samples a failed step anew with other seeds)."""
     try:
-        step: Step = engine.step(plan, chosen_by=chosen_by)
-        return step
+        return _streamed_step(engine, plan, chosen_by)
     except StepError as exc:
-        err.print(f"[yellow]{exc}; trying once more with another seed[/]")
-        engine.configure(seed=engine.seed + 1000)
-        step = engine.step(plan, chosen_by=chosen_by)
-        return step
+        err.print(f"[yellow]{exc}[/]\n[yellow]trying once more[/]")
+        first = str(exc)
+    try:
+        return _streamed_step(engine, plan, chosen_by)
+    except StepError as exc:
+        raise StepError(
+            f"2 tries failed. First: {first.split('; the story')[0]}. Second: {exc}",
+            outputs=exc.outputs,
+        ) from exc
+
+
+def _streamed_step(engine: Any, plan: str | None, chosen_by: Any) -> Step:
+    shown: list[str] = []
+
+    def show(piece: str) -> None:
+        shown.append(piece)
+        click.echo(piece, nl=False)
+
+    click.echo()
+    try:
+        step: Step = engine.step(plan, chosen_by=chosen_by, on_text=show)
+    finally:
+        click.echo()
+    if "".join(shown).strip() != step.paragraph:
+        err.print("[dim](revised: a retry, or the cut-off last sentence dropped) saved as:[/]")
+        click.echo(step.paragraph)
+    click.echo()
+    return step
 
 
 @click.group()
@@ -145,10 +207,9 @@ def story() -> None:
     """Look at and manage story files."""
 
 
-def _open(path: Path) -> StoryFile:
-    if not path.is_file():
-        raise ConfigError(f"no story file at {path}; start one with `memora write`")
-    return StoryFile(path)
+def _open(path: Path, *, readonly: bool) -> StoryFile:
+    """The story file at ``path``, checked read-only first (see :meth:`StoryFile.open_story`)."""
+    return StoryFile.open_story(path, readonly=readonly)
 
 
 STORY_FILE = click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
@@ -158,7 +219,15 @@ STORY_FILE = click.argument("path", type=click.Path(dir_okay=False, path_type=Pa
 @STORY_FILE
 def show(path: Path) -> None:
     """Every step (the tree of versions); * marks the current branch, > the head."""
-    file = _open(path)
+    with file_errors(path):
+        file = _open(path, readonly=True)
+        try:
+            _show(file)
+        finally:
+            file.close()
+
+
+def _show(file: StoryFile) -> None:
     premise = file.premise
     current = {s.id for s in file.path_to(file.head_id)}
     click.echo(f"{premise.title or 'Untitled'} - {premise.premise}")
@@ -177,9 +246,14 @@ def show(path: Path) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def export(path: Path, output: Path | None) -> None:
     """The current branch as Markdown."""
-    file = _open(path)
-    text = file.export_markdown()
-    file.close()
+    if output is not None and output.exists() and output.resolve() == path.resolve():
+        raise InvalidOptionError(f"-o {output} is the story file itself; give a new file name")
+    with file_errors(path):
+        file = _open(path, readonly=True)
+        text = file.export_markdown()
+        file.close()
+    if output is not None and output.exists() and output.read_bytes()[:16] == b"SQLite format 3\0":
+        raise InvalidOptionError(f"-o {output} is a database; give a file name for the Markdown")
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -192,9 +266,12 @@ def export(path: Path, output: Path | None) -> None:
 @click.argument("step_id", type=int)
 def branch(path: Path, step_id: int) -> None:
     """Continue from STEP_ID next time (a new branch)."""
-    file = _open(path)
-    file.set_head(step_id)
-    file.close()
+    with file_errors(path):
+        file = _open(path, readonly=False)
+        try:
+            file.set_head(step_id)
+        finally:
+            file.close()
     out.print(f"head is now step #{step_id}")
 
 
@@ -202,11 +279,14 @@ def branch(path: Path, step_id: int) -> None:
 @STORY_FILE
 def undo(path: Path) -> None:
     """Move the head back one step (the step stays, as a branch)."""
-    file = _open(path)
-    head = file.head_id
-    if head is None:
-        raise ConfigError("the story is empty: nothing to undo")
-    parent = file.step(head).parent_id
-    file.set_head(parent)
-    file.close()
+    with file_errors(path):
+        file = _open(path, readonly=False)
+        try:
+            head = file.head_id
+            if head is None:
+                raise ConfigError(f"the story in {path} is empty: nothing to undo")
+            parent = file.step(head).parent_id
+            file.set_head(parent)
+        finally:
+            file.close()
     out.print(f"head is now step #{parent}" if parent else "the story is empty again")

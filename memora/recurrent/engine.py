@@ -23,11 +23,12 @@ from typing import Any
 
 from memora._sqlite import Database
 from memora.embed import Embedder
-from memora.errors import ConfigError, OutputValidationError
+from memora.errors import ConfigError, OutputValidationError, StepError
 from memora.llm.base import LLM, Completion
 from memora.llm.structured import repair_messages
 from memora.memory.store import MemoryStore
 from memora.prompting.choose import Method, choose
+from memora.recurrent.budget import check_story_fits
 from memora.recurrent.messages import (
     Messages,
     memory_problem,
@@ -41,7 +42,7 @@ from memora.recurrent.messages import (
     writer_messages,
 )
 from memora.recurrent.storyfile import StoryFile
-from memora.recurrent.types import ChosenBy, Premise, Step, StepError, StepStats, StoryOptions
+from memora.recurrent.types import ChosenBy, Premise, Step, StepStats, StoryOptions
 
 __all__ = ["StoryEngine", "render"]
 
@@ -95,6 +96,7 @@ class StoryEngine:
             self.db.close()
             raise
         self.neural = neural
+        self._base = self.options.seed  # this step's first seed (see _first_seed)
         if self.file.exists:
             self._index_missing()
 
@@ -138,7 +140,10 @@ class StoryEngine:
         self.options = options
 
     def create(self, premise: Premise) -> None:
-        """Make this an empty story with ``premise``; :meth:`step` then writes the opening."""
+        """Make this an empty story with ``premise``; :meth:`step` then writes the opening.
+        Raises :class:`ContextOverflowError` (nothing written) when a step with this premise
+        and outline would not fit the model's context."""
+        check_story_fits(self.llm, premise, [], self.options)
         self.file.init(premise, uuid.uuid4().hex)
 
     def close(self) -> None:
@@ -188,8 +193,19 @@ class StoryEngine:
         streams again from its start); an exception it raises stops the step, unchanged.
         ``on_plan_text``: the same for the raw JSON of the summary-and-plans call (to show
         progress, or to stop the step while it plans).
-        Raises :class:`StepError` (the story unchanged) when output stays unusable.
+        Raises :class:`StepError` (the story unchanged) when output stays unusable; the next
+        step tries other seeds (a count of failed steps is kept in the story file).
         """
+        self._base = self.seed + 1000 * self.file.failed_steps
+        try:
+            return self._step(plan, chosen_by, on_text, on_plan_text)
+        except StepError:
+            self.file.count_failed_step()
+            raise
+
+    def _step(self, plan: str | None, chosen_by: ChosenBy | None,
+              on_text: Callable[[str], None] | None,
+              on_plan_text: Callable[[str], None] | None) -> Step:  # fmt: skip
         started = time.perf_counter()
         head = self.head
         usage = _Usage()
@@ -277,7 +293,9 @@ class StoryEngine:
         """Keep ``fact`` in every prompt from now on."""
         if not fact.strip():
             raise ConfigError("the fact is empty")
-        self.file.set_pinned([*self.file.pinned, fact.strip()])
+        pinned = [*self.file.pinned, fact.strip()]
+        check_story_fits(self.llm, self.premise, pinned, self.options)
+        self.file.set_pinned(pinned)
 
     # -- prompts -------------------------------------------------------------------------
 
@@ -310,7 +328,7 @@ class StoryEngine:
         def attempt(msgs: Messages, n: int) -> tuple[str, str]:
             with self.llm.stream(
                 msgs, max_tokens=self.paragraph_tokens, temperature=self.temperature,
-                seed=self.seed + n, repeat_penalty=1.15,
+                seed=self._base + n, repeat_penalty=1.15,
             ) as stream:  # fmt: skip
                 if on_text is not None:
                     for piece in stream:
@@ -332,7 +350,7 @@ class StoryEngine:
             try:
                 done = self.llm.complete_json(
                     msgs, self.plan_schema(), retries=0, max_tokens=self.plan_tokens,
-                    temperature=min(self.temperature, 0.7), seed=self.seed + n,
+                    temperature=min(self.temperature, 0.7), seed=self._base + n,
                     repeat_penalty=1.3,  # small models copy one plan three times
                     on_text=on_text,
                 )  # fmt: skip
@@ -371,10 +389,11 @@ class StoryEngine:
                 return text.strip()
             usage.retries += 1 if n < self.max_retries else 0
             msgs = repair_messages(messages, text, problem)
+        seeds = f"seeds {self._base}-{self._base + n}" if n else f"seed {self._base}"
         raise StepError(
-            f"the model gave no usable {what} in {self.max_retries + 1} attempts "
-            f"(last problem: {problem}); the story is unchanged. Try again, raise the token "
-            "caps, or use a stronger model",
+            f"the model gave no usable {what} in {n + 1} attempts ({seeds}; last problem: "
+            f"{problem}); the story is unchanged. Try again (the next try uses other seeds), "
+            "raise the token caps, or use a stronger model",
             outputs=outputs,
         )
 

@@ -4,23 +4,34 @@ premise and pinned facts, every edit, and (in its own tables) the long-term memo
 A step is written in one transaction together with the move of the head (and, through the
 story engine, with its paragraph's memory record), so a killed writer leaves every completed
 step and nothing half-written. The story tables are one versioned component of the file
-(:data:`STORY`); :meth:`StoryFile.probe` reads a file without writing to it.
+(:data:`STORY`); :meth:`StoryFile.probe` reads a file without writing to it, and
+:meth:`StoryFile.open_story` opens only a file that holds a story (read-only for commands that
+only read), so a file that is not one is refused before anything is written to it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memora._sqlite import Component, Database, has_table
-from memora.errors import ConfigError, RecordNotFoundError
+from memora._sqlite import MEMORA_TABLES, Component, Database, has_table
+from memora.errors import (
+    ConfigError,
+    DamagedFileError,
+    NoStoryError,
+    NotMemoraFileError,
+    ReadOnlyError,
+    RecordNotFoundError,
+)
 from memora.recurrent.types import Premise, Step, StepStats
 
-__all__ = ["STORY", "StoryFile", "StoryInfo"]
+__all__ = ["STORY", "StoryFile", "StoryInfo", "check_writable", "file_errors"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS story_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,28 +86,76 @@ class StoryFile:
 
     ``db``: the open database of the file to share (the story engine shares it with the
     story's memory store, so a step and its memory record commit together); by default the
-    file is opened here and closed by :meth:`close`.
+    file is opened here and closed by :meth:`close`. ``readonly``: open it read-only (a file
+    without story tables raises :class:`NoStoryError`; nothing is ever written).
     """
 
-    def __init__(self, path: str | Path, *, db: Database | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, db: Database | None = None, readonly: bool = False
+    ) -> None:
         self.path = Path(path)
         self._owns_db = db is None
-        self.db = db if db is not None else Database(self.path)
-        self.db.ensure(STORY)
+        with file_errors(self.path):
+            self.db = db if db is not None else Database(self.path, readonly=readonly)
+            try:
+                self._ensure()
+            except BaseException:
+                if self._owns_db:
+                    self.db.close()
+                raise
+
+    def _ensure(self) -> None:
+        if not self.db.readonly:
+            self.db.ensure(STORY)
+            return
+        with self.db.read() as conn:
+            if not has_table(conn, "story_meta"):
+                raise NoStoryError(_no_story(self.path, conn))
+        try:
+            self.db.ensure(STORY)
+        except ReadOnlyError:
+            if self.db.version_of(STORY.name) is not None:
+                raise  # tables of an older schema that only a writer can upgrade
+            # tables of a release before schema_versions, at this schema version: readable
+
+    @classmethod
+    def open_story(cls, path: str | Path, *, readonly: bool = False) -> StoryFile:
+        """The story in ``path``, checked read-only before anything is written: no file, or a
+        memora file without a story, raises :class:`NoStoryError`; a folder, a file that is not
+        SQLite or another application's database :class:`NotMemoraFileError`; a damaged file
+        :class:`DamagedFileError`. ``readonly``: keep it open read-only (commands that read)."""
+        path = Path(path)
+        if StoryFile.probe(path) is None:
+            hint = f"start one with `memora write --story {path} --premise ...`"
+            raise NoStoryError(
+                f"{path} holds no story yet; {hint}"
+                if path.exists()
+                else f"no story file at {path}; check the path, or {hint}"
+            )
+        file = cls(path, readonly=True)
+        if readonly:
+            return file
+        file.close()
+        check_writable(path)
+        return cls(path)
 
     @staticmethod
     def probe(path: str | Path) -> StoryInfo | None:
         """The story in ``path``, read without writing anything; None when there is no story
         there yet (no file, an empty database, or a story file not started).
 
-        Raises :class:`ConfigError` naming the fix for a directory, a file that is not SQLite,
-        or a SQLite database of something else.
+        Raises, naming the fix: :class:`NotMemoraFileError` for a directory, a file that is not
+        SQLite or a SQLite database of something else; :class:`NoStoryError` for a memora file
+        without a story (a memory store); :class:`DamagedFileError` for a truncated or
+        overwritten story file.
         """
         path = Path(path)
         if not path.exists():
             return None
         if path.is_dir():
-            raise ConfigError(f"{path} is a directory; give a story file such as {path}/story.db")
+            raise NotMemoraFileError(
+                f"{path} is a directory, not a story file; give a file such as {path}/story.db"
+            )
         try:
             conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
             try:
@@ -104,8 +163,11 @@ class StoryFile:
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(
-                f"{path} is not a story file ({exc}); open a story file, or give a new file name"
+            if _damaged(exc):
+                raise DamagedFileError(_damaged_message(path, exc)) from exc
+            raise NotMemoraFileError(
+                f"{path} is not a story file ({exc}); it was left as it was. Open a story file, "
+                "or give a new file name"
             ) from exc
         if found is None:
             return None
@@ -151,6 +213,14 @@ class StoryFile:
 
     def set_pinned(self, facts: Sequence[str]) -> None:
         self._set("pinned", json.dumps(list(facts)))
+
+    @property
+    def failed_steps(self) -> int:
+        """Steps that failed in this story (each next try starts from other seeds)."""
+        return int(self._get("failed_steps") or 0)
+
+    def count_failed_step(self) -> None:
+        self._set("failed_steps", str(self.failed_steps + 1))
 
     @property
     def head_id(self) -> int | None:
@@ -252,15 +322,73 @@ class StoryFile:
             self.db.close()
 
 
+@contextlib.contextmanager
+def file_errors(path: Path) -> Iterator[None]:
+    """SQLite's errors about the file at ``path`` as memora errors naming the fix: a read-only
+    file :class:`ReadOnlyError`, a damaged one :class:`DamagedFileError`."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        text = str(exc)
+        if "readonly" in text or "read-only" in text:
+            raise ReadOnlyError(
+                f"{path} cannot be written ({exc}); make it writable (chmod u+w {path}) or "
+                "work on a copy"
+            ) from exc
+        if _damaged(exc):
+            raise DamagedFileError(_damaged_message(path, exc)) from exc
+        if "not a database" in text or "unable to open" in text:
+            raise NotMemoraFileError(
+                f"{path} is not a story file ({exc}); it was left as it was. Check the path, or "
+                "give a new file name"
+            ) from exc
+        raise
+
+
+def check_writable(path: Path) -> None:
+    """Raise :class:`ReadOnlyError` naming the fix when ``path`` or its folder is read-only."""
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise ReadOnlyError(
+            f"{path} (or its folder) is read-only; make it writable (chmod u+w {path}) or "
+            "work on a copy"
+        )
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    return "malformed" in str(exc) or "corrupt" in str(exc)
+
+
+def _damaged_message(path: Path, exc: BaseException | str) -> str:
+    return (
+        f"{path} is damaged ({exc}): truncated or partly overwritten; it was left as it was. "
+        "Restore it from a copy (the TUI's save-as, or a backup)"
+    )
+
+
+def _no_story(path: Path, conn: sqlite3.Connection) -> str:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    what = " (a memora memory store)" if "memories" in tables else ""
+    return (
+        f"{path} is not a story file: it holds no story{what}; give a story file, or a new "
+        "file name to start one"
+    )
+
+
 def _read_probe(conn: sqlite3.Connection, path: Path) -> tuple[str, int] | None:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     if "story_meta" not in tables:
-        if tables:
-            raise ConfigError(
-                f"{path} is a SQLite database but not a story file; open a story, or give a new "
-                "file name to start one"
-            )
-        return None  # an empty database: a story can start there
+        if not tables:
+            return None  # an empty database: a story can start there
+        if tables & MEMORA_TABLES:
+            raise NoStoryError(_no_story(path, conn))
+        raise NotMemoraFileError(
+            f"{path} is not a story file: it is the SQLite database of something else "
+            f"(tables: {', '.join(sorted(tables)[:5])}); it was left as it was. Open a story "
+            "file, or give a new file name to start one"
+        )
+    problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise DamagedFileError(_damaged_message(path, "; ".join(problems[:3])))
     row = conn.execute("SELECT value FROM story_meta WHERE key = 'premise'").fetchone()
     if row is None:
         return None

@@ -107,7 +107,8 @@ class StoryOptions:
     call before a step fails. ``paragraph_tokens`` / ``plan_tokens``: output caps of the two
     calls. ``memory_chars``: the short-term memory's size bound. ``temperature``: for the
     paragraph (the JSON call uses ``min(temperature, 0.7)``). ``seed``: the first attempt's
-    seed (each repair attempt adds one).
+    seed (each repair attempt adds one, and each failed step of the story 1000, so a step
+    tried again is sampled anew).
     """
 
     top_k: int = 3
