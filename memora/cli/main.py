@@ -10,10 +10,17 @@ from typing import Any
 import click
 from rich.console import Console
 
+from memora.cli.boundary import report
 from memora.cli.memory import memory
 from memora.cli.rank import eval_, rank
 from memora.cli.story import story, write
-from memora.errors import InvalidSchemaError, MemoraError, MissingDependencyError
+from memora.errors import (
+    FileAccessError,
+    InputFormatError,
+    InvalidSchemaError,
+    MemoraError,
+    MissingDependencyError,
+)
 from memora.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -22,19 +29,31 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 class _Group(click.Group):
-    """Shows a MemoraError as one line with its fix, never as a traceback."""
+    """The one error boundary (:mod:`memora.cli.boundary`): whatever escapes a command is one
+    ``error:`` line with its fix and exit code 1 (Ctrl-C: ``interrupted``, 130), never a
+    traceback, unless ``--debug`` or ``MEMORA_DEBUG=1`` asks for it."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        if ctx.params.get("debug"):
+            return super().invoke(ctx)
         try:
             return super().invoke(ctx)
-        except MemoraError as exc:
-            err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
-            sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # usage errors and --help: click's own output and exit codes
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reported, then exit
+            sys.exit(report(exc, err_console))
 
 
 @click.group(cls=_Group)
 @click.version_option(package_name="memora")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    hidden=True,
+    envvar="MEMORA_DEBUG",
+    help="show the full traceback of an error instead of one line",
+)
+def main(debug: bool) -> None:
     """memora: agent memory and long-text generation on local or remote LLMs."""
 
 
@@ -76,6 +95,19 @@ def _model_entry(console: Console, name: str, kind: str, where: str, description
 @click.option("--seed", type=int, default=None)
 @click.option("--raw", is_flag=True, help="send PROMPT as raw text, not as a chat message")
 @click.option(
+    "--threads",
+    "n_threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for a local model (default: MEMORA_N_THREADS, else automatic)",
+)
+@click.option(
+    "--n-ctx",
+    type=click.IntRange(min=16),
+    default=None,
+    help="context length in tokens (default: MEMORA_N_CTX, else 4096)",
+)
+@click.option(
     "--json-schema",
     "schema_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -88,12 +120,15 @@ def generate(
     temperature: float,
     seed: int | None,
     raw: bool,
+    n_threads: int | None,
+    n_ctx: int | None,
     schema_file: Path | None,
 ) -> None:
     """Generate text for PROMPT, streamed to stdout."""
     from memora.llm.registry import load_model
 
-    settings = load_settings(**({"model": model_spec} if model_spec else {}))
+    given = {"model": model_spec, "n_threads": n_threads, "n_ctx": n_ctx}
+    settings = load_settings(**{k: v for k, v in given.items() if v is not None})
     schema = _read_schema(schema_file) if schema_file else None
     options: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
     request: Any = prompt if raw else [{"role": "user", "content": prompt}]
@@ -102,14 +137,16 @@ def generate(
             data = llm.generate_json(request, schema, **options)
             click.echo(json.dumps(data, indent=2, ensure_ascii=False))
             return
+        printed = False
         try:
             with llm.stream(request, **options) as stream:
                 for chunk in stream:
                     click.echo(chunk, nl=False)
-        except KeyboardInterrupt:
-            click.echo()
-            err_console.print("[yellow]interrupted[/]")
-            sys.exit(130)
+                    printed = True
+        except BaseException:
+            if printed:
+                click.echo()  # end the line the stream stopped in, before the error line
+            raise
         click.echo()
         done = stream.completion
         if done is not None and done.finish_reason == "length":
@@ -123,9 +160,19 @@ def _model_options(settings: Settings) -> dict[str, Any]:
 def _read_schema(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(
+            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save the schema "
+            "file as UTF-8 JSON"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise InvalidSchemaError(
             f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); fix the schema file"
+        ) from exc
+    except OSError as exc:
+        raise FileAccessError(
+            f"cannot read the schema file {path}: {exc.strerror or exc}; check the path and "
+            "its permissions"
         ) from exc
 
 
