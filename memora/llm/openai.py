@@ -1,5 +1,6 @@
-"""Any OpenAI-compatible endpoint through the official ``openai`` client. The only module that
-imports ``openai``.
+"""Any OpenAI-compatible endpoint through the official ``openai`` client. With
+:mod:`memora.llm.openai_errors` (its error map, protocol checks and retries), the only module
+that imports ``openai``.
 
 Chat prompts go to ``/chat/completions``; plain-string prompts to the legacy ``/completions``
 route, which llama.cpp, vLLM and most local servers still serve. Transient failures (connection
