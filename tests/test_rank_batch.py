@@ -20,13 +20,20 @@ from click.testing import CliRunner
 
 from memora.cli import main
 from memora.cli.rank import rank
-from memora.errors import ClosedError, InvalidRecordError
+from memora.errors import (
+    ClosedError,
+    InvalidOptionError,
+    InvalidRecordError,
+    ModelNotFoundError,
+    NotResumableError,
+)
 from memora.rank.batch import (
     BatchInputError,
     OutputExistsError,
     Query,
     RankConfig,
     RerankerSpec,
+    check_cost,
     diagnostics_path,
     load_inputs,
     read_candidates,
@@ -34,8 +41,12 @@ from memora.rank.batch import (
     read_queries,
     run_batch,
     run_lines,
+    run_ranking,
 )
-from memora.rank.types import Diagnostics, Ranking
+from memora.rank.rerankers import load_reranker
+from memora.rank.spec import estimate_calls
+from memora.rank.types import Diagnostics, Doc, Ranking
+from memora.testing import ScriptedLLM
 
 TOPICS = {
     "coffee": [
@@ -272,8 +283,6 @@ def test_long_documents_are_ranked_by_passages(tmp_path: Path) -> None:
 
 
 def test_llm_strategy_ranks_in_batch(tmp_path: Path, local_llm: Any) -> None:
-    from memora.rank.rerankers import load_reranker
-
     files = collection(tmp_path)
     inputs = load_inputs(files["queries"], docs=files["docs"], top_k=5)
     out = tmp_path / "run.trec"
@@ -367,7 +376,7 @@ def test_the_rank_command_options_are_the_config_fields() -> None:
     assert [p.name for p in rank.params] == [
         "queries_path", "docs_path", "candidates_path", "output", "strategy", "model_spec",
         "top_k", "executor", "workers", "address", "resume", "on_error", "threads", "n_ctx",
-        "passage_words",
+        "passage_words", "max_calls",
     ]  # fmt: skip
     assert {p.name for p in rank.params} == {f.name for f in fields(RankConfig)}
     # the config's defaults are the command's (a flag's default is click's own sentinel)
@@ -387,3 +396,105 @@ def test_a_built_reranker_closes_the_model_it_loaded() -> None:
     reranker.close()
     with pytest.raises(ClosedError):
         llm.count_tokens("closed")
+
+
+@pytest.mark.parametrize(
+    ("strategy", "options", "sizes"),
+    [
+        ("sliding", {}, (1, 19, 20, 21, 30, 31, 95)),
+        ("sliding", {"window": 4, "step": 3, "passes": 2}, (1, 4, 5, 7, 8, 13)),
+        ("psc", {"k": 3}, (1, 6)),
+        ("full", {}, (1, 9)),
+    ],
+)
+def test_the_call_estimate_is_the_calls_made(
+    strategy: str, options: dict[str, Any], sizes: tuple[int, ...]
+) -> None:
+    spec = RerankerSpec(strategy, options=options)
+    for n in sizes:
+        reranker = load_reranker(strategy, ScriptedLLM(["[1] > [2]"]), **options)
+        seen: list[tuple[int, int]] = []
+        reranker.on_progress(lambda done, total, seen=seen: seen.append((done, total)))
+        ranking = reranker.rank("q", [(f"d{i}", f"text {i}") for i in range(n)])
+        calls = ranking.diagnostics.calls
+        assert spec.estimate_calls([Doc(f"d{i}", "t") for i in range(n)]) == calls, (n, options)
+        if strategy != "full":  # progress inside the query: after each call, out of the estimate
+            assert seen == [(i, calls) for i in range(1, calls + 1)]
+    assert estimate_calls("sliding", 10_000, {}) == 999
+    assert estimate_calls("pointwise", 10_000, {}) == 10_000
+
+
+def test_a_run_over_the_call_limit_is_refused_before_it_starts(tmp_path: Path) -> None:
+    files = collection(tmp_path)
+    inputs = load_inputs(files["queries"], docs=files["docs"])  # 12 candidates a query
+    spec = RerankerSpec("sliding", options={"window": 4, "step": 2})
+    assert check_cost(inputs, spec, 12, 5) == 5
+    with pytest.raises(InvalidOptionError, match=r"about 5 model calls .* --max-calls 5"):
+        check_cost(inputs, spec, 12, 4)
+    assert check_cost(inputs, spec, 4, 4) == 1  # --top-k bounds it too
+    config = RankConfig(files["queries"], files["docs"], tmp_path / "r.trec", max_calls=4,
+                        strategy="sliding")  # fmt: skip
+    with pytest.raises(InvalidOptionError):
+        run_ranking(config, inputs, RerankerSpec("sliding", options={"window": 4, "step": 2}))
+    assert not (tmp_path / "r.trec").exists()
+
+
+def test_the_default_strategy_is_said_and_ranks(tmp_path: Path) -> None:
+    config = RankConfig(Path("q"), Path("d"), Path("o"))
+    assert config.strategy == "auto"
+    assert config.chosen_strategy("default")[0] == "pointwise"
+    assert config.chosen_strategy("openai:gpt-4o-mini")[0] == "full"
+    assert RankConfig(Path("q"), Path("d"), Path("o"), strategy="setwise").chosen_strategy(
+        "default"
+    ) == ("setwise", "asked for")
+
+
+def test_a_model_that_does_not_rank_is_reported(tmp_path: Path) -> None:
+    files = collection(tmp_path)
+    inputs = load_inputs(files["queries"], docs=files["docs"])
+    llm = ScriptedLLM(["I cannot rank these passages."])
+    report = run_batch(inputs.queries, inputs.candidates, lambda: load_reranker("full", llm),
+                       tmp_path / "r.trec")  # fmt: skip
+    assert (report.ranked, report.repaired, report.fallback) == (4, 4, 4)
+    llm = ScriptedLLM(["[2] > [1]"])
+    report = run_batch(inputs.queries, inputs.candidates, lambda: load_reranker("full", llm),
+                       tmp_path / "s.trec")  # fmt: skip
+    assert (report.ranked, report.repaired, report.fallback) == (4, 4, 0)
+
+
+def test_a_resumed_run_redoes_a_query_whose_lines_are_missing(tmp_path: Path) -> None:
+    files = collection(tmp_path)
+    inputs = load_inputs(files["queries"], docs=files["docs"], top_k=4)
+    out, spec = tmp_path / "run.trec", RerankerSpec("biencoder")
+    run_batch(inputs.queries, inputs.candidates, spec, out, top_k=4)
+    first = inputs.queries[0].qid
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(line for line in lines if not line.startswith(first + " ")))
+    report = run_batch(inputs.queries, inputs.candidates, spec, out, top_k=4, resume=True)
+    assert (report.ranked, report.resumed) == (1, 3)
+    assert Counter(diag_qids(out)) == Counter(q.qid for q in inputs.queries)
+    assert sorted(check_run(out, 4)) == sorted(q.qid for q in inputs.queries)
+    with pytest.raises(NotResumableError, match="top_k 4"):
+        run_batch(inputs.queries, inputs.candidates, spec, out, top_k=3, resume=True)
+
+
+def test_a_run_that_fails_before_ranking_leaves_no_files(tmp_path: Path) -> None:
+    files = collection(tmp_path)
+    inputs = load_inputs(files["queries"], docs=files["docs"], top_k=4)
+    out = tmp_path / "run.trec"
+
+    def broken() -> Any:
+        raise ModelNotFoundError("no model")
+
+    with pytest.raises(ModelNotFoundError):
+        run_batch(inputs.queries, inputs.candidates, broken, out, top_k=4)
+    assert not out.exists() and not diagnostics_path(out).exists()
+    run_batch(inputs.queries, inputs.candidates, RerankerSpec("biencoder"), out, top_k=4)
+    assert len(check_run(out, 4)) == 4
+
+
+def test_ids_must_be_trec_ids(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRecordError, match="whitespace"):
+        run_batch([Query("a b", "x")], {"a b": [Doc("d", "t")]}, RerankerSpec("biencoder"),
+                  tmp_path / "r.trec")  # fmt: skip
+    assert not (tmp_path / "r.trec").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.progress import (
 from rich.table import Table
 
 from memora.rank.rerankers import STRATEGIES
+
+if TYPE_CHECKING:
+    from memora.rank.batch import BatchReport
 
 __all__ = ["eval_", "rank"]
 
@@ -46,7 +49,13 @@ FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     type=click.Path(dir_okay=False, path_type=Path),
     help="the TREC run to write (diagnostics go to OUTPUT.diagnostics.jsonl)",
 )
-@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="full", show_default=True)
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", *STRATEGIES]),
+    default="auto",
+    show_default=True,
+    help="auto: pointwise on a local model, full on an openai: endpoint (said on stderr)",
+)
 @click.option(
     "--model",
     "model_spec",
@@ -95,10 +104,18 @@ FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     "per-passage budget (75 words for full/sliding/psc/setwise, 150 pointwise, 190 biencoder), "
     "since longer text would be cut; 0: never split",
 )
+@click.option(
+    "--max-calls",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="model calls one query may need, estimated before the run starts (pointwise: one "
+    "per candidate; sliding: one per window); a run over it is refused",
+)
 def rank(**options: Any) -> None:
     """Rerank each query's candidates and write a TREC run, one query at a time: an
     interrupted or killed run keeps every finished query, and --resume continues it."""
-    from memora.rank.batch import run_ranking
+    from memora.rank.batch import check_cost, run_ranking
     from memora.rank.config import RankConfig
     from memora.settings import load_settings
 
@@ -108,14 +125,13 @@ def rank(**options: Any) -> None:
         err_console.print(f"[yellow]warning:[/] {warning}")
     settings = load_settings(model=config.model_spec, n_ctx=config.n_ctx, n_threads=config.threads)
     spec = config.reranker_spec(inputs, settings.model, settings.model_options())
+    calls = check_cost(inputs, spec, config.top_k, config.max_calls)
+    why = config.chosen_strategy(settings.model)[1]
+    err_console.print(f"strategy: {spec.strategy} ({why}); up to {calls:,} model calls a query")
     if spec.passage_words is not None and config.passage_words is None:
         err_console.print(f"long documents: ranking passages of {spec.passage_words} words (MaxP)")
-    with Progress(*_progress_columns(config.strategy), console=err_console) as bar:
-        task = bar.add_task("rank", total=len(inputs.queries))
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with Progress(*_progress_columns(), console=err_console) as bar:
+        progress = _BarProgress(bar, spec.strategy, len(inputs.queries), calls)
         try:
             report = run_ranking(config, inputs, spec, progress)
         except KeyboardInterrupt:
@@ -127,11 +143,41 @@ def rank(**options: Any) -> None:
     err_console.print(
         f"ranked {report.ranked} queries ({report.resumed} done before) -> {report.run_path}"
     )
+    _say_how_it_went(report)
 
 
-def _progress_columns(strategy: str) -> tuple[ProgressColumn, ...]:
+def _say_how_it_went(report: BatchReport) -> None:
+    """A warning when most queries needed their listwise answer repaired, or came back in
+    their input order: the model did not rank them."""
+    if report.ranked and max(report.repaired, report.fallback) * 2 > report.ranked:
+        err_console.print(
+            f"[yellow]warning:[/] of {report.ranked} queries ranked, {report.repaired} got a "
+            "listwise answer that had to be repaired (ids missing, repeated or out of range) "
+            f"and {report.fallback} came back in their input order: this model did not rank "
+            "them; try --strategy pointwise (or setwise) with it"
+        )
+
+
+class _BarProgress:
+    """Queries done on one bar; with strategies of many calls a query, its calls on another."""
+
+    def __init__(self, bar: Progress, strategy: str, queries: int, calls: int) -> None:
+        self.bar = bar
+        self.task = bar.add_task(f"rank ({strategy})", total=queries)
+        self.calls = calls
+        self.inner = bar.add_task("  this query's model calls", total=calls, visible=calls > 1)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+        self.bar.update(self.inner, completed=0, visible=self.calls > 1 and done < total)
+
+    def within(self, done: int, total: int) -> None:
+        self.bar.update(self.inner, completed=done, total=total)
+
+
+def _progress_columns() -> tuple[ProgressColumn, ...]:
     return (
-        TextColumn(f"rank ({strategy})"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

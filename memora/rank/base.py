@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from memora.errors import EmptyQueryError, UnsupportedError
@@ -28,6 +28,16 @@ class Reranker(ABC):
     the default does nothing; a reranker that wraps another closes it."""
 
     name = "reranker"
+    _progress: Callable[[int, int], None] | None = None
+
+    def on_progress(self, callback: Callable[[int, int], None] | None) -> None:
+        """Call ``callback(done, total)`` after each model call inside a query (None: stop);
+        a strategy of one call reports nothing. Wrappers pass it to the reranker they wrap."""
+        self._progress = callback
+
+    def _step(self, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(done, total)
 
     def rank(self, query: str, docs: Sequence[Any]) -> Ranking:
         if not isinstance(query, str) or not query.strip():

@@ -23,17 +23,25 @@ duplicates a query. The work runs in this process (``executor="local"``) or on a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
-from memora.errors import BatchInputError, ConfigError, InvalidOptionError, OutputExistsError
+from memora.errors import (
+    BatchInputError,
+    ConfigError,
+    InvalidOptionError,
+    InvalidRecordError,
+    OutputExistsError,
+)
 from memora.rank.config import RankConfig
 from memora.rank.evaluation import evaluate
 from memora.rank.inputs import (
     BatchInput,
     OnError,
     Query,
+    check_id,
     load_inputs,
     preselect,
     read_candidates,
@@ -58,6 +66,7 @@ __all__ = [
     "RankConfig",
     "RerankerSpec",
     "Work",
+    "check_cost",
     "choose_passage_words",
     "close_reranker",
     "diagnostics_path",
@@ -75,13 +84,18 @@ __all__ = [
 
 @dataclass
 class BatchReport:
-    """What a :func:`run_batch` call did: queries ranked now, already done before, in all."""
+    """What a :func:`run_batch` call did: queries ranked now, already done before, in all;
+    and of those ranked now, how many had a listwise answer that needed repairing
+    (``repaired``) and how many came back in their input order (``fallback``: with more than
+    one candidate, the sign of a model that did not rank)."""
 
     ranked: int
     resumed: int
     total: int
     run_path: Path
     diagnostics_path: Path
+    repaired: int = 0
+    fallback: int = 0
 
 
 def run_batch(
@@ -101,8 +115,49 @@ def run_batch(
 
     ``reranker_factory`` is a :class:`RerankerSpec` or a picklable zero-argument callable
     returning a reranker. ``progress(done, total)`` is called at the start and after each
-    query (``done`` counts queries finished by earlier, resumed runs too). A
-    ``KeyboardInterrupt`` stops the run; every query finished before it stays written."""
+    query (``done`` counts queries finished by earlier, resumed runs too); when ``progress``
+    also has a ``within(done, total)`` method, it is called after each model call inside a
+    query (local executor). A ``KeyboardInterrupt`` stops the run; every query finished
+    before it stays written. The files are created with the first finished query, so a run
+    that fails before it leaves none behind."""
+    _check_arguments(queries, candidates, top_k, executor, workers)
+    run_path = Path(output)
+    diag_path = diagnostics_path(run_path)
+    fingerprint = {**_fingerprint(reranker_factory), "top_k": top_k}
+    done = prepare_output(run_path, diag_path, resume, fingerprint)
+    todo: list[Work] = [
+        (q.qid, q.text, list(candidates[q.qid])[:top_k]) for q in queries if q.qid not in done
+    ]
+    total, resumed = len(queries), len(queries) - len(todo)
+    if progress is not None:
+        progress(resumed, total)
+    if executor == "local":
+        results = run_local(reranker_factory, todo, getattr(progress, "within", None))
+    else:
+        results = run_ray(reranker_factory, todo, workers, address)
+
+    def report(finished: int) -> None:
+        if progress is not None:
+            progress(resumed + finished, total)
+
+    given = {qid: tuple(d.id for d in docs) for qid, _, docs in todo}
+    writer = _Writer(run_path, diag_path, fingerprint)
+    with writer:
+        for qid, ranking in results:
+            writer.write(qid, ranking, given[qid])
+            report(writer.finished)
+    return BatchReport(
+        writer.finished, resumed, total, run_path, diag_path, writer.repaired, writer.fallback
+    )
+
+
+def _check_arguments(
+    queries: Sequence[Query],
+    candidates: Mapping[str, Sequence[Doc]],
+    top_k: int,
+    executor: Executor,
+    workers: int,
+) -> None:
     if top_k < 1:
         raise InvalidOptionError(f"top_k must be >= 1, got {top_k}")
     if workers < 1:
@@ -112,42 +167,44 @@ def run_batch(
     missing = [q.qid for q in queries if not candidates.get(q.qid)]
     if missing:
         raise ConfigError(f"qid {missing[0]!r} has no candidates; drop it or give it some")
-    run_path = Path(output)
-    diag_path = diagnostics_path(run_path)
-    done = prepare_output(run_path, diag_path, resume)
-    todo: list[Work] = [
-        (q.qid, q.text, list(candidates[q.qid])[:top_k]) for q in queries if q.qid not in done
-    ]
-    total, resumed = len(queries), len(queries) - len(todo)
-    if progress is not None:
-        progress(resumed, total)
-    if executor == "local":
-        results = run_local(reranker_factory, todo)
-    else:
-        results = run_ray(reranker_factory, todo, workers, address)
-
-    def report(finished: int) -> None:
-        if progress is not None:
-            progress(resumed + finished, total)
-
-    finished = _write_all(results, run_path, diag_path, report)
-    return BatchReport(finished, resumed, total, run_path, diag_path)
+    bad = next((q.qid for q in queries if check_id(q.qid) is not None), None)
+    if bad is not None:
+        raise InvalidRecordError(f"qid {bad!r} {check_id(bad)}")
 
 
-def _write_all(
-    results: Iterator[tuple[str, Ranking]],
-    run_path: Path,
-    diag_path: Path,
-    report: Callable[[int], None],
-) -> int:
-    """Append each ranked query to the run as it comes; the number written."""
-    finished = 0
-    with run_path.open("a", encoding="utf-8") as run_fh, diag_path.open("a", encoding="utf-8") as d:
-        for qid, ranking in results:
-            write_query(run_fh, d, qid, ranking)
-            finished += 1
-            report(finished)
-    return finished
+def _fingerprint(factory: Factory) -> dict[str, Any]:
+    if isinstance(factory, RerankerSpec):
+        return factory.fingerprint()
+    return {"factory": getattr(factory, "__qualname__", type(factory).__qualname__)}
+
+
+class _Writer:
+    """Appends each ranked query to the run as it comes; the files are opened (created) at
+    the first query, the diagnostics file first, so that it always marks the run memora's."""
+
+    def __init__(self, run_path: Path, diag_path: Path, fingerprint: Mapping[str, Any]) -> None:
+        self.run_path, self.diag_path, self.fingerprint = run_path, diag_path, fingerprint
+        self.files: tuple[IO[str], IO[str]] | None = None
+        self.finished = self.repaired = self.fallback = 0
+
+    def write(self, qid: str, ranking: Ranking, given: tuple[str, ...]) -> None:
+        if self.files is None:
+            diag = self.diag_path.open("a", encoding="utf-8")
+            self.files = (self.run_path.open("a", encoding="utf-8"), diag)
+        write_query(*self.files, qid, ranking, self.fingerprint)
+        self.finished += 1
+        parse = ranking.diagnostics.parse
+        parsed = parse.ok + parse.wrong_format + parse.repetition + parse.missing
+        parsed += parse.out_of_range
+        self.repaired += parse.ok < parsed
+        self.fallback += len(given) > 1 and ranking.ids == given
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fh in self.files or ():
+            fh.close()
 
 
 def run_ranking(
@@ -157,7 +214,9 @@ def run_ranking(
     progress: Callable[[int, int], None] | None = None,
 ) -> BatchReport:
     """:func:`run_batch` of ``inputs`` with ``spec`` (see :meth:`RankConfig.reranker_spec`),
-    written and run as ``config`` says."""
+    written and run as ``config`` says, after checking that no query would need more than
+    ``config.max_calls`` model calls (:class:`InvalidOptionError` naming the fix)."""
+    check_cost(inputs, spec, config.top_k, config.max_calls)
     return run_batch(
         inputs.queries,
         inputs.candidates,
@@ -170,3 +229,22 @@ def run_ranking(
         address=config.address,
         progress=progress,
     )
+
+
+def check_cost(inputs: BatchInput, spec: RerankerSpec, top_k: int, max_calls: int) -> int:
+    """The most model calls one query of ``inputs`` will need (estimated from the options,
+    before any model loads); above ``max_calls``, :class:`InvalidOptionError`."""
+    worst, qid = 0, ""
+    for query in inputs.queries:
+        calls = spec.estimate_calls(inputs.candidates[query.qid][:top_k])
+        if calls > worst:
+            worst, qid = calls, query.qid
+    if worst > max_calls:
+        n = len(inputs.candidates[qid][:top_k])
+        raise InvalidOptionError(
+            f"strategy {spec.strategy!r} would make about {worst:,} model calls for query "
+            f"{qid!r} ({n:,} candidates), over --max-calls {max_calls:,}. Fix: fewer "
+            f"candidates (--top-k), a cheaper strategy ('full' makes one call, 'biencoder' "
+            f"none), or --max-calls {worst} to accept the cost"
+        )
+    return worst

@@ -26,7 +26,8 @@ class RankConfig:
         output: the TREC run to write (diagnostics go to ``<output>.diagnostics.jsonl``).
         candidates_path: a TREC run or JSONL ``{"qid", "docid"|"docids"}``; None: every doc is
             a candidate of every query, pre-selected to ``top_k`` by the bi-encoder.
-        strategy: a name of :data:`memora.rank.STRATEGIES`.
+        strategy: a name of :data:`memora.rank.STRATEGIES`, or ``auto``
+            (:meth:`chosen_strategy`).
         model_spec: a model name, ``.gguf`` path or ``openai:<model>``.
         top_k: candidates reranked per query (the first of each query's list).
         executor: ``local`` or ``ray``.
@@ -38,13 +39,15 @@ class RankConfig:
         n_ctx: the model's context size.
         passage_words: split docs into passages of this many words (0: never; None: only
             when some candidate is longer than the strategy's per-passage budget).
+        max_calls: the most model calls one query may need, estimated before the run starts
+            (:func:`memora.rank.batch.check_cost`); a run over it is refused.
     """
 
     queries_path: Path
     docs_path: Path
     output: Path
     candidates_path: Path | None = None
-    strategy: str = "full"
+    strategy: str = "auto"
     model_spec: str = "default"
     top_k: int = 100
     executor: Executor = "local"
@@ -55,6 +58,17 @@ class RankConfig:
     threads: int = 1
     n_ctx: int = 2048
     passage_words: int | None = None
+    max_calls: int = 500
+
+    def chosen_strategy(self, model: str) -> tuple[str, str]:
+        """The strategy to run and why: ``auto`` is ``pointwise`` on a local model (it has
+        next-token logits; listwise ``full`` returns the input order on small models such as
+        the bundled one) and ``full`` on an OpenAI-compatible endpoint (no logits)."""
+        if self.strategy != "auto":
+            return self.strategy, "asked for"
+        if model.startswith("openai:"):
+            return "full", "auto: an endpoint model has no logits for pointwise scoring"
+        return "pointwise", "auto: a local model scores each candidate; --strategy to change"
 
     def load_inputs(self) -> BatchInput:
         """The queries and their candidates (see :func:`memora.rank.inputs.load_inputs`)."""
@@ -72,6 +86,7 @@ class RankConfig:
         """The reranker to build for ``inputs`` on ``model``: passages of
         :attr:`passage_words` words, or of the strategy's length when some candidate to rerank
         is longer (see :func:`memora.rank.spec.choose_passage_words`)."""
+        strategy = self.chosen_strategy(model)[0]
         reranked = [d for docs in inputs.candidates.values() for d in docs[: self.top_k]]
-        words = choose_passage_words(self.strategy, reranked, self.passage_words)
-        return RerankerSpec(self.strategy, model, model_options, passage_words=words)
+        words = choose_passage_words(strategy, reranked, self.passage_words)
+        return RerankerSpec(strategy, model, model_options, passage_words=words)

@@ -36,15 +36,21 @@ def evaluate(run: str | Path, qrels: str | Path, metrics: Sequence[str]) -> dict
 
 
 def _read_trec(read: Callable[[str], Any], path: str | Path, fields: int, form: str) -> list[Any]:
-    if not Path(path).is_file():
+    """The records of a TREC file, after checking that each line is UTF-8 text with ``fields``
+    fields (errors name ``file:line``) and that there is at least one."""
+    from memora.rank.inputs import text_lines
+
+    path = Path(path)
+    if not path.is_file():
         raise BatchInputError("no such file; check the path", path=path)
+    count = 0
+    for number, line in text_lines(path):
+        if len(line.split()) != fields:
+            raise BatchInputError(f"expected {fields} fields '{form}'", path=path, line=number)
+        count += 1
+    if not count:
+        raise BatchInputError(f"holds no lines '{form}'; check the path", path=path)
     try:
         return list(read(str(path)))
     except ValueError as exc:
-        with Path(path).open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.strip() and len(line.split()) != fields:
-                    raise BatchInputError(
-                        f"expected {fields} fields '{form}'", path=path, line=number
-                    ) from exc
         raise BatchInputError(f"not a TREC file '{form}' ({exc})", path=path) from exc

@@ -29,11 +29,13 @@ __all__ = [
     "BatchInput",
     "OnError",
     "Query",
+    "check_id",
     "load_inputs",
     "preselect",
     "read_candidates",
     "read_docs",
     "read_queries",
+    "text_lines",
 ]
 
 OnError = Literal["skip", "fail"]
@@ -68,10 +70,9 @@ class _Reader:
             raise BatchInputError("no such file; check the path", path=self.path)
 
     def lines(self) -> Iterator[tuple[int, str]]:
-        with self.path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.strip():
-                    yield number, line
+        """The non-blank lines, numbered; a line that is not UTF-8 text stops the read (the
+        file is the wrong one, whatever ``on_error`` says)."""
+        yield from text_lines(self.path)
 
     def bad(self, number: int, message: str) -> None:
         error = BatchInputError(message, path=self.path, line=number)
@@ -91,6 +92,14 @@ class _Reader:
                 continue
             yield number, record
 
+    def ident(self, number: int, record: dict[str, Any], name: str) -> str | None:
+        """``record[name]`` as a TREC id (non-empty, no whitespace), or report the line."""
+        value = self.field(number, record, name)
+        if value is None or check_id(value) is None:
+            return value
+        self.bad(number, f'"{name}" {check_id(value)}')
+        return None
+
     def field(self, number: int, record: dict[str, Any], *names: str) -> str | None:
         """The first of ``names`` in ``record`` as a non-empty string, or report the line."""
         for name in names:
@@ -109,6 +118,40 @@ class _Reader:
         return None
 
 
+def check_id(value: str) -> str | None:
+    """Why ``value`` cannot be a qid or docid of a TREC file (None when it can): TREC lines
+    are split on whitespace, so an id with a space would shift every field after it."""
+    if not value:
+        return "is empty"
+    if any(ch.isspace() for ch in value):
+        return f"{value!r} contains whitespace, which TREC files cannot hold; remove it"
+    return None
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a UTF-8 text file, numbered from 1; a line that is not UTF-8
+    (or holds a NUL byte: a binary file) raises :class:`BatchInputError` at its number."""
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BatchInputError(
+                    f"not UTF-8 text ({exc.reason} at byte {exc.start}); give a UTF-8 text "
+                    "file (convert it with iconv -t UTF-8)",
+                    path=path,
+                    line=number,
+                ) from exc
+            if "\x00" in line:
+                raise BatchInputError(
+                    "a NUL byte: this is a binary file, not UTF-8 text; check the path",
+                    path=path,
+                    line=number,
+                )
+            if line.strip():
+                yield number, line.replace("\r\n", "\n")
+
+
 def _keyed(path: str | Path, on_error: OnError, warnings: list[str] | None, key: str,
            texts: tuple[str, ...]) -> dict[str, str]:  # fmt: skip
     """``key`` -> text of each JSONL record (text from the first of ``texts`` present); a
@@ -116,7 +159,7 @@ def _keyed(path: str | Path, on_error: OnError, warnings: list[str] | None, key:
     reader = _Reader(path, on_error, warnings if warnings is not None else [])
     out: dict[str, str] = {}
     for number, record in reader.json_lines():
-        ident = reader.field(number, record, key)
+        ident = reader.ident(number, record, key)
         text = None if ident is None else reader.field(number, record, *texts)
         if ident is None or text is None:
             continue
@@ -148,7 +191,7 @@ def _json_rows(reader: _Reader) -> dict[str, list[_Row]]:
     ranked: dict[str, list[_Row]] = {}
     seq = 0
     for number, record in reader.json_lines():
-        qid = reader.field(number, record, "qid")
+        qid = reader.ident(number, record, "qid")
         if qid is None:
             continue
         if "docids" in record:
@@ -157,8 +200,12 @@ def _json_rows(reader: _Reader) -> dict[str, list[_Row]]:
                 reader.bad(number, '"docids" must be a list of strings')
                 continue
             docids = [str(d) for d in ids]
+            wrong = next((d for d in docids if check_id(d) is not None), None)
+            if wrong is not None:
+                reader.bad(number, f'"docids" holds {wrong!r}, which {check_id(wrong)}')
+                continue
         else:
-            docid = reader.field(number, record, "docid")
+            docid = reader.ident(number, record, "docid")
             if docid is None:
                 continue
             docids = [docid]
@@ -257,6 +304,8 @@ def load_inputs(
     candidates are left out with a warning."""
     warnings: list[str] = []
     query_list = read_queries(queries, on_error=on_error, warnings=warnings)
+    if not query_list:
+        raise BatchInputError('holds no queries; give JSONL lines {"qid", "text"}', path=queries)
     doc_map = read_docs(docs, on_error=on_error, warnings=warnings)
     if not doc_map:
         raise BatchInputError("holds no docs", path=docs)
@@ -277,4 +326,9 @@ def load_inputs(
             kept.append(query)
         else:
             warnings.append(f"qid {query.qid!r} has no candidates; skipped")
+    if not kept:
+        raise BatchInputError(
+            f"no query of {queries} has a candidate here; check that the qids match",
+            path=candidates or docs,
+        )
     return BatchInput(kept, {q.qid: cands[q.qid] for q in kept}, warnings)

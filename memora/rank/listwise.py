@@ -130,6 +130,8 @@ class SlidingReranker(_Listwise):
         self, query: str, docs: list[Doc], diag: Diagnostics
     ) -> tuple[list[int], Sequence[float] | None]:
         order = list(range(len(docs)))
+        windows = 1 + max(0, -(-(len(docs) - self.window) // self.step))
+        total, done = windows * self.passes, 0
         for _ in range(self.passes):
             end = len(order)
             while True:
@@ -137,6 +139,8 @@ class SlidingReranker(_Listwise):
                 part = order[start:end]
                 local = self._call(query, [docs[i] for i in part], diag)
                 order[start:end] = [part[j] for j in local]
+                done += 1
+                self._step(done, total)
                 if start == 0:
                     break
                 end -= self.step
@@ -160,11 +164,12 @@ class PSCReranker(_Listwise):
     ) -> tuple[list[int], Sequence[float] | None]:
         canonical = canonical_order(docs, key=lambda d: (d.text, d.id))
         rng = random.Random(self.seed)
-        rankings = []
+        rankings: list[list[str]] = []
         for _ in range(self.k):
             shown = canonical[:]
             rng.shuffle(shown)
             local = self._call(query, [docs[i] for i in shown], diag)
+            self._step(len(rankings) + 1, self.k)
             rankings.append([docs[shown[j]].text + "\x00" + docs[shown[j]].id for j in local])
         keyed = {docs[i].text + "\x00" + docs[i].id: i for i in range(len(docs))}
         return [keyed[key] for key in borda(rankings)], None

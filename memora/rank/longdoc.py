@@ -4,7 +4,7 @@ reciprocal ranks)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from memora.errors import ConfigError
@@ -86,6 +86,9 @@ class PassageReranker(Reranker):
         diag.notes += [*got.notes, f"{len(passages)} passages from {len(docs)} documents"]
         scores = [best[i] for i in range(len(docs))]
         return sorted(range(len(docs)), key=lambda i: (-scores[i], i)), scores
+
+    def on_progress(self, callback: Callable[[int, int], None] | None) -> None:
+        self.inner.on_progress(callback)
 
     def close(self) -> None:
         self.inner.close()

@@ -12,11 +12,11 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from memora.errors import OutputExistsError
+from memora.errors import NotResumableError, OutputExistsError
 from memora.rank.types import Ranking
 
 __all__ = ["diagnostics_path", "prepare_output", "run_lines", "write_query"]
@@ -43,9 +43,13 @@ def run_lines(qid: str, ranking: Ranking, tag: str) -> tuple[list[str], bool]:
     return lines, model_scores
 
 
-def prepare_output(run_path: Path, diag_path: Path, resume: bool) -> set[str]:
+def prepare_output(
+    run_path: Path, diag_path: Path, resume: bool, fingerprint: Mapping[str, Any]
+) -> set[str]:
     """The qids already done (resume), after dropping any partial write; or check that there
-    is no output yet."""
+    is no output yet. Resuming checks first, changing nothing when it refuses, that memora
+    wrote the output (its diagnostics file) with the same ``fingerprint`` (strategy, model,
+    parameters): otherwise :class:`NotResumableError`."""
     if not resume:
         existing = [p for p in (run_path, diag_path) if p.exists()]
         if existing:
@@ -54,29 +58,110 @@ def prepare_output(run_path: Path, diag_path: Path, resume: bool) -> set[str]:
                 "remove it (and its .diagnostics.jsonl) to start over"
             )
         return set()
-    done: set[str] = set()
-    if diag_path.exists():
-        kept: list[str] = []
-        with diag_path.open(encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a line cut short by a kill: the query is not done
-                if not line.endswith("\n") or not isinstance(record, dict) or "qid" not in record:
-                    break
-                done.add(str(record["qid"]))
-                kept.append(line)
-        _rewrite(diag_path, kept)
+    if not diag_path.exists():
+        if run_path.exists() and _read_text(run_path, diag_path).strip():
+            raise NotResumableError(
+                f"{run_path} has no {diag_path.name}, so memora did not write it (another "
+                "tool's run, or an input file?) and --resume would overwrite it. Fix: choose "
+                "another --output"
+            )
+        return set()
+    records = _done_records(diag_path, fingerprint)
+    kept_run, counts = _run_lines_of(run_path, diag_path, set(records))
+    done = {qid for qid, record in records.items() if counts.get(qid) == record[1]}
+    _rewrite(diag_path, [line for qid, (line, _) in records.items() if qid in done])
     if run_path.exists():
-        with run_path.open(encoding="utf-8") as fh:
-            lines = [line for line in fh if line.endswith("\n") and line.split(" ", 1)[0] in done]
-        _rewrite(run_path, lines)
+        _rewrite(run_path, [line for line in kept_run if line.split()[0] in done])
     return done
 
 
-def write_query(run: IO[str], diagnostics: IO[str], qid: str, ranking: Ranking) -> None:
-    """One query's run lines, then its diagnostics line (the record that it is done)."""
+def _read_text(path: Path, diag_path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotResumableError(
+            f"{path} is not UTF-8 text, so memora did not write it (next to {diag_path.name}); "
+            "--resume would overwrite it. Fix: choose another --output"
+        ) from exc
+
+
+def _done_records(diag_path: Path, fingerprint: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
+    """qid -> (diagnostics line, candidates) of each query the diagnostics file records as
+    done, up to a line cut short by a kill; refuses another tool's file or another run's."""
+    text = _read_text(diag_path, diag_path)
+    records: dict[str, tuple[str, int]] = {}
+    lines = text.splitlines(keepends=True)
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        is_record = isinstance(record, dict) and isinstance(record.get("qid"), str)
+        if not line.endswith("\n") or (not is_record and number == len(lines)):
+            break  # the last line, cut short by a kill: that query is not done
+        if not is_record:
+            raise NotResumableError(
+                f"{diag_path}:{number} is not a memora diagnostics line, so --resume cannot "
+                "tell which queries are done. Fix: choose another --output"
+            )
+        assert isinstance(record, dict)
+        _check_fingerprint(diag_path, record, fingerprint)
+        records[record["qid"]] = (line, int(record.get("candidates", -1)))
+    return records
+
+
+def _check_fingerprint(
+    diag_path: Path, record: Mapping[str, Any], fingerprint: Mapping[str, Any]
+) -> None:
+    stored = record.get("run")
+    if not isinstance(stored, dict):  # written before runs had a fingerprint: the strategy
+        stored = {"strategy": str(record.get("strategy", "")).split("+")[0]}
+    wanted = json.loads(json.dumps(dict(fingerprint), default=str))
+    differ = [k for k in stored if stored.get(k) != wanted.get(k)]
+    if differ:
+        was = ", ".join(f"{k} {stored.get(k)!r}" for k in differ)
+        now = ", ".join(f"{k} {wanted.get(k)!r}" for k in differ)
+        raise NotResumableError(
+            f"{diag_path.name} is a run started with {was}; this run asks for {now}, and one "
+            "run must not mix them. Fix: resume with the options it was started with, or "
+            "choose another --output"
+        )
+
+
+def _run_lines_of(
+    run_path: Path, diag_path: Path, done: set[str]
+) -> tuple[list[str], dict[str, int]]:
+    """The complete lines of the run of queries in ``done`` and their count per qid; refuses
+    a run where such a line is not one memora writes."""
+    if not run_path.exists():
+        return [], {}
+    kept: list[str] = []
+    counts: dict[str, int] = {}
+    for number, line in enumerate(_read_text(run_path, diag_path).splitlines(True), 1):
+        if not line.endswith("\n"):
+            break  # cut short by a kill
+        parts = line.split()
+        if not parts or parts[0] not in done:
+            continue  # a query without its diagnostics line: a write cut short, redone
+        if len(parts) != 6 or not parts[5].startswith("memora-"):
+            raise NotResumableError(
+                f"{run_path}:{number} is not a line memora writes ('qid Q0 docid rank score "
+                "memora-<strategy>'), so --resume would drop it. Fix: choose another --output"
+            )
+        kept.append(line)
+        counts[parts[0]] = counts.get(parts[0], 0) + 1
+    return kept, counts
+
+
+def write_query(
+    run: IO[str],
+    diagnostics: IO[str],
+    qid: str,
+    ranking: Ranking,
+    fingerprint: Mapping[str, Any] | None = None,
+) -> None:
+    """One query's run lines, then its diagnostics line (the record that it is done, with the
+    run's ``fingerprint`` under ``"run"``, which resuming checks)."""
     tag = "memora-" + ranking.diagnostics.strategy.replace(" ", "_")
     lines, model_scores = run_lines(qid, ranking, tag)
     _write(run, lines)
@@ -85,8 +170,9 @@ def write_query(run: IO[str], diagnostics: IO[str], qid: str, ranking: Ranking) 
         "candidates": len(ranking.ids),
         "scores": "model" if model_scores else "n-rank",
         **ranking.diagnostics.to_dict(),
+        "run": dict(fingerprint) if fingerprint is not None else None,
     }
-    _write(diagnostics, [json.dumps(record, ensure_ascii=False) + "\n"])
+    _write(diagnostics, [json.dumps(record, ensure_ascii=False, default=str) + "\n"])
 
 
 def _rewrite(path: Path, lines: Sequence[str]) -> None:

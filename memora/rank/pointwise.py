@@ -67,6 +67,7 @@ class PointwiseReranker(Reranker):
             scores.append(float(np.logaddexp.reduce(logits[self._yes])) - logz)
             diag.calls += 1
             diag.input_tokens += self.llm.count_tokens(prompt)
+            self._step(len(scores), len(docs))
         order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
         return order, scores
 

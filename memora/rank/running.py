@@ -24,16 +24,23 @@ def build(factory: Factory) -> Reranker:
     return factory.build() if isinstance(factory, RerankerSpec) else factory()
 
 
-def run_local(factory: Factory, todo: list[Work]) -> Iterator[tuple[str, Ranking]]:
-    """Each query of ``todo`` ranked here, in order. A reranker built from a spec is closed at
-    the end; one from a callable is not (its caller owns its model)."""
+def run_local(
+    factory: Factory, todo: list[Work], within: Callable[[int, int], None] | None = None
+) -> Iterator[tuple[str, Ranking]]:
+    """Each query of ``todo`` ranked here, in order; ``within(done, total)`` after each model
+    call inside a query. A reranker built from a spec is closed at the end; one from a
+    callable is not (its caller owns its model)."""
     if not todo:
         return
     reranker = build(factory)
+    if within is not None:
+        reranker.on_progress(within)
     try:
         for qid, text, docs in todo:
             yield qid, reranker.rank(text, docs)
     finally:
+        if within is not None:
+            reranker.on_progress(None)
         if isinstance(factory, RerankerSpec):
             reranker.close()
 

@@ -4,7 +4,7 @@ documents."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,13 @@ from memora.rank.types import Diagnostics, Doc
 if TYPE_CHECKING:
     from memora.llm.base import LLM
 
-__all__ = ["PASSAGE_WORDS", "RerankerSpec", "choose_passage_words", "close_reranker"]
+__all__ = [
+    "PASSAGE_WORDS",
+    "RerankerSpec",
+    "choose_passage_words",
+    "close_reranker",
+    "estimate_calls",
+]
 
 #: Words per passage that fit each strategy's default per-passage token budget (~1.3 tokens a
 #: word): 100 tokens for the listwise and setwise prompts, 200 for pointwise, 256 word pieces for
@@ -41,6 +47,9 @@ class _WithModel(Reranker):
         self, query: str, docs: list[Doc], diag: Diagnostics
     ) -> tuple[list[int], Sequence[float] | None]:
         return self.inner._rank(query, docs, diag)
+
+    def on_progress(self, callback: Callable[[int, int], None] | None) -> None:
+        self.inner.on_progress(callback)
 
     def close(self) -> None:
         try:
@@ -89,6 +98,49 @@ class RerankerSpec:
             stride = max(1, self.passage_words * 2 // 3)
             reranker = PassageReranker(reranker, passage_words=self.passage_words, stride=stride)
         return reranker
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides this spec's rankings, as JSON data: a resumed run must match it.
+        Threads and other settings that change only the speed are left out."""
+        speed_only = {"n_threads", "n_gpu_layers", "timeout", "max_retries", "api_key", "base_url"}
+        options = {k: v for k, v in self.model_options.items() if k not in speed_only}
+        if self.strategy == "biencoder":  # ranks with the embedder, whatever the model
+            options = {}
+        return {
+            "strategy": self.strategy,
+            "model": None if self.strategy == "biencoder" else self.model,
+            "model_options": dict(sorted(options.items())),
+            "options": dict(sorted(self.options.items())),
+            "passage_words": self.passage_words,
+        }
+
+    def estimate_calls(self, docs: Sequence[Doc]) -> int:
+        """The model calls that ranking ``docs`` will make (passages counted after splitting),
+        computed from the options alone, before any model is loaded."""
+        n = len(docs)
+        if self.passage_words is not None:
+            from memora.rank.longdoc import split_passages
+
+            stride = max(1, self.passage_words * 2 // 3)
+            n = sum(len(split_passages(d.text, self.passage_words, stride)) for d in docs)
+        return estimate_calls(self.strategy, n, self.options)
+
+
+def estimate_calls(strategy: str, n: int, options: Mapping[str, Any]) -> int:
+    """Model calls of ``strategy`` over ``n`` candidates with ``options`` (its defaults for
+    those left out): pointwise one per candidate, sliding one per window and pass, psc ``k``,
+    setwise one (two calibrated), full and biencoder one."""
+    if strategy == "pointwise":
+        return n
+    if strategy == "sliding":
+        window, step = int(options.get("window", 20)), int(options.get("step", 10))
+        windows = 1 + max(0, -(-(n - window) // max(1, step)))
+        return windows * int(options.get("passes", 1))
+    if strategy == "psc":
+        return int(options.get("k", 5))
+    if strategy == "setwise":
+        return 2 if options.get("calibrate") else 1
+    return 1
 
 
 def close_reranker(reranker: Reranker) -> None:
