@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "FakeServer",
     "Reply",
+    "cut_off",
     "events",
     "hang",
     "html_page",
@@ -142,6 +143,16 @@ def events(datas: Sequence[str], *, then_hang: bool = False) -> Reply:
             stop.wait()
 
     return reply
+
+
+def cut_off(conn: socket.socket, stop: threading.Event) -> None:
+    """A chunked event stream that closes in the middle of its second chunk (a server that
+    crashed midway)."""
+    data = f"data: {sse_chunk('Hi')}\r\n\r\n".encode()
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    conn.sendall(head + f"{len(data):x}\r\n".encode() + data + b"\r\n" + b"ff\r\ndata: {")
 
 
 def sse_chunk(content: str | None = "hi", finish: str | None = None, **extra: Any) -> str:

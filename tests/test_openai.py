@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import N_CTX, SERVER_KEY, SERVER_MODEL, free_port
-from fake_servers import FakeServer, events, hang, html_page, json_body, sse_chunk
+from fake_servers import FakeServer, cut_off, events, hang, html_page, json_body, sse_chunk
 
 from memora import (
     AuthenticationError,
@@ -111,6 +111,13 @@ def test_a_server_that_stops_midway_through_a_stream_times_out() -> None:
         with pytest.raises(ConnectionFailedError, match="did not answer within 2 s"):
             assert next(stream) == "Hel"
             next(stream)
+
+
+def test_a_connection_cut_midway_is_not_an_unreachable_server() -> None:
+    with FakeServer(cut_off) as server:
+        with pytest.raises(ConnectionFailedError, match="broke midway") as info:
+            _fake_llm(server).generate(CHAT, max_tokens=4)
+        assert "start the server" not in str(info.value) and len(server.requests) == 1
 
 
 def test_server_errors_are_retried_a_bounded_number_of_times() -> None:

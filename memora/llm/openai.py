@@ -145,7 +145,7 @@ class OpenAILLM(LLM):
         usage: Any = None
         url = self._url(stream, "/completions" if raw else "/chat/completions")
         try:
-            with self._errors():
+            with self._errors(midway=True):
                 check_stream(stream, url)
                 for chunk in _chunks(stream, url):
                     usage = getattr(chunk, "usage", None) or usage
@@ -319,8 +319,10 @@ class OpenAILLM(LLM):
 
     # -- errors --------------------------------------------------------------------------
 
-    def _errors(self) -> ErrorMap:
-        return ErrorMap(self._origin, self.name, self.n_ctx, self.timeout, self.structured_output)
+    def _errors(self, *, midway: bool = False) -> ErrorMap:
+        return ErrorMap(
+            self._origin, self.name, self.n_ctx, self.timeout, self.structured_output, midway
+        )
 
     def _retrying(self, call: Callable[[], T]) -> T:
         return with_retries(call, self.max_retries)

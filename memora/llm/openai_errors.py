@@ -79,6 +79,7 @@ class ErrorMap:
     n_ctx: int
     timeout: float
     structured_output: str
+    midway: bool = False  # around the reading of an answer already begun
 
     def __enter__(self) -> None:
         return None
@@ -89,10 +90,7 @@ class ErrorMap:
         if isinstance(exc, _TRANSPORT_ERRORS):
             if "timeout" in type(exc).__name__.lower():
                 raise _timed_out(self) from exc
-            raise ConnectionFailedError(
-                f"the connection to {self.origin} broke: {type(exc).__name__}: {exc}. Check "
-                "the server's log, then retry"
-            ) from exc
+            raise _broke(self, f"{type(exc).__name__}: {exc}") from exc
 
 
 def translate(exc: openai.OpenAIError, where: ErrorMap) -> MemoraError:
@@ -100,6 +98,8 @@ def translate(exc: openai.OpenAIError, where: ErrorMap) -> MemoraError:
     origin = where.origin
     if isinstance(exc, openai.APITimeoutError):
         return _timed_out(where)
+    if isinstance(exc, openai.APIConnectionError) and where.midway:
+        return _broke(where, str(exc).rstrip("."))
     if isinstance(exc, openai.APIConnectionError):
         return ConnectionFailedError(
             f"cannot reach {origin}: {str(exc).rstrip('.')}. Fix: start the server, or set "
@@ -151,6 +151,13 @@ def translate(exc: openai.OpenAIError, where: ErrorMap) -> MemoraError:
             status_code=status,
         )
     return ServerError(f"{origin} rejected the request (HTTP {status}): {text}", status_code=status)
+
+
+def _broke(where: ErrorMap, why: str) -> ConnectionFailedError:
+    return ConnectionFailedError(
+        f"the connection to {where.origin} broke midway through the answer ({why}): the "
+        "server may have crashed or restarted. Check the server's log, then retry"
+    )
 
 
 def _timed_out(where: ErrorMap) -> ConnectionFailedError:
