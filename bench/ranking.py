@@ -11,7 +11,8 @@ Per strategy (bundled SmolLM2-135M, greedy; and the MiniLM bi-encoder): nDCG@10,
 rate, input and output tokens per query, seconds per query; the full-vs-sliding input-token
 ratio at 100 candidates (counted with the tokenizer); order sensitivity as Kendall tau between
 the rankings of shuffled candidate orders (full vs setwise); queries per second, local vs Ray
-with 2 workers. Writes bench/results/ranking.json.
+with 2 workers; ``default``: what ``memora rank`` does without ``--strategy`` against ``full``
+and the input order. Writes bench/results/ranking.json.
 """
 
 from __future__ import annotations
@@ -252,6 +253,37 @@ def run_tokens(llm: LlamaCppLLM) -> dict[str, Any]:
     return counted
 
 
+def run_default(args: argparse.Namespace, llm: LlamaCppLLM) -> dict[str, Any]:
+    """What ``memora rank`` does without ``--strategy`` (``auto``: the strategy
+    :meth:`RankConfig.chosen_strategy` picks for the bundled model, with its default options)
+    against ``full`` (the default before) and the input order, 20 candidates (--queries), and
+    how many queries came back in their input order."""
+    from memora.rank.config import RankConfig
+
+    chosen = RankConfig(Path("q"), Path("d"), Path("o")).chosen_strategy("default")[0]
+    queries = collection(20, seed=0)[: args.queries]
+    out: dict[str, Any] = {"candidates": 20, "queries": len(queries), "auto_is": chosen}
+    for name in (chosen, "full", "input order"):
+        reranker = None if name == "input order" else load_reranker(name, llm)
+        scores, same, seconds = [], 0, 0.0
+        for q in queries:
+            docs = [Doc(d, t) for d, t, _ in q["docs"]]
+            ids = [d.id for d in docs]
+            if reranker is not None:
+                ranking = reranker.rank(q["query"], docs)
+                seconds += ranking.diagnostics.seconds
+                same += list(ranking.ids) == ids
+                ids = list(ranking.ids)
+            scores.append(ndcg10(ids, {d: g for d, _, g in q["docs"]}))
+        key = "auto" if name == chosen else name
+        out[key] = {"strategy": name, "nDCG@10": round(statistics.mean(scores), 3),
+                    "seconds_per_query": round(seconds / len(queries), 2)}  # fmt: skip
+        if reranker is not None:
+            out[key]["queries_in_input_order"] = same
+        print(f"  {key}: {out[key]}", flush=True)
+    return out
+
+
 def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
     """Queries per second of the batch runner: local (one model) vs Ray (2 actors, one model
     and one thread each), pointwise on 20 candidates; Ray's cluster is started before timing,
@@ -318,6 +350,8 @@ def main() -> None:
             )
         elif part == "random":
             results["baselines"] = run_random(args)
+        elif part == "default":
+            results["cli_default"] = run_default(args, llm)
         elif part == "throughput":
             results["throughput"] = run_throughput(args)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

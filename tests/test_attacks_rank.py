@@ -93,6 +93,7 @@ CASES = [
     Case("resume-another-top-k", [*WITH_CANDS, "--resume", "--strategy", "pointwise", "--top-k", "2"], files(**memora_run("pointwise")), error="NotResumableError", says="top_k 100", unchanged=OUT),
     Case("resume-another-n-ctx", [*WITH_CANDS, "--resume", "--strategy", "pointwise", "--n-ctx", "1024"], files(**memora_run("pointwise")), error="NotResumableError", says="model_options", unchanged=OUT),
     Case("resume-foreign-diagnostics", [*WITH_CANDS, "--resume"], files(run__trec="", run__trec__diagnostics__jsonl="not json\nat all\n"), error="NotResumableError", unchanged=OUT),
+    Case("resume-diagnostics-of-another-shape", [*WITH_CANDS, "--resume"], files(run__trec="", run__trec__diagnostics__jsonl='{"qid": "q1", "candidates": "three"}\n{"qid": "q2"}\n'), error="NotResumableError", unchanged=OUT),
     Case("resume-binary-diagnostics", [*WITH_CANDS, "--resume"], files(run__trec__diagnostics__jsonl=BINARY), error="NotResumableError", unchanged=(DIAG,)),
     Case("resume-same-options-finished", [*WITH_CANDS, "--resume", "--strategy", "pointwise"], files(**memora_run("pointwise")), error=None, unchanged=OUT),
     Case("resume-threads-may-change", [*WITH_CANDS, "--resume", "--strategy", "pointwise", "--threads", "2"], files(**memora_run("pointwise")), error=None, unchanged=OUT),

@@ -96,7 +96,11 @@ def _done_records(diag_path: Path, fingerprint: Mapping[str, Any]) -> dict[str, 
             record = json.loads(line)
         except json.JSONDecodeError:
             record = None
-        is_record = isinstance(record, dict) and isinstance(record.get("qid"), str)
+        is_record = (
+            isinstance(record, dict)
+            and isinstance(record.get("qid"), str)
+            and type(record.get("candidates")) is int
+        )
         if not line.endswith("\n") or (not is_record and number == len(lines)):
             break  # the last line, cut short by a kill: that query is not done
         if not is_record:
@@ -106,7 +110,7 @@ def _done_records(diag_path: Path, fingerprint: Mapping[str, Any]) -> dict[str, 
             )
         assert isinstance(record, dict)
         _check_fingerprint(diag_path, record, fingerprint)
-        records[record["qid"]] = (line, int(record.get("candidates", -1)))
+        records[record["qid"]] = (line, record["candidates"])
     return records
 
 
