@@ -498,3 +498,27 @@ def test_ids_must_be_trec_ids(tmp_path: Path) -> None:
         run_batch([Query("a b", "x")], {"a b": [Doc("d", "t")]}, RerankerSpec("biencoder"),
                   tmp_path / "r.trec")  # fmt: skip
     assert not (tmp_path / "r.trec").exists()
+
+
+def test_progress_inside_a_query_reaches_the_caller(tmp_path: Path) -> None:
+    files = collection(tmp_path)
+    inputs = load_inputs(files["queries"], docs=files["docs"])  # 12 candidates a query
+    llm = ScriptedLLM(["[2] > [1]"])
+
+    class Progress:
+        def __init__(self) -> None:
+            self.queries: list[tuple[int, int]] = []
+            self.calls: list[tuple[int, int]] = []
+
+        def __call__(self, done: int, total: int) -> None:
+            self.queries.append((done, total))
+
+        def within(self, done: int, total: int) -> None:
+            self.calls.append((done, total))
+
+    progress = Progress()
+    run_batch(inputs.queries[:2], inputs.candidates,
+              lambda: load_reranker("sliding", llm, window=4, step=2), tmp_path / "r.trec",
+              progress=progress)  # fmt: skip
+    assert progress.queries == [(0, 2), (1, 2), (2, 2)]
+    assert progress.calls == [(i, 5) for i in range(1, 6)] * 2  # 12 candidates: 5 windows

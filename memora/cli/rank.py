@@ -136,9 +136,13 @@ def rank(**options: Any) -> None:
             report = run_ranking(config, inputs, spec, progress)
         except KeyboardInterrupt:
             bar.stop()
-            err_console.print(
-                f"interrupted: finished queries are kept in {config.output}; rerun with --resume"
-            )
+            if config.output.exists():
+                err_console.print(
+                    f"interrupted: finished queries are kept in {config.output}; rerun with "
+                    "--resume"
+                )
+            else:
+                err_console.print("interrupted before a query finished; nothing was written")
             sys.exit(130)
     err_console.print(
         f"ranked {report.ranked} queries ({report.resumed} done before) -> {report.run_path}"

@@ -8,7 +8,10 @@ ignored):
   rank column for a TREC run).
 
 A malformed line raises :class:`BatchInputError` naming ``file:line``; with ``on_error="skip"``
-it is left out and reported in :attr:`BatchInput.warnings` instead.
+it is left out and reported in :attr:`BatchInput.warnings` instead. Qids and docids must be
+TREC ids (not empty, no whitespace), since the run is written as TREC lines. A file that is not
+UTF-8 text (a line that does not decode, or a NUL byte) is refused at its first such line
+whatever ``on_error`` says: the file is the wrong one, not a line of it.
 """
 
 from __future__ import annotations
