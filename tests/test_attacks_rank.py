@@ -129,3 +129,27 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_attack(case: Case, tmp_path: Path) -> None:
     run_case(case, tmp_path)
+
+
+def test_the_run_says_which_strategy_it_chose(tmp_path: Path) -> None:
+    """The default (auto) is said on stderr; here every query is done, so no model loads."""
+    case = Case(
+        "auto-resumes-pointwise", [*WITH_CANDS, "--resume"], files(**memora_run("pointwise"))
+    )
+    done = run_case(case, tmp_path)
+    assert "strategy: pointwise (auto: a local model scores each candidate" in done.stderr
+    assert "ranked 0 queries (2 done before)" in done.stderr
+
+
+def test_a_model_that_did_not_rank_is_reported_at_the_end(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from memora.cli.rank import _say_how_it_went
+    from memora.rank.batch import BatchReport
+
+    _say_how_it_went(BatchReport(4, 0, 4, Path("r"), Path("d"), repaired=1, fallback=3))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "of 4 queries ranked, 1 got a listwise answer that had to be repaired" in said
+    assert "3 came back in their input order" in said and "--strategy pointwise" in said
+    _say_how_it_went(BatchReport(4, 0, 4, Path("r"), Path("d"), repaired=2, fallback=1))
+    assert capsys.readouterr().err == ""  # half or fewer: no warning
