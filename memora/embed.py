@@ -8,9 +8,11 @@ Callers depend on the :class:`Embedder` protocol: anything with ``name``, ``dim`
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -80,7 +82,10 @@ class SentenceTransformerEmbedder:
             raise missing_extra("sentence-transformers", "embed") from exc
         try:
             # A local directory and local_files_only: no hub is contacted.
-            self._model: Any = SentenceTransformer(str(path), device=device, local_files_only=True)
+            with _quiet_unless_terminal():
+                self._model: Any = SentenceTransformer(
+                    str(path), device=device, local_files_only=True
+                )
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load the embedder from {path}: {exc}") from exc
         self._name = str(model) if not Path(model).exists() else path.name
@@ -113,6 +118,26 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _quiet_unless_terminal() -> Iterator[None]:
+    """Loading progress bars ("Loading weights") only when stderr is a terminal: piped or
+    captured output stays clean. The previous setting is restored afterwards."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
+        yield
+        return
+    quiet = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    was = hf_logging.is_progress_bar_enabled()
+    if quiet and was:
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        if quiet and was:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 _default_lock = threading.Lock()

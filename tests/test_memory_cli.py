@@ -49,13 +49,36 @@ def test_every_memory_command(tmp_path: Path) -> None:
     assert "imported 2, skipped 0" in run("import", str(dump), "--db", copy)
     assert "imported 0, skipped 2" in run("import", str(dump), "--db", copy)
     assert "consistent" in run("rebuild", "--db", copy)
+    assert "healthy" in run("doctor", "--db", copy)
+
+
+def test_get_and_update(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+    rid = run("add", "Alice likes green tea.", "--db", db, "--user", "alice").split("\t")[1]
+    assert (
+        run("get", rid, "--db", db, "--user", "alice").strip() == f"{rid}\tAlice likes green tea."
+    )
+    out = run("update", rid, "Alice prefers black coffee.", "--db", db, "--user", "alice",
+              "--metadata", '{"src": "fix"}')  # fmt: skip
+    assert out.startswith("updated")
+    record = json.loads(run("get", rid, "--db", db, "--user", "alice", "--json"))
+    assert record["text"] == "Alice prefers black coffee." and record["metadata"] == {"src": "fix"}
+    hits = run("search", "coffee", "--db", db, "--user", "alice", "--json").splitlines()
+    assert json.loads(hits[0])["id"] == rid
+    assert "UPDATE" in run("history", rid, "--db", db, "--user", "alice")
+    result = CliRunner().invoke(main, ["memory", "update", rid, "x", "--db", db, "--user", "bob"])
+    assert result.exit_code == 1 and "RecordNotFoundError" in result.output
+    result = CliRunner().invoke(main, ["memory", "add", "too long", "--db", db, "--user", "u",
+                                       "--max-text-chars", "3"])  # fmt: skip
+    assert result.exit_code == 1 and "--max-text-chars" in result.output
 
 
 def test_errors_name_the_fix(tmp_path: Path) -> None:
     db = str(tmp_path / "cli.db")
     result = CliRunner().invoke(main, ["memory", "search", "tea", "--db", db])
     assert result.exit_code == 1
-    assert "ScopeError" in result.output and "all_scopes" in result.output
+    assert "ScopeError" in result.output and "--all-scopes" in result.output
+    assert "all_scopes" not in result.output  # CLI flags, not Python parameters
     result = CliRunner().invoke(main, ["memory", "add", "x", "--db", db])
     assert result.exit_code == 1 and "needs a scope" in result.output
     result = CliRunner().invoke(main, ["memory", "add", "x", "--db", db, "--user", "u",

@@ -25,6 +25,7 @@ WRITER = """
 import sys
 from memora.memory.store import MemoryStore
 store = MemoryStore(sys.argv[1])
+store.vectors.sync()  # the embedder and the index load lazily: load them before "ready"
 name, count = sys.argv[2], int(sys.argv[3])
 print("ready", flush=True)
 for i in range(count):

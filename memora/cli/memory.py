@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from memora.errors import InvalidRecordError
+from memora.errors import InvalidRecordError, MemoraError, ScopeError
 
 __all__ = ["memory"]
 
@@ -25,7 +27,7 @@ IMPORT_BATCH = 256
 
 
 def scoped(*, reads: bool) -> Callable[[F], F]:
-    """--db and the scope options (plus --all-scopes for reads)."""
+    """--db and the scope options (plus --all-scopes and --all-users for reads)."""
 
     def wrap(fn: F) -> F:
         fn = click.option("--session", "session_id", default=None, help="session id")(fn)
@@ -33,40 +35,121 @@ def scoped(*, reads: bool) -> Callable[[F], F]:
         fn = click.option("--user", "user_id", default=None, help="user id")(fn)
         if reads:
             fn = click.option(
+                "--all-users",
+                is_flag=True,
+                help="with --agent or --session: every user's memories (without it, a read "
+                "with no --user sees only memories stored without a user)",
+            )(fn)
+            fn = click.option(
                 "--all-scopes", is_flag=True, help="read across every scope (no isolation)"
             )(fn)
-        return click.option(
-            "--db",
-            "db_path",
-            required=True,
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="the store's SQLite file",
-        )(fn)
+        return db_option(fn)
 
     return wrap
 
 
+def db_option(fn: F) -> F:
+    return click.option(
+        "--db",
+        "db_path",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="the store's SQLite file",
+    )(fn)
+
+
+def max_chars_option(fn: F) -> F:
+    return click.option(
+        "--max-text-chars", type=click.IntRange(min=1), default=10_000, show_default=True,
+        help="longer texts are refused",
+    )(fn)  # fmt: skip
+
+
+#: Python names in the store's messages, and the flags a CLI user types instead.
+_FLAGS = (
+    (r"\ball_scopes=True\b", "--all-scopes"),
+    (r"\ball_users=True\b", "--all-users"),
+    (r"\bmax_text_chars\b", "--max-text-chars"),
+    (r"\buser_id\b", "--user"),
+    (r"\bagent_id\b", "--agent"),
+    (r"\bsession_id\b", "--session"),
+    (r" \(or scope=Scope\(\.\.\.\)\)", ""),
+    (r"\breadonly=True\b", "a read-only command"),
+)
+
+
+def in_cli_terms(message: str) -> str:
+    """A store message with its Python parameter names replaced by the CLI's flags."""
+    for pattern, flag in _FLAGS:
+        message = re.sub(pattern, flag, message)
+    return message
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[yellow]warning:[/] {in_cli_terms(str(message))}"
+    )
+
+
 @contextmanager
-def open_store(db_path: Path) -> Iterator[Any]:
+def open_store(db_path: Path, *, readonly: bool = False, max_text_chars: int = 10_000,
+               embeds: bool = False) -> Iterator[Any]:  # fmt: skip
+    """The store at ``db_path``. Its embedder loads first for a command that ``embeds`` (a bad
+    embedder setting is refused before the file is created), else only if the command turns
+    out to need it. Errors and warnings name CLI flags."""
     from memora.embed import load_embedder
     from memora.memory.store import MemoryStore
+    from memora.memory.vectors import DamagedStoreWarning
     from memora.settings import load_settings
 
-    store = MemoryStore(db_path, embedder=load_embedder(load_settings().embedder))
-    try:
-        yield store
-    finally:
-        store.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DamagedStoreWarning)
+        warnings.showwarning = _show_warning
+        try:
+            name = load_settings().embedder
+            store = MemoryStore(db_path, embedder=load_embedder(name) if embeds else name,
+                                readonly=readonly, max_text_chars=max_text_chars)  # fmt: skip
+            try:
+                yield store
+            finally:
+                store.close()
+        except MemoraError as exc:
+            exc.args = (in_cli_terms(str(exc)), *exc.args[1:])
+            raise
 
 
 def scope_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: kwargs.pop(k) for k in ("user_id", "agent_id", "session_id", "all_scopes") if k in kwargs
-    }
+    names = ("user_id", "agent_id", "session_id", "all_scopes", "all_users")
+    return {k: kwargs.pop(k) for k in names if k in kwargs}
+
+
+def read_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The scope options of a read, checked before any file is opened."""
+    from memora.memory.rows import read_scope
+    from memora.memory.types import Scope
+
+    found = scope_args(kwargs)
+    ids = {k: v for k, v in found.items() if k.endswith("_id")}
+    try:
+        read_scope(Scope(**ids), found.get("all_scopes", False), found.get("all_users", False))
+    except MemoraError as exc:
+        exc.args = (in_cli_terms(str(exc)),)
+        raise
+    return found
 
 
 def as_json(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
+
+
+def parse_metadata(metadata: str | None) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(metadata) if metadata else None
+    except json.JSONDecodeError as exc:
+        raise InvalidRecordError(f"--metadata is not JSON: {exc.msg}") from exc
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidRecordError('--metadata must be a JSON object, such as \'{"src": "cli"}\'')
+    return meta
 
 
 @click.group()
@@ -80,15 +163,13 @@ def memory() -> None:
 @click.option("--metadata", default=None, help="a JSON object stored with each text")
 @click.option("--expires-in", type=float, default=None, help="seconds until the memory expires")
 @click.option("--actor", default="cli", show_default=True)
+@max_chars_option
 def add(texts: tuple[str, ...], db_path: Path, metadata: str | None, expires_in: float | None,
-        actor: str, **kwargs: Any) -> None:  # fmt: skip
+        actor: str, max_text_chars: int, **kwargs: Any) -> None:  # fmt: skip
     """Store TEXTS (one memory each)."""
-    try:
-        meta = json.loads(metadata) if metadata else None
-    except json.JSONDecodeError as exc:
-        raise InvalidRecordError(f"--metadata is not JSON: {exc.msg}") from exc
+    meta = parse_metadata(metadata)
     expires = time.time() + expires_in if expires_in is not None else None
-    with open_store(db_path) as store:
+    with open_store(db_path, max_text_chars=max_text_chars, embeds=True) as store:
         results = store.add_many(
             list(texts), metadata=meta, expires_at=expires, actor=actor, **scope_args(kwargs)
         )
@@ -107,8 +188,9 @@ def add(texts: tuple[str, ...], db_path: Path, metadata: str | None, expires_in:
 def search(query: str, db_path: Path, k: int, mode: str, min_score: float | None,
            json_out: bool, **kwargs: Any) -> None:  # fmt: skip
     """The best memories for QUERY."""
-    with open_store(db_path) as store:
-        hits = store.search(query, k=k, mode=mode, min_score=min_score, **scope_args(kwargs))
+    scope = read_args(kwargs)
+    with open_store(db_path, readonly=True) as store:
+        hits = store.search(query, k=k, mode=mode, min_score=min_score, **scope)
     if json_out:
         for hit in hits:
             click.echo(
@@ -127,8 +209,9 @@ def search(query: str, db_path: Path, k: int, mode: str, min_score: float | None
 @click.option("--json", "json_out", is_flag=True, help="one JSON object per memory")
 def list_(db_path: Path, include_deleted: bool, json_out: bool, **kwargs: Any) -> None:
     """The memories of a scope, oldest first."""
-    with open_store(db_path) as store:
-        records = store.list(include_deleted=include_deleted, **scope_args(kwargs))
+    scope = read_args(kwargs)
+    with open_store(db_path, readonly=True) as store:
+        records = store.list(include_deleted=include_deleted, **scope)
     for record in records:
         if json_out:
             click.echo(as_json(record.to_dict()))
@@ -142,8 +225,9 @@ def list_(db_path: Path, include_deleted: bool, json_out: bool, **kwargs: Any) -
 @scoped(reads=True)
 def history(record_id: str, db_path: Path, **kwargs: Any) -> None:
     """Every ADD, UPDATE and DELETE of RECORD_ID."""
-    with open_store(db_path) as store:
-        entries = store.history(record_id, **scope_args(kwargs))
+    scope = read_args(kwargs)
+    with open_store(db_path, readonly=True) as store:
+        entries = store.history(record_id, **scope)
     for entry in entries:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.at))
         click.echo(
@@ -158,8 +242,45 @@ def history(record_id: str, db_path: Path, **kwargs: Any) -> None:
 def delete(record_id: str, db_path: Path, hard: bool, **kwargs: Any) -> None:
     """Delete RECORD_ID (soft unless --hard)."""
     with open_store(db_path) as store:
-        store.delete(record_id, hard=hard, actor="cli", **scope_args(kwargs))
+        store.delete(record_id, hard=hard, actor="cli", **exact_scope(kwargs))
     click.echo(f"{'removed' if hard else 'deleted'}\t{record_id}")
+
+
+def exact_scope(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The scope of a write by id (--all-users widens only reads)."""
+    found = scope_args(kwargs)
+    if found.pop("all_users", False):
+        raise ScopeError("--all-users is for reads; give --user, or --all-scopes")
+    return found
+
+
+@memory.command()
+@click.argument("record_id")
+@scoped(reads=True)
+@click.option("--json", "json_out", is_flag=True, help="the memory as one JSON object")
+def get(record_id: str, db_path: Path, json_out: bool, **kwargs: Any) -> None:
+    """The memory RECORD_ID."""
+    scope = read_args(kwargs)
+    with open_store(db_path, readonly=True) as store:
+        record = store.get(record_id, **scope)
+    flag = " (deleted)" if record.deleted else ""
+    click.echo(as_json(record.to_dict()) if json_out else f"{record.id}\t{record.text}{flag}")
+
+
+@memory.command()
+@click.argument("record_id")
+@click.argument("text")
+@scoped(reads=True)
+@click.option("--metadata", default=None, help="a JSON object replacing the memory's metadata")
+@click.option("--actor", default="cli", show_default=True)
+@max_chars_option
+def update(record_id: str, text: str, db_path: Path, metadata: str | None, actor: str,
+           max_text_chars: int, **kwargs: Any) -> None:  # fmt: skip
+    """Replace the text of RECORD_ID with TEXT (and its metadata with --metadata)."""
+    meta = parse_metadata(metadata)
+    with open_store(db_path, max_text_chars=max_text_chars, embeds=True) as store:
+        record = store.update(record_id, text, metadata=meta, actor=actor, **exact_scope(kwargs))
+    click.echo(f"updated\t{record.id}\t{record.text}")
 
 
 @memory.command()
@@ -169,7 +290,7 @@ def delete(record_id: str, db_path: Path, hard: bool, **kwargs: Any) -> None:
 @click.option("--include-deleted", is_flag=True)
 def export(db_path: Path, output: Path | None, include_deleted: bool) -> None:
     """Every memory of every scope as JSON lines."""
-    with open_store(db_path) as store:
+    with open_store(db_path, readonly=True) as store:
         if output is None:
             count = store.export(sys.stdout, include_deleted=include_deleted)
         else:
@@ -180,29 +301,35 @@ def export(db_path: Path, output: Path | None, include_deleted: bool) -> None:
 
 @memory.command(name="import")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def import_(source: Path, db_path: Path) -> None:
-    """Read memories exported by `memora memory export`, in batches: an interrupted import
-    keeps every finished batch, and running it again skips what is already there."""
-    lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+@db_option
+@max_chars_option
+def import_(source: Path, db_path: Path, max_text_chars: int) -> None:
+    """Read memories exported by `memora memory export`. Every line is checked before anything
+    is written; then they are stored in batches: an interrupted import keeps every finished
+    batch, and running it again skips what is already there."""
+    from memora.memory.jsonl import decode_file
+
+    lines = decode_file(source.read_bytes(), source)
     imported = skipped = 0
     columns = (TextColumn("import"), BarColumn(), MofNCompleteColumn())
-    with open_store(db_path) as store, Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task("import", total=len(lines))
-        try:
-            for start in range(0, len(lines), IMPORT_BATCH):
-                batch = lines[start : start + IMPORT_BATCH]
-                done, dup = store.import_(batch)
-                imported, skipped = imported + done, skipped + dup
-                bar.advance(task, len(batch))
-        except KeyboardInterrupt:
-            console.print(f"interrupted: {imported} imported so far are kept; run again to resume")
-            sys.exit(130)
+    with open_store(db_path, max_text_chars=max_text_chars, embeds=True) as store:
+        parsed = store.parse_import(lines, source=source)
+        with Progress(*columns, console=Console(stderr=True)) as bar:
+            task = bar.add_task("import", total=len(parsed))
+            try:
+                for start in range(0, len(parsed), IMPORT_BATCH):
+                    batch = parsed[start : start + IMPORT_BATCH]
+                    done, dup = store.import_(batch)
+                    imported, skipped = imported + done, skipped + dup
+                    bar.advance(task, len(batch))
+            except KeyboardInterrupt:
+                console.print(f"interrupted: {imported} imported so far are kept; run again")
+                sys.exit(130)
     console.print(f"imported {imported}, skipped {skipped} already present")
 
 
 @memory.command()
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@db_option
 def rebuild(db_path: Path) -> None:
     """Rebuild the vector index from the database and check it."""
     with open_store(db_path) as store:
@@ -210,3 +337,24 @@ def rebuild(db_path: Path) -> None:
         status = store.verify_index()
     state = "consistent" if status.consistent else "INCONSISTENT"
     console.print(f"rebuilt {count} vectors ({status.kind}); index {state} with the database")
+
+
+@memory.command()
+@db_option
+@click.option(
+    "--repair", is_flag=True, help="quarantine damaged records next to the store, rebuild the index"
+)
+def doctor(db_path: Path, repair: bool) -> None:
+    """Check the store: SQLite's integrity, every stored vector, the index against the
+    records. Exits 1 when problems remain."""
+    from memora.memory import doctor as checks
+
+    with open_store(db_path, readonly=not repair) as store:
+        report = checks.repair(store) if repair else checks.examine(store)
+    for line in report.lines():
+        console.print(line)
+    if report.integrity or not report.index.consistent or (report.damaged and not repair):
+        if not repair:
+            console.print(f"run `memora memory doctor --db {db_path} --repair` to repair")
+        sys.exit(1)
+    console.print("the store is healthy" if not report.damaged else "repaired")

@@ -21,7 +21,14 @@ from memora._sqlite import Component, Database
 from memora.errors import InvalidRecordError
 from memora.memory.contract import Changes, NeuralLog, NewRecord, VectorRow
 from memora.memory.neural_bank import SQLiteNeuralLog
-from memora.memory.rows import COLUMNS, filter_sql, scope_sql, to_record
+from memora.memory.rows import (
+    COLUMNS,
+    blob_vector,
+    check_writable,
+    filter_sql,
+    scope_sql,
+    to_record,
+)
 from memora.memory.types import HistoryEntry, MemoryRecord, Scope
 
 __all__ = ["MEMORY", "SQLiteRecords"]
@@ -116,12 +123,17 @@ class SQLiteRecords:
 
     ``db``: share a :class:`~memora._sqlite.Database` with other components of the same file (a
     story and its memory commit in one transaction); by default the file is opened here, and
-    closed by :meth:`close`.
+    closed by :meth:`close`. ``readonly``: open the file for reading only (a missing file, or
+    one without the memory tables, raises :class:`~memora.errors.ReadOnlyError`).
     """
 
-    def __init__(self, path: str | Path = ":memory:", *, db: Database | None = None) -> None:
+    def __init__(
+        self, path: str | Path = ":memory:", *, db: Database | None = None, readonly: bool = False
+    ) -> None:
         self._owns_db = db is None
-        self.db = db if db is not None else Database(path)
+        if db is None and not readonly:
+            check_writable(Path(path))
+        self.db = db if db is not None else Database(path, readonly=readonly)
         self.db.ensure(MEMORY)
         self.location = None if self.db.in_memory else self.db.path
         self._neural: SQLiteNeuralLog | None = None
@@ -275,7 +287,7 @@ class SQLiteRecords:
             f"SELECT {COLUMNS}, vector FROM memories WHERE rowid IN ({marks}) AND {scope_cond}",
             (*keys, *params),
         )
-        return {r[0]: (to_record(r[:-1]), np.frombuffer(r[-1], dtype=np.float32)) for r in rows}
+        return {r[0]: (to_record(r[:-1]), blob_vector(r[-1])) for r in rows}
 
     def lexical(
         self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,

@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from memora.errors import ConfigError, InvalidRecordError, ScopeError
-from memora.memory.types import MemoryRecord, Scope, SurpriseScore
+import numpy as np
+
+from memora.errors import ConfigError, InvalidRecordError, ReadOnlyError, ScopeError
+from memora.memory.types import AnyUserScope, MemoryRecord, Scope, SurpriseScore
 
 __all__ = [
     "COLUMNS",
+    "blob_vector",
     "check_cues",
     "check_expiry",
     "check_metadata",
     "check_metadatas",
     "check_text",
+    "check_writable",
     "filter_sql",
     "new_record",
     "read_scope",
@@ -44,14 +50,25 @@ def write_scope(where: Scope) -> Scope:
     return where
 
 
-def read_scope(scope: Scope | None, all_scopes: bool) -> Scope | None:
-    """The scope to read, or None for all scopes (only with ``all_scopes=True``)."""
+def read_scope(scope: Scope | None, all_scopes: bool, all_users: bool = False) -> Scope | None:
+    """The scope to read, or None for all scopes (only with ``all_scopes=True``). A scope that
+    leaves ``user_id`` unset reads records without a user, unless ``all_users`` widens it to
+    every user (:class:`AnyUserScope`)."""
     if scope is not None and not scope.empty:
         if all_scopes:
             raise ScopeError("pass a scope or all_scopes=True, not both")
-        return scope
+        if not all_users:
+            return scope
+        if scope.user_id is not None:
+            raise ScopeError("pass user_id or all_users=True, not both")
+        return AnyUserScope(agent_id=scope.agent_id, session_id=scope.session_id)
     if all_scopes:
         return None
+    if all_users:
+        raise ScopeError(
+            "all_users=True widens an agent_id or session_id to every user; pass one, or "
+            "all_scopes=True to read across every scope"
+        )
     raise ScopeError(
         "reads need a scope (user_id, agent_id and/or session_id) so that one user's "
         "memories never reach another; pass all_scopes=True to read across every scope"
@@ -67,6 +84,8 @@ def scope_sql(
         for column, value in where.items():
             conditions.append(f"{table}.{column} = ?")
             params.append(value)
+        if where.user_id is None and not where.any_user:
+            conditions.append(f"{table}.user_id IS NULL")  # fail closed: no user, no users
     if live:
         conditions.append(f"{table}.deleted_at IS NULL")
         conditions.append(f"({table}.expires_at IS NULL OR {table}.expires_at > ?)")
@@ -182,3 +201,20 @@ def to_record(row: Sequence[Any]) -> MemoryRecord:
         surprise=surprise,
         salient=bool(salient),
     )
+
+
+def blob_vector(blob: bytes) -> np.ndarray:
+    """A stored vector; a damaged blob (not whole float32 values) reads as an empty vector,
+    which no query matches (``memora memory doctor`` finds and repairs it)."""
+    if len(blob) % 4:
+        return np.zeros(0, dtype=np.float32)
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse a memory file that cannot be written, before SQLite fails on its first write."""
+    if str(path) != ":memory:" and path.is_file() and not os.access(path, os.W_OK):
+        raise ReadOnlyError(
+            f"{path} is read-only; make it writable (chmod u+w {path}) or run a command that "
+            "only reads it (list, search, history, get, export)"
+        )

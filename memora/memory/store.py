@@ -6,29 +6,37 @@ vector view derived from them (:mod:`memora.memory.vectors`), the ranking
 (:mod:`memora.memory.search`) and optionally a neural memory per write scope
 (:mod:`memora.memory.neural_bank`). Scope isolation happens inside every query; reads without
 a scope raise :class:`ScopeError` unless ``all_scopes=True``.
+
+What an unset scope field means on a read: an unset ``agent_id`` or ``session_id`` matches any
+value (``user_id="u"`` sees all of user ``u``'s agents and sessions), but an unset ``user_id``
+fails closed and matches only records written without a user: ``agent_id="a"`` alone sees the
+agent's own records, never what it stored for its users. ``all_users=True`` asks explicitly for
+every user's records of that agent or session; ``all_scopes=True`` reads everything.
+
+The embedder is loaded on first use (an embedding, a search, an add): listing, reading
+history, exporting or deleting never load a model.
 """
 
 from __future__ import annotations
 
 import builtins
-import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, Unpack
+from typing import IO, TYPE_CHECKING, Any, Unpack
 
 import numpy as np
 
 from memora._sqlite import Database
-from memora.embed import Embedder, load_embedder
-from memora.errors import ClosedError, ConfigError, RecordNotFoundError
+from memora.embed import Embedder
+from memora.errors import ConfigError, RecordNotFoundError
 from memora.memory import jsonl
 from memora.memory.contract import NewRecord, RecordStore
-from memora.memory.index import VectorIndex
-from memora.memory.neural import NeuralConfig, NeuralMemory
-from memora.memory.neural_bank import NeuralBank, config_with, neural_keys, read_unit
+from memora.memory.neural import NeuralConfig
+from memora.memory.neural_bank import config_with, neural_keys
+from memora.memory.parts import DerivedParts
 from memora.memory.records import SQLiteRecords
 from memora.memory.rows import (
     check_cues,
@@ -40,7 +48,7 @@ from memora.memory.rows import (
     read_scope,
     write_scope,
 )
-from memora.memory.search import RRF_K, SearchOptions, fuse, neural_blend, query_words, score_hits
+from memora.memory.search import RRF_K, SearchOptions, fuse, query_words, score_hits
 from memora.memory.types import (
     AddResult,
     HistoryEntry,
@@ -52,14 +60,16 @@ from memora.memory.types import (
     content_hash,
     normalize_text,
 )
-from memora.memory.vectors import VectorView
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["RRF_K", "IndexStatus", "MemoryStore", "SearchOptions", "normalize_text"]
 
 ScopeArg = Scope | Mapping[str, Any] | None
 
 
-class MemoryStore:
+class MemoryStore(DerivedParts):
     """Scoped memories in one SQLite file (or ``":memory:"``) with a derived faiss index.
 
     Safe to share between threads (one store per process and file is enough; searches and
@@ -68,7 +78,9 @@ class MemoryStore:
 
     Args:
         path: the database file, or ``":memory:"`` (nothing persists).
-        embedder: anything with ``name``, ``dim`` and ``encode`` (default: all-MiniLM-L6-v2).
+        embedder: anything with ``name``, ``dim`` and ``encode``, or the name of one for
+            :func:`~memora.embed.load_embedder` (default: all-MiniLM-L6-v2); a name is loaded
+            on first use, so reads that need no embedding never load a model.
         max_text_chars: longer texts are refused.
         approx_threshold: past this many vectors the index becomes HNSW (approximate).
         neural: a Titans-like neural memory per write scope (:mod:`memora.memory.neural`):
@@ -79,29 +91,24 @@ class MemoryStore:
             transaction); instead of ``path``.
         records: another store of record (:class:`~memora.memory.contract.RecordStore`);
             instead of ``path``.
+        readonly: open the file for reading only: nothing is created or written (not even the
+            index file); a missing file raises :class:`~memora.errors.ReadOnlyError`.
     """
 
-    def __init__(self, path: str | Path = ":memory:", *, embedder: Embedder | None = None,
+    def __init__(self, path: str | Path = ":memory:", *, embedder: Embedder | str | None = None,
                  max_text_chars: int = 10_000, approx_threshold: int = 250_000,
                  neural: NeuralConfig | bool = False, db: Database | None = None,
-                 records: RecordStore | None = None) -> None:  # fmt: skip
+                 records: RecordStore | None = None, readonly: bool = False) -> None:  # fmt: skip
         if max_text_chars < 1:
             raise ConfigError("max_text_chars must be >= 1")
         if db is not None and records is not None:
             raise ConfigError("pass db= or records=, not both")
-        config = config_with(neural)
-        self.embedder = embedder if embedder is not None else load_embedder()
-        self.space = self.embedder.name
         self.max_text_chars = max_text_chars
-        self.records: RecordStore = records if records is not None else SQLiteRecords(path, db=db)
-        dim = self.embedder.dim
-        self.vectors = VectorView(self.records, self.space, dim, approx_threshold=approx_threshold)
-        self.neural = (
-            None if config is None else NeuralBank(dim, config, self.space, self.records.neural())
-        )
-        self._embed_lock = threading.Lock()  # tokenizers refuse concurrent calls
-        self._closed = False
-        self.vectors.open()
+        super().__init__(
+            records if records is not None else SQLiteRecords(path, db=db, readonly=readonly),
+            embedder, approx_threshold=approx_threshold, neural=config_with(neural),
+            readonly=readonly,
+        )  # fmt: skip
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -112,22 +119,14 @@ class MemoryStore:
             raise ConfigError("this store's records are not in SQLite")
         return self.records.db
 
-    @property
-    def index(self) -> VectorIndex:
-        return self.vectors.index
-
-    @property
-    def index_path(self) -> Path | None:
-        return self.vectors.path
-
     def close(self) -> None:
         """Save the index (when it changed) and close the records. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if not self.records.closed:
-            self.vectors.sync()
-            self.vectors.save()
+        if not self.records.closed and self._view is not None:
+            self._view.sync()
+            self._view.save()
         self.records.close()
 
     def __enter__(self) -> MemoryStore:
@@ -135,10 +134,6 @@ class MemoryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _open(self) -> None:
-        if self._closed or self.records.closed:
-            raise ClosedError("the memory store was closed; open a new MemoryStore to use it")
 
     # -- writes --------------------------------------------------------------------------
 
@@ -168,7 +163,7 @@ class MemoryStore:
         ``metadatas``: one dict per text (or ``metadata``: one for all); ``cues``: one key per
         text for the neural memory. Duplicates (in the store or within ``texts``) behave as in
         :meth:`add`: the first of them is stored, its metadata kept."""
-        self._open()
+        self._open(write=True)
         where = write_scope(Scope.of(scope, **ids))
         metas = check_metadatas(texts, metadatas, metadata)
         check_expiry(expires_at)
@@ -186,6 +181,7 @@ class MemoryStore:
             neural_keys(cue_list, vectors, self.embed([c for c in cue_list if c is not None]))
         )  # fmt: skip
         now, scores = time.time(), None
+        self.vectors.sync()  # opened (loaded or rebuilt) before the write, saved on close
         with self.records.transaction():
             if bank is not None:
                 scores = bank.write_in(self.records, where.key(), keys, vectors, now)
@@ -198,7 +194,7 @@ class MemoryStore:
             ]  # fmt: skip
             created = self.records.insert(items, actor=actor)
             found = {r.content_hash: r for r in self.records.by_hash(where, hashes)}
-            self.records.after_commit(self.vectors.sync)
+            self.records.after_commit(self._sync_view)
         inserted = {i for i, ok in zip(unique, created, strict=True) if ok}
         return [AddResult(found[h], i in inserted, None if scores is None else scores[i])
                 for i, h in enumerate(hashes)]  # fmt: skip
@@ -207,6 +203,7 @@ class MemoryStore:
                all_scopes: bool = False, metadata: Mapping[str, Any] | None = None,
                actor: str = "memora", **ids: Unpack[ScopeIds]) -> MemoryRecord:  # fmt: skip
         """Replace a record's text (re-embedded) and, when given, its metadata."""
+        self._open(write=True)
         check_text(text, self.max_text_chars)
         meta = None if metadata is None else check_metadata(metadata)
         old = self.get(record_id, scope, all_scopes=all_scopes, **ids)
@@ -222,7 +219,7 @@ class MemoryStore:
             self.records.update(
                 new, vector, old_text=old.text, metadata_changed=meta is not None, actor=actor
             )
-            self.records.after_commit(self.vectors.sync)
+            self.records.after_commit(self._sync_view)
         return self.get(record_id, all_scopes=True)
 
     def delete(self, record_id: str, scope: ScopeArg = None, *, all_scopes: bool = False,
@@ -230,6 +227,7 @@ class MemoryStore:
                **ids: Unpack[ScopeIds]) -> None:  # fmt: skip
         """Delete a record: soft by default (kept, hidden, with a DELETE history row); ``hard``
         removes the record and its history for good."""
+        self._open(write=True)
         old = self.get(record_id, scope, all_scopes=all_scopes, **ids)
         if old.deleted and not hard:
             return
@@ -238,15 +236,15 @@ class MemoryStore:
                 self.records.hard_delete(record_id)
             else:
                 self.records.soft_delete(record_id, old_text=old.text, at=time.time(), actor=actor)
-            self.records.after_commit(self.vectors.sync)
+            self.records.after_commit(self._sync_view)
 
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, record_id: str, scope: ScopeArg = None, *, all_scopes: bool = False,
-            **ids: Unpack[ScopeIds]) -> MemoryRecord:  # fmt: skip
+            all_users: bool = False, **ids: Unpack[ScopeIds]) -> MemoryRecord:  # fmt: skip
         """The record with ``record_id`` (deleted ones included), if it is in ``scope``."""
         self._open()
-        where = read_scope(Scope.of(scope, **ids), all_scopes)
+        where = read_scope(Scope.of(scope, **ids), all_scopes, all_users)
         record = self.records.get(record_id, where)
         if record is None:
             raise RecordNotFoundError(
@@ -254,24 +252,25 @@ class MemoryStore:
             )
         return record
 
-    def list(self, scope: ScopeArg = None, *, all_scopes: bool = False,
+    def list(self, scope: ScopeArg = None, *, all_scopes: bool = False, all_users: bool = False,
              include_deleted: bool = False, limit: int | None = None,
              **ids: Unpack[ScopeIds]) -> builtins.list[MemoryRecord]:  # fmt: skip
         """Records in ``scope``, oldest first."""
         self._open()
-        where = read_scope(Scope.of(scope, **ids), all_scopes)
+        where = read_scope(Scope.of(scope, **ids), all_scopes, all_users)
         return self.records.records(where, include_deleted=include_deleted, limit=limit)
 
-    def count(self, scope: ScopeArg = None, *, all_scopes: bool = False,
+    def count(self, scope: ScopeArg = None, *, all_scopes: bool = False, all_users: bool = False,
               **ids: Unpack[ScopeIds]) -> int:  # fmt: skip
         """Live records in ``scope``."""
         self._open()
-        return self.records.count(read_scope(Scope.of(scope, **ids), all_scopes))
+        return self.records.count(read_scope(Scope.of(scope, **ids), all_scopes, all_users))
 
     def history(self, record_id: str, scope: ScopeArg = None, *, all_scopes: bool = False,
+                all_users: bool = False,
                 **ids: Unpack[ScopeIds]) -> builtins.list[HistoryEntry]:  # fmt: skip
         """Every ADD, UPDATE and DELETE of a record, oldest first."""
-        self.get(record_id, scope, all_scopes=all_scopes, **ids)
+        self.get(record_id, scope, all_scopes=all_scopes, all_users=all_users, **ids)
         return self.records.history(record_id)
 
     def search(
@@ -280,6 +279,7 @@ class MemoryStore:
         scope: ScopeArg = None,
         *,
         all_scopes: bool = False,
+        all_users: bool = False,
         options: SearchOptions | None = None,
         user_id: str | None = None,
         agent_id: str | None = None,
@@ -292,7 +292,7 @@ class MemoryStore:
         self._open()
         opts = SearchOptions.build(options, **changes)
         where = read_scope(Scope.of(scope, user_id=user_id, agent_id=agent_id,
-                                    session_id=session_id), all_scopes)  # fmt: skip
+                                    session_id=session_id), all_scopes, all_users)  # fmt: skip
         words = query_words(query)
         opts.check_neural(self.neural is not None)
         (qvec,) = self.embed([query])
@@ -310,39 +310,8 @@ class MemoryStore:
         fused = fuse([dense, lexical])
         found = {k: pool[k] for k in fused if k in pool}
         found |= self.records.fetch([k for k in fused if k not in pool], where)
+        found = {k: hit for k, hit in found.items() if _fits(hit[1], qvec)}
         return score_hits(found, fused, dense, lexical, qvec, opts, time.time())
-
-    # -- neural memory -------------------------------------------------------------------
-
-    def neural_memory(self, scope: ScopeArg = None, **ids: Unpack[ScopeIds]) -> NeuralMemory | None:
-        """The neural memory of exactly this write scope (None: never written, or the store
-        has no neural memory). Treat it as read-only: writes go through :meth:`add`."""
-        self._open()
-        where = write_scope(Scope.of(scope, **ids))
-        return None if self.neural is None else self.neural.get(where.key())
-
-    def replay_neural(self, scope: ScopeArg = None, **ids: Unpack[ScopeIds]) -> NeuralMemory:
-        """The scope's neural memory rebuilt from scratch from its write log (the same seed and
-        writes give the same weights); it does not replace the stored one."""
-        self._open()
-        where = write_scope(Scope.of(scope, **ids))
-        if self.neural is None:
-            raise ConfigError("this store has no neural memory; open it with neural=True")
-        return self.neural.replay(where.key())
-
-    def _neural_candidates(
-        self, where: Scope, opts: SearchOptions, qvec: np.ndarray, dense: builtins.list[int],
-        keys: builtins.list[int] | None,
-    ) -> tuple[dict[int, tuple[MemoryRecord, np.ndarray]], builtins.list[int]]:  # fmt: skip
-        """The dense candidates of ``q`` and of ``M(q)``, pooled and blended."""
-        memory = self.neural_memory(where)
-        (key,) = self.embed([opts.neural_query]) if opts.neural_query else (qvec,)
-        read = None if memory is None else read_unit(memory, key)
-        if read is None:
-            return {}, dense
-        near = self.vectors.search(read, opts.depth, where, keys)
-        pool = self.records.fetch(list(dict.fromkeys(dense + near)), where)
-        return pool, neural_blend(pool, qvec, read, opts.neural_weight, opts.depth)
 
     # -- import / export / index ---------------------------------------------------------
 
@@ -355,19 +324,33 @@ class MemoryStore:
             count += 1
         return count
 
-    def import_(self, lines: Iterable[str], *, actor: str = "import") -> tuple[int, int]:
-        """Read records written by :meth:`export`; returns (imported, skipped). A record whose
-        id or text is already in its scope is skipped. Vectors of this store's embedder are
-        reused, others re-embedded. Everything commits in one transaction."""
+    def parse_import(self, lines: Iterable[str], *, source: str | Path = "<input>",
+                     first_line: int = 1) -> builtins.list[jsonl.Imported]:  # fmt: skip
+        """Check every line of an export against this store (fields, types, vector length and
+        values, text length) without writing anything; a bad line raises
+        :class:`~memora.errors.BatchInputError` naming ``source`` and its line number."""
         self._open()
-        parsed = jsonl.parse(lines)
-        for item in parsed:
-            check_text(item.record.text, self.max_text_chars)
-        items = jsonl.to_new_records(parsed, self.space, self.embedder.dim, self.embed, actor)
+        parsed = jsonl.parse(lines, space=self.space, dim=self.embedder.dim, source=source,
+                             first_line=first_line, max_chars=self.max_text_chars)  # fmt: skip
+        return parsed
+
+    def import_(self, lines: Iterable[str] | Sequence[jsonl.Imported], *,
+                actor: str = "import") -> tuple[int, int]:  # fmt: skip
+        """Read records written by :meth:`export` (lines, or what :meth:`parse_import` made of
+        them); returns (imported, skipped). Every line is checked before anything is written.
+        A record whose id or text is already in its scope is skipped. Vectors of this store's
+        embedder are reused, others re-embedded. Everything commits in one transaction."""
+        self._open(write=True)
+        items = list(lines)
+        parsed = [i for i in items if isinstance(i, jsonl.Imported)]
+        if len(parsed) != len(items):
+            parsed = self.parse_import([i for i in items if isinstance(i, str)])
+        new = jsonl.to_new_records(parsed, self.space, self.embedder.dim, self.embed, actor)
+        self.vectors.sync()  # opened before the write, saved on close
         with self.records.transaction():
-            imported = sum(self.records.insert(items, actor=actor))
-            self.records.after_commit(self.vectors.sync)
-        return imported, len(items) - imported
+            imported = sum(self.records.insert(new, actor=actor))
+            self.records.after_commit(self._sync_view)
+        return imported, len(new) - imported
 
     def rebuild_index(self) -> int:
         """Rebuild the vector index from the stored vectors; returns how many it holds."""
@@ -379,17 +362,7 @@ class MemoryStore:
         self._open()
         return self.vectors.verify()
 
-    # -- internals -----------------------------------------------------------------------
 
-    def embed(self, texts: builtins.list[str]) -> np.ndarray:
-        """The store's embeddings of ``texts`` (one row each), safe to call from threads."""
-        if not texts:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        with self._embed_lock:
-            vectors = np.asarray(self.embedder.encode(texts), dtype=np.float32)
-        if vectors.shape != (len(texts), self.embedder.dim):
-            raise ConfigError(
-                f"the embedder returned shape {vectors.shape}, expected "
-                f"({len(texts)}, {self.embedder.dim})"
-            )
-        return vectors
+def _fits(vector: np.ndarray, query: np.ndarray) -> bool:
+    """Whether a stored vector can be compared with the query (a damaged one cannot)."""
+    return vector.shape == query.shape and bool(np.isfinite(vector).all())

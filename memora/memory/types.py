@@ -8,12 +8,13 @@ import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, ClassVar, Literal, TypedDict, Unpack
 
 from memora.errors import ScopeError
 
 __all__ = [
     "AddResult",
+    "AnyUserScope",
     "HistoryEntry",
     "IndexStatus",
     "MemoryRecord",
@@ -41,11 +42,17 @@ class ScopeIds(TypedDict, total=False):
 class Scope:
     """Whose memory: any of user, agent and session. A record belongs to the scope it was
     written with; a read with ``Scope(user_id="u")`` sees every record of user ``u``, whatever
-    its agent or session, and nothing of any other user."""
+    its agent or session, and nothing of any other user.
+
+    Reads fail closed on the user: a read that leaves ``user_id`` unset sees only records
+    written without a user (``Scope(agent_id="a")`` sees agent ``a``'s own records, not those
+    it wrote for its users); :class:`AnyUserScope` is the explicit read across every user. An
+    unset ``agent_id`` or ``session_id`` matches any value."""
 
     user_id: str | None = None
     agent_id: str | None = None
     session_id: str | None = None
+    any_user: ClassVar[bool] = False  # True: an unset user_id matches every user
 
     def __post_init__(self) -> None:
         for name in _FIELDS:
@@ -100,6 +107,13 @@ class Scope:
                 raise ScopeError("pass either scope= or user_id/agent_id/session_id, not both")
             return cls.coerce(scope)
         return cls(**ids)
+
+
+@dataclass(frozen=True)
+class AnyUserScope(Scope):
+    """A read scope whose unset ``user_id`` matches every user (``all_users=True``)."""
+
+    any_user: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)

@@ -18,31 +18,43 @@ import json
 import re
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from memora.errors import NotMemoraFileError
 from memora.memory.contract import RecordStore, VectorRow
 from memora.memory.index import VectorIndex, file_checksum
 from memora.memory.types import IndexStatus, Scope
 
-__all__ = ["VectorView"]
+__all__ = ["DamagedStoreWarning", "VectorView", "check_index_path"]
+
+
+class DamagedStoreWarning(UserWarning):
+    """Records whose stored vector is damaged (wrong length, NaN): they are left out of
+    dense searches until ``memora memory doctor --repair`` quarantines them."""
 
 
 class VectorView:
     """The vectors of the live records of one embedding space (``space``), by scope."""
 
     def __init__(
-        self, records: RecordStore, space: str, dim: int, *, approx_threshold: int = 250_000
-    ) -> None:
+        self, records: RecordStore, space: str, dim: int, *, approx_threshold: int = 250_000,
+        readonly: bool = False,
+    ) -> None:  # fmt: skip
         self.records = records
         self.space = space
         self.dim = dim
+        self.readonly = readonly  # keep the index in memory only: never write it
+        self.damaged: set[int] = set()  # record keys whose vector cannot be indexed
+        self._warned = 0
         self.index = VectorIndex(dim, approx_threshold=approx_threshold)
         self._lock = threading.RLock()
         self._by_field: dict[tuple[str, str], set[int]] = {}  # (column, value) -> vector ids
+        self._no_user: set[int] = set()  # vector ids of records without a user
         self._live: set[int] = set()  # vector ids of live records of this space
         self._key_of: dict[int, int] = {}  # vector id -> record key
         self._vid_of: dict[int, int] = {}  # record key -> vector id
@@ -69,6 +81,8 @@ class VectorView:
     def open(self) -> None:
         """Load the saved index when the records vouch for it, else rebuild."""
         path = self.path
+        if path is not None and not self.readonly:
+            check_index_path(path)
         saved = self.records.get_meta(f"index:{self.space}")
         if path is not None and saved is not None and path.is_file():
             info = json.loads(saved)
@@ -77,19 +91,23 @@ class VectorView:
                     self._load(path, info)
                     self.sync()
                     return
-            except (OSError, ValueError, RuntimeError, KeyError):
+            except (OSError, ValueError, RuntimeError, KeyError, TypeError):
                 pass  # unreadable or inconsistent: rebuild below
         self.rebuild()
 
     def _load(self, path: Path, info: Mapping[str, Any]) -> None:
         seq = int(info["seq"])
+        damaged = {int(k) for k in info.get("damaged", ())}
         rows = self.records.live_rows(self.space, vectors=False, upto=seq).rows
         with self._lock:
             self.index.load(path)
             self.index.dead = int(info.get("dead", 0))
             self._clear()
             for row in rows:
-                self._remember(row)
+                if row.key in damaged:
+                    self.damaged.add(row.key)
+                else:
+                    self._remember(row)
             self._seen = seq
             if self.index.ntotal - self.index.dead != len(self._live):
                 raise ValueError("the saved index does not match the database")
@@ -107,39 +125,70 @@ class VectorView:
             stale = [self._forget(r.key) for r in fresh]
             stale += [self._forget(key) for key in changes.removed]
             self.index.remove(np.array([v for v in stale if v is not None], dtype=np.int64))
-            add = [r for r in fresh if r.live and r.embedder == self.space]
+            for r in fresh:
+                self.damaged.discard(r.key)
+            for key in changes.removed:
+                self.damaged.discard(key)
+            add = self._indexable([r for r in fresh if r.live and r.embedder == self.space])
             if add:
-                vids = np.array([self._remember(r) for r in add], dtype=np.int64)
-                vectors = np.stack([_vector(r) for r in add])
-                self.index.add(vids, vectors)
+                vids = np.array([self._remember(r) for r, _ in add], dtype=np.int64)
+                self.index.add(vids, np.stack([v for _, v in add]))
             self._seen = changes.seq
             self._dirty = True
             rebuild = self.index.needs_rebuild(len(self._live))
         if rebuild:
             self.rebuild()
+        self._warn()
 
     def rebuild(self) -> int:
         """Rebuild the index from the vectors of the records; returns how many it holds."""
         changes = self.records.live_rows(self.space, vectors=True)
         with self._lock:
             self._clear()
-            vectors = np.zeros((len(changes.rows), self.dim), dtype=np.float32)
-            vids = np.zeros(len(changes.rows), dtype=np.int64)
-            for i, row in enumerate(changes.rows):
+            good = self._indexable(changes.rows)
+            vectors = np.zeros((len(good), self.dim), dtype=np.float32)
+            vids = np.zeros(len(good), dtype=np.int64)
+            for i, (row, vector) in enumerate(good):
                 vids[i] = self._remember(row)
-                vectors[i] = _vector(row)
+                vectors[i] = vector
             self.index.rebuild(vids, vectors)
             self._seen = changes.seq
             self._dirty = True
         self.save()
-        return len(changes.rows)
+        self._warn()
+        return len(good)
+
+    def _indexable(self, rows: list[VectorRow]) -> list[tuple[VectorRow, np.ndarray]]:
+        """The rows whose vector fits this index, with it; the others go to :attr:`damaged`."""
+        good = []
+        for row in rows:
+            vector = _vector(row, self.dim)
+            if vector is None:
+                self.damaged.add(row.key)
+            else:
+                good.append((row, vector))
+        return good
+
+    def _warn(self) -> None:
+        """Say once (per count) that records are damaged and how to repair them."""
+        count = len(self.damaged)
+        if count and count != self._warned:
+            self._warned = count
+            where = self.records.location or "this store"
+            warnings.warn(
+                f"{count} memories in {where} have a damaged vector and are left out of dense "
+                f"searches; run `memora memory doctor --db {where} --repair`",
+                DamagedStoreWarning,
+                stacklevel=4,
+            )
 
     def save(self) -> None:
         """Write the index beside the database (when it changed since it was last written)."""
         path = self.path
         with self._lock:
-            if path is None or not self._dirty:
+            if path is None or not self._dirty or self.readonly:
                 return
+            check_index_path(path)
             checksum = self.index.save(path)
             info = {
                 "seq": self._seen,
@@ -147,6 +196,7 @@ class VectorView:
                 "dim": self.dim,
                 "dead": self.index.dead,
                 "kind": self.index.kind,
+                "damaged": sorted(self.damaged),
             }
             self._dirty = False
         self.records.set_meta(f"index:{self.space}", json.dumps(info))
@@ -187,7 +237,10 @@ class VectorView:
         if scope is None:
             ids: set[int] = self._live
         else:
-            sets = sorted((self._by_field.get(item, set()) for item in scope.items()), key=len)
+            sets = [self._by_field.get(item, set()) for item in scope.items()]
+            if scope.user_id is None and not scope.any_user:
+                sets.append(self._no_user)  # fail closed: a read without a user sees no user's
+            sets.sort(key=len)
             # one field: the set itself (copying a million ids costs more than the search)
             ids = sets[0] if len(sets) == 1 else sets[0].intersection(*sets[1:])
         now = time.time()
@@ -210,6 +263,8 @@ class VectorView:
         for mapping in (self._by_field, self._key_of, self._vid_of, self._expiry):
             mapping.clear()
         self._live.clear()
+        self._no_user.clear()
+        self.damaged.clear()
         self._allowed_cache.clear()
 
     def _remember(self, row: VectorRow) -> int:
@@ -223,6 +278,8 @@ class VectorView:
                               ("session_id", row.session_id)):  # fmt: skip
             if value is not None:
                 self._by_field.setdefault((column, value), set()).add(vid)
+        if row.user_id is None:
+            self._no_user.add(vid)
         if row.expires_at is not None:
             self._expiry[vid] = row.expires_at
         return vid
@@ -232,6 +289,7 @@ class VectorView:
         if vid is None:
             return None
         self._live.discard(vid)
+        self._no_user.discard(vid)
         self._key_of.pop(vid, None)
         self._expiry.pop(vid, None)
         for members in self._by_field.values():
@@ -239,6 +297,24 @@ class VectorView:
         return vid
 
 
-def _vector(row: VectorRow) -> np.ndarray:
-    assert row.vector is not None, "rows for the index are read with their vectors"
-    return np.frombuffer(row.vector, dtype=np.float32)
+def _vector(row: VectorRow, dim: int) -> np.ndarray | None:
+    """The row's vector, or None when it is damaged (not ``dim`` finite float32 values)."""
+    if row.vector is None or len(row.vector) != 4 * dim:
+        return None
+    vector = np.frombuffer(row.vector, dtype=np.float32)
+    return vector if np.isfinite(vector).all() else None
+
+
+def check_index_path(path: Path) -> None:
+    """Refuse an index location taken by something that is not memora's index."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise NotMemoraFileError(
+            f"{folder} is a file, but the store keeps its vector index in a folder there; move "
+            "that file away (memora never overwrites it), then run the command again"
+        )
+    if path.exists() and not path.is_file():
+        raise NotMemoraFileError(
+            f"{path} is a folder, but it is where the store's vector index file goes; move it "
+            "away (memora never deletes it), then run the command again"
+        )

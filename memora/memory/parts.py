@@ -1,0 +1,158 @@
+"""The parts of a memory store derived from its records, each made on first use: the
+embedder, the vector view (faiss) and the neural memories. Reads that need none of them (list,
+get, history, export, delete) never load a model or faiss. The neural memories are read here
+too (writes go through the store's ``add``)."""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Unpack
+
+import numpy as np
+
+from memora.embed import Embedder, load_embedder
+from memora.errors import ClosedError, ConfigError, ReadOnlyError
+from memora.memory.contract import RecordStore
+from memora.memory.neural import NeuralConfig, NeuralMemory
+from memora.memory.neural_bank import NeuralBank, read_unit
+from memora.memory.rows import write_scope
+from memora.memory.search import SearchOptions, neural_blend
+from memora.memory.types import MemoryRecord, Scope, ScopeIds
+
+if TYPE_CHECKING:
+    from memora.memory.index import VectorIndex
+    from memora.memory.vectors import VectorView
+
+__all__ = ["DerivedParts"]
+
+ScopeArg = Scope | Mapping[str, Any] | None
+
+
+class DerivedParts:
+    """The embedder (an object, or a name loaded on first use), the vector view and the
+    neural memories of ``records``; safe to use from threads."""
+
+    def __init__(
+        self, records: RecordStore, embedder: Embedder | str | None, *, approx_threshold: int,
+        neural: NeuralConfig | None, readonly: bool = False,
+    ) -> None:  # fmt: skip
+        self.records = records
+        self._embedder = None if embedder is None or isinstance(embedder, str) else embedder
+        self._embedder_name = embedder if isinstance(embedder, str) else "default"
+        self.approx_threshold = approx_threshold
+        self.readonly = readonly  # the vector view is kept in memory, never written
+        self._config = neural
+        self._view: VectorView | None = None
+        self._neural: NeuralBank | None = None
+        self._lazy_lock = threading.RLock()
+        self._embed_lock = threading.Lock()  # tokenizers refuse concurrent calls
+        self._closed = False
+
+    def _open(self, *, write: bool = False) -> None:
+        if self._closed or self.records.closed:
+            raise ClosedError("the memory store was closed; open a new MemoryStore to use it")
+        if write and self.readonly:
+            raise ReadOnlyError(
+                "this store was opened read-only (readonly=True); open it without to write"
+            )
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder, loaded on first use."""
+        if self._embedder is None:
+            with self._lazy_lock:
+                if self._embedder is None:
+                    self._embedder = load_embedder(self._embedder_name)
+        return self._embedder
+
+    @property
+    def space(self) -> str:
+        """The embedding space of this store's vectors (the embedder's name)."""
+        return self.embedder.name
+
+    @property
+    def vectors(self) -> VectorView:
+        """The vector view, opened (loaded or rebuilt) on first use."""
+        if self._view is None:
+            from memora.memory.vectors import VectorView  # faiss: only where vectors are used
+
+            with self._lazy_lock:
+                if self._view is None:
+                    view = VectorView(self.records, self.space, self.embedder.dim,
+                                      approx_threshold=self.approx_threshold,
+                                      readonly=self.readonly)  # fmt: skip
+                    view.open()
+                    self._view = view
+        return self._view
+
+    @property
+    def neural(self) -> NeuralBank | None:
+        """The neural memories (None: the store has none)."""
+        if self._config is not None and self._neural is None:
+            with self._lazy_lock:
+                if self._neural is None:
+                    self._neural = NeuralBank(
+                        self.embedder.dim, self._config, self.space, self.records.neural()
+                    )
+        return self._neural
+
+    def _sync_view(self) -> None:
+        """Bring an opened vector view up to date (one not opened yet catches up when it is)."""
+        if self._view is not None:
+            self._view.sync()
+
+    @property
+    def index(self) -> VectorIndex:
+        return self.vectors.index
+
+    @property
+    def index_path(self) -> Path | None:
+        return self.vectors.path
+
+    def embed(self, texts: builtins.list[str]) -> np.ndarray:
+        """The store's embeddings of ``texts`` (one row each), safe to call from threads."""
+        if not texts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        with self._embed_lock:
+            vectors = np.asarray(self.embedder.encode(texts), dtype=np.float32)
+        if vectors.shape != (len(texts), self.embedder.dim):
+            raise ConfigError(
+                f"the embedder returned shape {vectors.shape}, expected "
+                f"({len(texts)}, {self.embedder.dim})"
+            )
+        return vectors
+
+    # -- neural memory -------------------------------------------------------------------
+
+    def neural_memory(self, scope: ScopeArg = None, **ids: Unpack[ScopeIds]) -> NeuralMemory | None:
+        """The neural memory of exactly this write scope (None: never written, or the store
+        has no neural memory). Treat it as read-only: writes go through :meth:`add`."""
+        self._open()
+        where = write_scope(Scope.of(scope, **ids))
+        return None if self.neural is None else self.neural.get(where.key())
+
+    def replay_neural(self, scope: ScopeArg = None, **ids: Unpack[ScopeIds]) -> NeuralMemory:
+        """The scope's neural memory rebuilt from scratch from its write log (the same seed and
+        writes give the same weights); it does not replace the stored one."""
+        self._open()
+        where = write_scope(Scope.of(scope, **ids))
+        if self.neural is None:
+            raise ConfigError("this store has no neural memory; open it with neural=True")
+        return self.neural.replay(where.key())
+
+    def _neural_candidates(
+        self, where: Scope, opts: SearchOptions, qvec: np.ndarray, dense: builtins.list[int],
+        keys: builtins.list[int] | None,
+    ) -> tuple[dict[int, tuple[MemoryRecord, np.ndarray]], builtins.list[int]]:  # fmt: skip
+        """The dense candidates of ``q`` and of ``M(q)``, pooled and blended."""
+        memory = self.neural_memory(where)
+        (key,) = self.embed([opts.neural_query]) if opts.neural_query else (qvec,)
+        read = None if memory is None else read_unit(memory, key)
+        if read is None:
+            return {}, dense
+        near = self.vectors.search(read, opts.depth, where, keys)
+        pool = self.records.fetch(list(dict.fromkeys(dense + near)), where)
+        return pool, neural_blend(pool, qvec, read, opts.neural_weight, opts.depth)
