@@ -84,7 +84,7 @@ CASES: list[Case] = [
                  env=OPENAI, error="ProtocolError", says="choices[0].delta.content"),
     EndpointCase("endpoint-hung-default-timeout", GEN, server=hang, env=OPENAI,
                  error="ConnectionFailedError", says="did not answer within 15 s",
-                 timeout=20),
+                 timeout=30),  # 15 s, plus starting Python on a loaded machine
     EndpointCase("endpoint-hung-short-timeout", GEN, server=hang,
                  env={**OPENAI, "MEMORA_OPENAI_TIMEOUT": "1"},
                  error="ConnectionFailedError", says="within 1 s"),

@@ -154,7 +154,9 @@ ESCAPES = [
     (httpx.ReadTimeout("slow"), "ConnectionFailedError", "slow"),
     (ConnectionResetError(104, "Connection reset by peer"), "ConnectionFailedError", "reset"),
     (MemoraError("two\nlines with [/v1] [bold]markup"), "MemoraError", "two lines with [/v1] ["),
+    (TimeoutError(), "ConnectionFailedError", "timed out waiting"),
     (RuntimeError("boom"), "RuntimeError", "boom (an unexpected error, probably a bug"),
+    (AssertionError(), "AssertionError", ": an unexpected error, probably a bug"),
 ]
 
 

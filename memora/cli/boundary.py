@@ -55,7 +55,8 @@ def report(exc: BaseException, console: Console) -> int:
         return EXIT_ERROR  # the reader went away (memora ... | head): nothing to say to it
     error = as_memora_error(exc) if isinstance(exc, Exception) else None
     if error is None:
-        name, message = type(exc).__name__, f"{_one_line(str(exc))} ({_BUG})"
+        said = _one_line(str(exc))
+        name, message = type(exc).__name__, f"{said} ({_BUG})" if said else _BUG
     else:
         name, message = type(error).__name__, _one_line(str(error))
     console.print(Text.assemble(("error:", "bold red"), f" {name}: {message}"))
@@ -85,10 +86,15 @@ def as_memora_error(exc: Exception) -> MemoraError | None:
         return exc
     if isinstance(exc, sqlite3.Error):
         return _sqlite_error(exc)
-    if isinstance(exc, ConnectionError | TimeoutError):
+    if isinstance(exc, ConnectionError):
         return ConnectionFailedError(
             f"a connection failed: {exc}. Check that the server is running and reachable, "
             "then retry"
+        )
+    if isinstance(exc, TimeoutError):
+        return ConnectionFailedError(
+            f"timed out waiting for an answer ({exc or 'no detail'}): check that the server "
+            "or the resource waited on is responsive, then retry"
         )
     if isinstance(exc, OSError):
         return _os_error(exc)
