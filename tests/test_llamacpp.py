@@ -167,3 +167,43 @@ def test_calls_after_close_raise_instead_of_crashing(gguf_path: Path) -> None:
     ):
         with pytest.raises(ClosedError, match="closed"):
             call()
+
+
+def test_cancel_stops_prompt_evaluation_within_a_second(gguf_path: Path) -> None:
+    import threading
+    import time
+
+    from memora.errors import GenerationCancelledError
+
+    prompt = "The keeper wrote the weather into the log of the lighthouse. " * 250
+    with LlamaCppLLM(gguf_path, n_ctx=4096, n_threads=1) as llm:
+        cancel, ended = threading.Event(), {}
+
+        def run() -> None:
+            try:
+                with llm.cancel_on(cancel):
+                    llm.generate(prompt, max_tokens=40)
+            except GenerationCancelledError as exc:
+                ended["error"] = exc
+            ended["at"] = time.monotonic()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(2.0)  # inside the evaluation of the first 512-token chunk or a later one
+        assert thread.is_alive(), "the prompt was evaluated already: make it longer"
+        cancel.set()
+        set_at = time.monotonic()
+        thread.join(timeout=60)
+        assert "error" in ended and ended["at"] - set_at < 1.0, ended
+        # Outside the block the set event stops nothing; the cache is consistent again.
+        short = "The capital of France is"
+        warm = llm.logits(short)
+        llm.reset_cache()
+        assert np.array_equal(warm, llm.logits(short))
+        # Inside the block, a call that is not stopped computes the same, bit for bit.
+        llm.reset_cache()
+        plain = llm.logits(prompt[:3000])
+        llm.reset_cache()
+        with llm.cancel_on(threading.Event()):
+            watched = llm.logits(prompt[:3000])
+        assert np.array_equal(plain, watched)

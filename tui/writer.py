@@ -7,11 +7,12 @@ each event to the UI thread.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from memora.errors import MemoraError
+from memora.errors import GenerationCancelledError, MemoraError
 from memora.recurrent.engine import StoryEngine
 from memora.recurrent.types import ChosenBy, Step
 
@@ -56,8 +57,10 @@ def write_steps(
     listener: Listener,
 ) -> Outcome:
     """Write ``steps`` steps, the first on ``plan`` (None: the model chooses, as it does for the
-    rest). Setting ``cancel`` drops the step being written; the finished ones stay. A
-    :class:`MemoraError` ends the run and is the outcome (the story keeps what was saved)."""
+    rest). Setting ``cancel`` drops the step being written, at any point of it (a model that
+    can, such as llama.cpp's, is stopped in the middle of evaluating a prompt); the finished
+    ones stay. A :class:`MemoraError` ends the run and is the outcome (the story keeps what
+    was saved)."""
     done, message, planned = 0, "", 0
 
     def on_text(piece: str) -> None:
@@ -73,19 +76,28 @@ def write_steps(
         listener.planning(planned)
 
     try:
-        for _ in range(steps):
-            if cancel.is_set():
-                break
-            planned = 0
-            listener.starting()
-            step = engine.step(plan, chosen_by=chosen_by, on_text=on_text, on_plan_text=on_plan)
-            plan, chosen_by, done = None, None, done + 1
-            listener.saved(step)
-            message = f"step #{step.id} written" + (f" ({done}/{steps})" if steps > 1 else "")
+        with _watched(engine.llm, cancel):
+            for _ in range(steps):
+                if cancel.is_set():
+                    break
+                planned = 0
+                listener.starting()
+                step = engine.step(plan, chosen_by=chosen_by, on_text=on_text,
+                                   on_plan_text=on_plan)  # fmt: skip
+                plan, chosen_by, done = None, None, done + 1
+                listener.saved(step)
+                message = f"step #{step.id} written" + (f" ({done}/{steps})" if steps > 1 else "")
         if cancel.is_set():
             message = f"cancelled after {done} of {steps} steps; finished steps are saved"
-    except _Cancelled:
+    except (_Cancelled, GenerationCancelledError):
         message = f"cancelled: {done} finished steps are saved, the unfinished one dropped"
     except MemoraError as exc:
         return Outcome(f"{type(exc).__name__}: {exc}", error=True)
     return Outcome(message)
+
+
+def _watched(llm: Any, cancel: threading.Event) -> contextlib.AbstractContextManager[None]:
+    """``llm.cancel_on(cancel)`` where the model has it (it stops even a prompt's evaluation);
+    other models are stopped by the streaming callbacks alone."""
+    watch = getattr(llm, "cancel_on", None)
+    return watch(cancel) if watch is not None else contextlib.nullcontext()

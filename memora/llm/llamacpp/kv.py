@@ -18,13 +18,20 @@ same attention mask" alone would not be enough.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from memora.errors import ConfigError, ContextOverflowError, InvalidOptionError, UnsupportedError
+from memora.errors import (
+    ConfigError,
+    ContextOverflowError,
+    GenerationCancelledError,
+    InvalidOptionError,
+    UnsupportedError,
+)
 from memora.llm.llamacpp.native import NativeBatch, NativeContext
 from memora.llm.sequence import Span, canonical_order
 
@@ -41,6 +48,9 @@ __all__ = [
 
 #: llama.cpp's limit on parallel sequences is 256; sequence 0 holds the prefix and suffix.
 MAX_ITEMS = 255
+#: What ``llama_decode`` returns when its abort check stopped it
+#: (:meth:`~memora.llm.llamacpp.native.NativeContext.set_abort`).
+ABORTED = 2
 
 
 class KVSequences:
@@ -51,8 +61,11 @@ class KVSequences:
     own. Positions inside each sequence must stay consecutive.
     """
 
-    def __init__(self, context: NativeContext, n_seq: int) -> None:
+    def __init__(
+        self, context: NativeContext, n_seq: int, *, cancel: threading.Event | None = None
+    ) -> None:
         self._context = context
+        self.cancel = cancel  # set: the next decode call raises GenerationCancelledError
         self.n_seq = n_seq
         self.n_ctx = context.n_ctx
         self.n_batch = context.n_batch
@@ -119,8 +132,12 @@ class KVSequences:
     def _flush(
         self, fill: int, pending: list[tuple[int, int]], rows: list[list[np.ndarray]]
     ) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise _cancelled()
         self._batch.use(fill)
         status = self._context.decode(self._batch)
+        if status == ABORTED:
+            raise _cancelled()
         if status != 0:
             raise ContextOverflowError(
                 f"llama_decode returned {status}: no room in the KV cache for {fill} tokens. "
@@ -132,6 +149,12 @@ class KVSequences:
         self.decode_calls += 1
         for index, row in pending:
             rows[index].append(self._context.logits(row))
+
+
+def _cancelled() -> GenerationCancelledError:
+    return GenerationCancelledError(
+        "the generation was cancelled (its cancel signal was set); nothing of it is kept"
+    )
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ class LlamaCppLLM(LLM):
         except BaseException:
             self._model.close()
             raise
+        self._cancel: threading.Event | None = None  # see cancel_on
         self._main = KVSequences(self._context, 1)  # sequence 0 of ordinary calls
         self.n_ctx = self._context.n_ctx
         self.n_vocab = self._model.n_vocab
@@ -233,6 +234,21 @@ class LlamaCppLLM(LLM):
             model=self.name,
         )
 
+    @contextlib.contextmanager
+    def cancel_on(self, event: threading.Event) -> Iterator[None]:
+        """Inside this block, a call stops with :class:`~memora.errors.GenerationCancelledError`
+        soon after ``event`` is set (from any thread), in prompt evaluation too: llama.cpp checks
+        it between the operations of a decode. Prompts are evaluated in the same chunks, so a
+        call that is not stopped computes the same, bit for bit."""
+        self._cancel = self._main.cancel = event
+        self._context.set_abort(event.is_set)
+        try:
+            yield
+        finally:
+            self._cancel = self._main.cancel = None
+            if not self._closed:
+                self._context.set_abort(None)
+
     def _sampler(self, options: SamplingOptions, grammar: str | None) -> NativeSampler:
         settings = SamplerSettings(
             temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
@@ -335,7 +351,7 @@ class LlamaCppLLM(LLM):
             self._ensure_open()
             self._ensure_seq_capacity(n_seq)
             self._reset_cache()
-            kv = KVSequences(self._context, n_seq)
+            kv = KVSequences(self._context, n_seq, cancel=self._cancel)
             try:
                 yield kv
             finally:
@@ -380,8 +396,7 @@ class LlamaCppLLM(LLM):
     def _evaluate(self, tokens: Sequence[int], keep: int) -> None:
         """Make sequence 0 hold exactly ``tokens``, reusing its first ``keep`` cells; the
         logits after the last token are then available (row -1)."""
-        if keep < len(self._cached):
-            self._context.remove(0, keep, -1)
+        self._context.remove(0, keep, -1)  # also cells of a decode stopped by cancel_on
         self._cached = list(tokens[:keep])
         self._decode(tokens[keep:], keep)
 
@@ -407,7 +422,9 @@ class LlamaCppLLM(LLM):
             )
         old, old_main = self._context, self._main
         self._context = NativeContext(self._model, replace(old.settings, n_seq_max=n_seq))
-        self._main = KVSequences(self._context, 1)
+        if self._cancel is not None:
+            self._context.set_abort(self._cancel.is_set)
+        self._main = KVSequences(self._context, 1, cancel=self._cancel)
         self._cached = []
         old_main.close()
         old.close()

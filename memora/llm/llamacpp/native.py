@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,6 +199,19 @@ class NativeContext:
         self.n_batch = int(llama_cpp.llama_n_batch(handle))
         self.n_vocab = model.n_vocab
         self._memory: Any = llama_cpp.llama_get_memory(handle)
+        self._abort: Any = None  # the installed abort callback, kept alive while installed
+
+    def set_abort(self, check: Callable[[], bool] | None) -> None:
+        """Have ``llama_decode`` stop early (returning 2) once ``check()`` is true: llama.cpp
+        asks between the operations of a decode, so even a long prompt stops within
+        milliseconds, and a decode that is not stopped computes exactly what it would without
+        the check. None removes it."""
+        if check is None:
+            callback = llama_cpp.ggml_abort_callback()  # NULL: no check
+        else:
+            callback = llama_cpp.ggml_abort_callback(lambda _data: bool(check()))
+        llama_cpp.llama_set_abort_callback(self.handle, callback, None)
+        self._abort = None if check is None else callback
 
     def close(self) -> None:
         if self.handle is not None:
@@ -206,7 +219,8 @@ class NativeContext:
             self.handle = None
 
     def decode(self, batch: NativeBatch) -> int:
-        """``llama_decode`` of the filled batch; 0 on success."""
+        """``llama_decode`` of the filled batch; 0 on success, 2 when stopped by the check of
+        :meth:`set_abort`."""
         return int(llama_cpp.llama_decode(self.handle, batch.handle))
 
     def logits(self, row: int) -> np.ndarray:
