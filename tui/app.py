@@ -46,12 +46,13 @@ class StoryApp(StoryActions, FileActions):
     #left { width: 2fr; }
     #story { height: 1fr; padding: 0 1; }
     #live { color: $text-muted; }
-    #plans { height: auto; max-height: 7; border-top: solid $primary; padding: 0 1; }
+    #plans-box { height: auto; max-height: 40%; border-top: solid $primary; padding: 0 1; }
+    #plans { height: auto; }
     #prompt.hidden { display: none; }
     #side { width: 1fr; min-width: 26; border-left: solid $primary; padding: 0 1; }
     #side .heading { text-style: bold; color: $accent; margin-top: 1; }
     #memory { height: 6; border: none; padding: 0; }
-    #status { height: 1; background: $boost; padding: 0 1; }
+    #status { height: auto; max-height: 8; background: $boost; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "pick(1)", "Plan 1", show=False, tooltip="write the next paragraph on plan 1"),
@@ -96,7 +97,9 @@ class StoryApp(StoryActions, FileActions):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield VerticalScroll(Static(id="paragraphs"), Static(id="live"), id="story")
-                yield Static(id="plans")
+                plans = VerticalScroll(Static(id="plans"), id="plans-box")
+                plans.can_focus = False  # scrolled with the mouse; keys stay with the story
+                yield plans
                 yield PromptLine(id="prompt", classes="hidden")
             with VerticalScroll(id="side"):
                 yield Label("Memory", classes="heading")

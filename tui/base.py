@@ -81,7 +81,9 @@ class StoryAppBase(App[None]):
         self.query_one("#story", VerticalScroll).scroll_end(animate=False)
 
     def set_status(self, text: str, *, error: bool = False) -> None:
-        self.query_one("#status", Static).update(f"[red]{escape(text)}[/]" if error else text)
+        self.query_one("#status", Static).update(
+            f"[red]{escape(text)}[/]" if error else escape(text)
+        )
 
     def show_error(self, exc: MemoraError) -> None:
         self.set_status(f"{type(exc).__name__}: {exc}", error=True)

@@ -13,12 +13,15 @@ from collections.abc import Sequence
 
 from memora.errors import ContextOverflowError
 from memora.llm.base import LLM
-from memora.recurrent.messages import planner_messages, story_context, writer_messages
+from memora.recurrent.messages import (
+    PLAN_CHARS,
+    planner_messages,
+    story_context,
+    writer_messages,
+)
 from memora.recurrent.types import Premise, Step, StoryOptions
 
 __all__ = ["check_story_fits"]
-
-_PLAN_CHARS = 140  # the plan schema's bound on one plan
 
 
 def _filler(tokens: int) -> str:
@@ -36,7 +39,7 @@ def check_story_fits(
     paragraph = _filler(options.paragraph_tokens)
     last = Step(0, None, 1, "", "opening", paragraph, memory, ())
     retrieved = [last] * options.top_k
-    writer = writer_messages(context, memory, retrieved, last, "x" * _PLAN_CHARS)
+    writer = writer_messages(context, memory, retrieved, last, "x" * PLAN_CHARS)
     planner = planner_messages(context, memory, paragraph)
     need = max(
         llm.count_tokens(writer) + options.paragraph_tokens,

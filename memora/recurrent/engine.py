@@ -31,6 +31,7 @@ from memora.prompting.choose import Method, choose
 from memora.recurrent.budget import check_story_fits
 from memora.recurrent.messages import (
     Messages,
+    finished_plan,
     memory_problem,
     paragraph_problem,
     plan_schema,
@@ -367,9 +368,8 @@ class StoryEngine:
         self._repair_loop("summary and plans", messages, attempt, usage)
         summary = result["summary"].strip()
         problem = memory_problem(summary, memory, self.memory_chars)
-        if problem:
-            return memory, list(result["plans"]), True  # keep the old memory
-        return summary, list(result["plans"]), False
+        plans = [finished_plan(p) for p in result["plans"]]
+        return (memory, plans, True) if problem else (summary, plans, False)  # keep the old one
 
     def _repair_loop(
         self,

@@ -16,7 +16,9 @@ from memora.memory.types import normalize_text
 from memora.recurrent.types import Premise, Step
 
 __all__ = [
+    "PLAN_CHARS",
     "Messages",
+    "finished_plan",
     "memory_problem",
     "paragraph_problem",
     "plan_schema",
@@ -29,6 +31,10 @@ __all__ = [
 ]
 
 Messages = list[dict[str, str]]
+
+#: The plan schema's bound on one plan: above what "one short sentence" takes, so that the
+#: grammar rarely has to close a plan in the middle of a word (:func:`finished_plan`).
+PLAN_CHARS = 200
 
 
 def render(name: str, **values: str) -> str:
@@ -88,12 +94,24 @@ def plan_schema(memory_chars: int) -> dict[str, Any]:
                 "type": "array",
                 "minItems": 3,
                 "maxItems": 3,
-                "items": {"type": "string", "minLength": 15, "maxLength": 140},
+                "items": {"type": "string", "minLength": 15, "maxLength": PLAN_CHARS},
             },
         },
         "required": ["summary", "plans"],
         "additionalProperties": False,
     }
+
+
+def finished_plan(plan: str) -> str:
+    """``plan`` as it is, or, when the schema's bound cut it off, back to its last whole
+    sentence (else its last whole word and an ellipsis): never a plan cut mid-word."""
+    plan = plan.strip()
+    if len(plan) < PLAN_CHARS:
+        return plan
+    sentence = whole_sentences(plan)
+    if sentence != plan:
+        return sentence
+    return plan[: plan.rfind(" ")].rstrip(" ,;:") + "…" if " " in plan else plan
 
 
 def whole_sentences(text: str) -> str:
