@@ -187,3 +187,39 @@ def test_a_read_only_story_is_refused_by_write_commands(tmp_path: Path) -> None:
              error="ReadOnlyError", says="chmod", unchanged=("s.db",)),
         tmp_path,
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_write_streams_the_paragraph_before_the_step_ends(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "memora.cli", "write", "--story", str(tmp_path / "s.db"),
+           "--premise", "A keeper finds a bottle.", "--steps", "1", "--max-tokens", "60",
+           "--threads", "1", "--n-ctx", "2048"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MEMORA_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    first_text = None
+    shown = b""
+    while True:
+        piece = proc.stdout.read1(64)  # type: ignore[attr-defined]
+        if not piece:
+            break
+        shown += piece
+        if first_text is None and shown.strip():
+            first_text = time.monotonic()
+    proc.wait(timeout=600)
+    ended = time.monotonic()
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    proc.stdout.close()
+    if proc.stderr is not None:
+        proc.stderr.close()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert first_text is not None and ended - first_text > 1.0, "the text came only at the end"
+    info = StoryFile.probe(tmp_path / "s.db")
+    assert info is not None and info.steps == 1 and "step 1/1" in stderr
+    file = StoryFile(tmp_path / "s.db", readonly=True)
+    assert file.steps()[0].paragraph in shown.decode()
+    file.close()
