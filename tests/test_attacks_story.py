@@ -90,9 +90,9 @@ def read_only_story(tmp: Path) -> None:
     (tmp / "s.db").chmod(0o444)
 
 
-def still_a_story(steps: int) -> object:
+def still_a_story(steps: int, name: str = "s.db") -> object:
     def check(tmp: Path) -> None:
-        info = StoryFile.probe(tmp / "s.db")
+        info = StoryFile.probe(tmp / name)
         assert info is not None and info.steps == steps
 
     return check
@@ -165,6 +165,10 @@ CASES = [
     Case("write-outline-longer-than-the-context",
          [*WRITE, "--story", "{tmp}/new.db", "--premise", "A keeper.", "--outline",
           LONG_PREMISE * 3], error="ContextOverflowError", unchanged=("new.db",)),
+    # a step that cannot succeed: the one extra try uses other seeds, and the error says both
+    Case("write-step-that-always-fails",
+         [*WRITE, "--story", "{tmp}/new.db", "--premise", "A keeper.", "--max-tokens", "1"],
+         error="StepError", says="seeds 1000-1003", after=still_a_story(0, "new.db")),  # type: ignore[arg-type]
 ]  # fmt: skip
 
 
