@@ -42,6 +42,22 @@ def other_app_db(tmp: Path) -> None:
     conn.close()
 
 
+def other_app_wal_db(tmp: Path) -> None:
+    """Another application's database in WAL mode, closed cleanly (no -wal or -shm file)."""
+    conn = sqlite3.connect(tmp / "other.db")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.commit()
+    conn.close()
+
+
+def no_new_files(*names: str) -> object:
+    def check(tmp: Path) -> None:
+        assert sorted(p.name for p in tmp.iterdir() if not p.name.startswith(".")) == sorted(names)
+
+    return check
+
+
 def text_file(tmp: Path) -> None:
     (tmp / "notes.txt").write_text("not a story, just notes\n" * 20)
 
@@ -112,6 +128,12 @@ CASES = [
          error="NotMemoraFileError", says="something else", unchanged=("other.db",)),
     Case("export-other-app-db", [*EXPORT, "{tmp}/other.db", "-o", "{tmp}/out.md"],
          setup=other_app_db, error="NotMemoraFileError", unchanged=("other.db", "out.md")),
+    Case("show-other-app-wal-db", [*SHOW, "{tmp}/other.db"], setup=other_app_wal_db,
+         error="NotMemoraFileError", unchanged=("other.db",),
+         after=no_new_files("other.db")),  # type: ignore[arg-type]
+    Case("write-other-app-wal-db", [*WRITE, "--story", "{tmp}/other.db", "--premise", "A."],
+         setup=other_app_wal_db, error="NotMemoraFileError", unchanged=("other.db",),
+         after=no_new_files("other.db")),  # type: ignore[arg-type]
     Case("show-text-file", [*SHOW, "{tmp}/notes.txt"], setup=text_file,
          error="NotMemoraFileError", unchanged=("notes.txt",)),
     Case("show-garbage", [*SHOW, "{tmp}/junk.db"], setup=garbage, error="NotMemoraFileError",

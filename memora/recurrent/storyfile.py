@@ -157,7 +157,12 @@ class StoryFile:
                 f"{path} is a directory, not a story file; give a file such as {path}/story.db"
             )
         try:
-            conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+            # Without a -wal file next to it the file is all there is: read it as immutable,
+            # so that SQLite leaves no -wal or -shm file behind (another application's
+            # database in WAL mode would otherwise get two new files).
+            clean = not Path(f"{path}-wal").exists()
+            uri = f"file:{path.resolve()}?mode=ro" + ("&immutable=1" if clean else "")
+            conn = sqlite3.connect(uri, uri=True)
             try:
                 found = _read_probe(conn, path)
             finally:
