@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from memora.errors import InvalidRecordError, MemoraError, ScopeError
+from memora.errors import BatchInputError, InvalidRecordError, MemoraError, ScopeError
 
 __all__ = ["memory"]
 
@@ -78,9 +78,10 @@ _FLAGS = (
 )
 
 
-def in_cli_terms(message: str) -> str:
-    """A store message with its Python parameter names replaced by the CLI's flags."""
-    for pattern, flag in _FLAGS:
+def in_cli_terms(message: str, *, fields: bool = False) -> str:
+    """A store message with its Python parameter names replaced by the CLI's flags (with
+    ``fields``, the message is about the fields of a file's line: only the setting's name)."""
+    for pattern, flag in _FLAGS[2:3] if fields else _FLAGS:
         message = re.sub(pattern, flag, message)
     return message
 
@@ -114,7 +115,8 @@ def open_store(db_path: Path, *, readonly: bool = False, max_text_chars: int = 1
             finally:
                 store.close()
         except MemoraError as exc:
-            exc.args = (in_cli_terms(str(exc)), *exc.args[1:])
+            fields = isinstance(exc, BatchInputError)
+            exc.args = (in_cli_terms(str(exc), fields=fields), *exc.args[1:])
             raise
 
 
