@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from memora.errors import ConfigError, InvalidOptionError
 from memora.recurrent.storyfile import StoryFile, check_writable, file_errors
@@ -172,7 +173,7 @@ def _step_with_retry(engine: Any, plan: str | None, chosen_by: Any) -> Step:
     try:
         return _streamed_step(engine, plan, chosen_by)
     except StepError as exc:
-        err.print(f"[yellow]{exc}[/]\n[yellow]trying once more[/]")
+        err.print(f"[yellow]{escape(str(exc))}[/]\n[yellow]trying once more[/]")
         first = str(exc)
     try:
         return _streamed_step(engine, plan, chosen_by)
