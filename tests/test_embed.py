@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -60,3 +64,19 @@ def test_bad_input(embedder: Embedder) -> None:
         embedder.encode("not a list")  # type: ignore[arg-type]
     with pytest.raises(ModelNotFoundError, match="bundled"):
         load_embedder("no-such-embedder")
+
+
+def test_loading_shows_no_progress_bar_when_stderr_is_not_a_terminal() -> None:
+    """A fresh process with stderr piped: no "Loading weights" bar, and the setting is back."""
+    script = (
+        "from transformers.utils import logging\n"
+        "from memora.embed import SentenceTransformerEmbedder\n"
+        "SentenceTransformerEmbedder()\n"
+        "print(logging.is_progress_bar_enabled())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )  # fmt: skip
+    assert "Loading weights" not in done.stderr and "it/s" not in done.stderr, done.stderr
+    assert done.stdout.strip() == "True"  # restored for code that shows its own bars
