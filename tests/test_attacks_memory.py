@@ -120,6 +120,20 @@ def index_file_is_a_folder(tmp: Path) -> None:
     (index / "all-MiniLM-L6-v2.faiss" / "keep.txt").write_text("mine\n")
 
 
+def bricked(tmp: Path) -> None:
+    """The store plus a row whose vector has 3 values, as imports before the checks wrote."""
+    store(tmp)
+    with sqlite3.connect(tmp / "m.db") as conn:
+        seq = int(conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]) + 1
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
+        conn.execute(
+            "INSERT INTO memories (id, user_id, scope_key, text, content_hash, embedder, dim, "
+            "vector, created_at, updated_at, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            ("broken", "alice", '["alice", null, null]', "Alice likes tea, damaged.", "h",
+             "all-MiniLM-L6-v2", 384, np.ones(3, dtype=np.float32).tobytes(), 1.0, 1.0, seq),
+        )  # fmt: skip
+
+
 IMPORT = ["memory", "import", "{tmp}/bad.jsonl", "--db", "{tmp}/m.db"]
 LIST = ["memory", "list", "--all-scopes", "--db"]
 BAD = "BatchInputError"
@@ -190,6 +204,12 @@ CASES = [
          unchanged=("m.db", "m.db.index/all-MiniLM-L6-v2.faiss"), after=still_three),
     Case("search-no-scope", ["memory", "search", "tea", "--db", "{tmp}/m.db"], setup=store,
          error="ScopeError", says="--all-scopes", unchanged=("m.db",)),
+    Case("doctor-foreign-db", ["memory", "doctor", "--db", "{tmp}/o.db"], setup=foreign_db,
+         error="NotMemoraFileError", unchanged=("o.db",)),
+    Case("delete-foreign-db", ["memory", "delete", "x", "--all-scopes", "--db", "{tmp}/o.db"],
+         setup=foreign_db, error="NotMemoraFileError", unchanged=("o.db",)),
+    Case("doctor-repairs-a-bricked-store", ["memory", "doctor", "--repair", "--db", "{tmp}/m.db"],
+         setup=bricked, error=None, after=still_three),
     Case("list-all-users-alone", ["memory", "list", "--all-users", "--db", "{tmp}/m.db"],
          setup=store, error="ScopeError", says="--all-users", unchanged=("m.db",)),
 ]
@@ -216,6 +236,15 @@ def test_read_commands_write_nothing(tmp_path: Path) -> None:
     for argv in reads:
         run_case(Case(argv[1], argv, unchanged=("m.db",)), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".memora-data") == names
+
+
+def test_a_bricked_store_still_searches_and_names_the_repair(tmp_path: Path) -> None:
+    argv = ["memory", "search", "tea", "--user", "alice", "--json", "--db", "{tmp}/m.db"]
+    done = run_case(Case("search-bricked", argv, setup=bricked, unchanged=("m.db",)), tmp_path)
+    hits = [json.loads(line)["id"] for line in done.stdout.splitlines()]
+    assert hits and "broken" not in hits
+    warning = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "memora memory doctor --db" in warning[0], done.stderr
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
