@@ -18,7 +18,7 @@ import pytest
 from memora.errors import ClosedError, InvalidRecordError
 from memora.memory.contract import NewRecord, RecordStore
 from memora.memory.records import SQLiteRecords
-from memora.memory.types import MemoryRecord, Scope, content_hash
+from memora.memory.types import AnyUserScope, MemoryRecord, Scope, content_hash
 
 ALICE = Scope(user_id="alice")
 ALICE_BOT = Scope(user_id="alice", agent_id="bot")
@@ -181,3 +181,15 @@ def test_closed_records_raise_a_memora_error(records: RecordStore) -> None:
     assert records.closed
     with pytest.raises(ClosedError, match="closed"):
         records.count(ALICE)
+
+
+def test_a_scope_without_a_user_fails_closed(records: RecordStore) -> None:
+    own, theirs = new("The bot's own note.", Scope(agent_id="bot")), new("Alice's.", ALICE_BOT)
+    records.insert([own, theirs], actor="test")
+    bot, every_user = Scope(agent_id="bot"), AnyUserScope(agent_id="bot")
+    assert [r.id for r in records.records(bot, include_deleted=False, limit=None)] == [
+        own.record.id
+    ]
+    assert records.get(theirs.record.id, bot) is None and records.count(bot) == 1
+    assert records.get(theirs.record.id, every_user) is not None and records.count(every_user) == 2
+    assert records.lexical(["alice"], bot, None, 10) == []

@@ -10,7 +10,9 @@ What every implementation guarantees:
 - a write, its history rows and a bump of the change sequence commit together
   (:meth:`RecordStore.transaction`; writes outside one run in their own);
 - every read takes a scope and applies it inside the query (None only for an explicit
-  all-scopes read); records of other scopes are never returned;
+  all-scopes read); records of other scopes are never returned. A scope whose ``user_id`` is
+  unset matches only records without a user, unless it is an
+  :class:`~memora.memory.types.AnyUserScope` (an explicit read across every user);
 - :meth:`RecordStore.changes_since` lists every record changed after a sequence number (and
   every one removed for good), so derived views (the vector index) can catch up with writes of
   other processes;
