@@ -13,7 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from memora.cli import main
-from memora.errors import BatchInputError, ModelNotFoundError, ReadOnlyError, ScopeError
+from memora.errors import (
+    BatchInputError,
+    InvalidRecordError,
+    ModelNotFoundError,
+    ReadOnlyError,
+    ScopeError,
+)
 from memora.memory.store import MemoryStore
 from memora.memory.vectors import DamagedStoreWarning
 
@@ -128,4 +134,6 @@ def test_import_checks_every_line_first(tmp_path: Path) -> None:
             with pytest.raises(BatchInputError, match=r"dump.jsonl:5: 'vector' holds 3 bytes"):
                 copy.import_(copy.parse_import([*lines, "", json.dumps(bad)], source="dump.jsonl"))
             assert copy.count(all_scopes=True) == 0
+            with pytest.raises(InvalidRecordError, match="lines of an export"):
+                copy.import_([lines[0], 7])  # type: ignore[list-item]
             assert copy.import_(lines) == (3, 0)  # no vector: embedded again

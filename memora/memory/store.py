@@ -31,7 +31,7 @@ import numpy as np
 
 from memora._sqlite import Database
 from memora.embed import Embedder
-from memora.errors import ConfigError, RecordNotFoundError
+from memora.errors import ConfigError, InvalidRecordError, RecordNotFoundError
 from memora.memory import jsonl
 from memora.memory.contract import NewRecord, RecordStore
 from memora.memory.neural import NeuralConfig
@@ -344,7 +344,13 @@ class MemoryStore(DerivedParts):
         items = list(lines)
         parsed = [i for i in items if isinstance(i, jsonl.Imported)]
         if len(parsed) != len(items):
-            parsed = self.parse_import([i for i in items if isinstance(i, str)])
+            lines = [i for i in items if isinstance(i, str)]
+            if len(lines) != len(items):
+                raise InvalidRecordError(
+                    "import_ takes the lines of an export (strings), or what parse_import "
+                    "returned, not a mix or other values"
+                )
+            parsed = self.parse_import(lines)
         new = jsonl.to_new_records(parsed, self.space, self.embedder.dim, self.embed, actor)
         self.vectors.sync()  # opened before the write, saved on close
         with self.records.transaction():
