@@ -204,6 +204,8 @@ CASES = [
          unchanged=("m.db", "m.db.index/all-MiniLM-L6-v2.faiss"), after=still_three),
     Case("search-no-scope", ["memory", "search", "tea", "--db", "{tmp}/m.db"], setup=store,
          error="ScopeError", says="--all-scopes", unchanged=("m.db",)),
+    Case("list-folder", [*LIST, "{tmp}/dir.db"], setup=lambda tmp: (tmp / "dir.db").mkdir(),
+         error="NotMemoraFileError", says="is a folder", unchanged=("dir.db",)),
     Case("doctor-foreign-db", ["memory", "doctor", "--db", "{tmp}/o.db"], setup=foreign_db,
          error="NotMemoraFileError", unchanged=("o.db",)),
     Case("delete-foreign-db", ["memory", "delete", "x", "--all-scopes", "--db", "{tmp}/o.db"],

@@ -53,7 +53,7 @@ def db_option(fn: F) -> F:
         "--db",
         "db_path",
         required=True,
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=click.Path(path_type=Path),  # a folder is refused by the store, with the fix
         help="the store's SQLite file",
     )(fn)
 
@@ -286,7 +286,7 @@ def update(record_id: str, text: str, db_path: Path, metadata: str | None, actor
 
 
 @memory.command()
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@db_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="file to write (default: stdout)")  # fmt: skip
 @click.option("--include-deleted", is_flag=True)
