@@ -23,6 +23,7 @@ from textual.app import App
 from textual.containers import VerticalScroll
 from textual.widgets import Static, TextArea
 
+from memora.cli.boundary import as_memora_error
 from memora.errors import MemoraError
 from memora.llm.base import LLM
 from memora.recurrent.engine import StoryEngine
@@ -114,8 +115,11 @@ class StoryAppBase(App[None]):
         """Run the edit ``do``; redraw and say ``done``, or show the error it raised."""
         try:
             do()
-        except MemoraError as exc:
-            self.show_error(exc)
+        except Exception as exc:  # the same boundary as the command line's
+            error = as_memora_error(exc)
+            if error is None:
+                raise
+            self.show_error(error)
             return
         self.refresh_story()
         self.query_one("#story").focus()
@@ -189,8 +193,11 @@ class StoryAppBase(App[None]):
     def _load(self, config: TuiConfig, then: Callable[[], None] | None) -> None:
         try:
             llm = load_llm(config, self.settings)
-        except MemoraError as exc:
-            self.call_from_thread(self._load_failed, exc)
+        except Exception as exc:  # the same boundary as the command line's
+            error = as_memora_error(exc)
+            if error is None:
+                raise
+            self.call_from_thread(self._load_failed, error)
             return
         self.call_from_thread(self.apply_config, config, llm, then)
 

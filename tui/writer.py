@@ -12,7 +12,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from memora.errors import GenerationCancelledError, MemoraError
+from memora.cli.boundary import as_memora_error
+from memora.errors import GenerationCancelledError
 from memora.recurrent.engine import StoryEngine
 from memora.recurrent.types import ChosenBy, Step
 
@@ -91,8 +92,11 @@ def write_steps(
             message = f"cancelled after {done} of {steps} steps; finished steps are saved"
     except (_Cancelled, GenerationCancelledError):
         message = f"cancelled: {done} finished steps are saved, the unfinished one dropped"
-    except MemoraError as exc:
-        return Outcome(f"{type(exc).__name__}: {exc}", error=True)
+    except Exception as exc:  # the same boundary as the command line's
+        error = as_memora_error(exc)
+        if error is None:
+            raise  # a bug: textual shows it
+        return Outcome(f"{type(error).__name__}: {error}", error=True)
     return Outcome(message)
 
 
