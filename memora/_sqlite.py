@@ -29,6 +29,7 @@ from typing import Any
 
 from memora.errors import (
     ClosedError,
+    DamagedFileError,
     NotMemoraFileError,
     ReadOnlyError,
     SchemaVersionError,
@@ -151,6 +152,12 @@ class Database:
         try:
             tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
+            if _sqlite_header(self.path):
+                raise DamagedFileError(
+                    f"{self.path} is a damaged SQLite file ({exc}): truncated or partly "
+                    "overwritten; it was left as it was. Restore it from a copy (if it is a "
+                    "memory store, then run memora memory doctor --db on it)"
+                ) from exc
             raise NotMemoraFileError(
                 f"{self.path} is not a memora file ({exc}); it was left as it was. Give the "
                 "path of a memora store or story file, or a new file name"
@@ -318,6 +325,15 @@ class Database:
                         "process holding a long transaction"
                     ) from exc
                 time.sleep(0.05 * (2**attempt) * (1 + random.random()))
+
+
+def _sqlite_header(path: str) -> bool:
+    """Whether the file at ``path`` starts as every SQLite database does."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def has_table(conn: sqlite3.Connection, name: str) -> bool:

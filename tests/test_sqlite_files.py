@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from memora._sqlite import Database
-from memora.errors import NotMemoraFileError, ReadOnlyError
+from memora.errors import DamagedFileError, NotMemoraFileError, ReadOnlyError
 from memora.memory.records import MEMORY
 
 
@@ -30,11 +30,10 @@ def other_app(path: Path) -> Path:
     "make",
     [
         other_app,
-        lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\x07" * 200) and p,  # truncated
         lambda p: p.write_text("just some notes\n") and p,
         lambda p: p.write_bytes(bytes(range(256)) * 8) and p,
     ],
-    ids=["other-app", "truncated", "text", "binary"],
+    ids=["other-app", "text", "binary"],
 )
 def test_a_file_that_is_not_memoras_is_refused_unchanged(
     tmp_path: Path, make: object, readonly: bool
@@ -46,6 +45,22 @@ def test_a_file_that_is_not_memoras_is_refused_unchanged(
         Database(path, readonly=readonly)
     assert digest(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.db"]  # no -wal, no -shm
+
+
+def test_a_damaged_sqlite_file_is_named_damaged_and_left_unchanged(tmp_path: Path) -> None:
+    good = tmp_path / "good.db"
+    db = Database(good)
+    db.ensure(MEMORY)
+    db.close()
+    data = good.read_bytes()
+    for name, damaged in (("header-and-junk", b"SQLite format 3\x00" + b"\x07" * 200),
+                          ("zeroed-schema", data[:100] + bytes(len(data) - 100))):  # fmt: skip
+        path = tmp_path / f"{name}.db"
+        path.write_bytes(damaged)
+        with pytest.raises(DamagedFileError) as caught:
+            Database(path).ensure(MEMORY)
+        assert "left as it was" in str(caught.value) or "damaged" in str(caught.value), name
+        assert path.read_bytes() == damaged, name
 
 
 def test_a_folder_is_refused(tmp_path: Path) -> None:
