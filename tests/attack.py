@@ -15,15 +15,19 @@ records). With ``error=None`` the command must succeed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Case", "digests", "run_case", "run_memora"]
+import pytest
+
+__all__ = ["Case", "digests", "run_case", "run_memora", "unwritable"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +107,24 @@ def run_case(case: Case, tmp: Path) -> subprocess.CompletedProcess[str]:
     if case.after is not None:
         case.after(tmp)
     return done
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """``path`` read-only for every process, root included: ``chmod 0444`` for a user, the
+    immutable flag (``chattr +i``) for root, who writes through file modes. Skips the test on a
+    file system without that flag."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+        return
+    flag = shutil.which("chattr")
+    if flag is None or subprocess.run([flag, "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("running as root on a file system without the immutable flag")
+    try:
+        yield
+    finally:
+        subprocess.run([flag, "-i", str(path)], check=False)

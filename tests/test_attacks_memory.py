@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from attack import Case, run_case
+from attack import Case, run_case, unwritable
 
 from memora.memory.store import MemoryStore
 from memora.memory.types import Scope
@@ -249,13 +249,13 @@ def test_a_bricked_store_still_searches_and_names_the_repair(tmp_path: Path) -> 
     assert len(warning) == 1 and "memora memory doctor --db" in warning[0], done.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
 def test_a_read_only_file_is_read_and_never_written(tmp_path: Path) -> None:
     store(tmp_path)
-    (tmp_path / "m.db").chmod(0o444)
-    run_case(Case("list", [*LIST, "{tmp}/m.db"], unchanged=("m.db",)), tmp_path)
-    add = ["memory", "add", "x", "--user", "u", "--db", "{tmp}/m.db"]
-    run_case(Case("add", add, error="ReadOnlyError", says="chmod", unchanged=("m.db",)), tmp_path)
+    with unwritable(tmp_path / "m.db"):
+        run_case(Case("list", [*LIST, "{tmp}/m.db"], unchanged=("m.db",)), tmp_path)
+        add = ["memory", "add", "x", "--user", "u", "--db", "{tmp}/m.db"]
+        case = Case("add", add, error="ReadOnlyError", says="chmod", unchanged=("m.db",))
+        run_case(case, tmp_path)
 
 
 def test_scope_reads_fail_closed_from_the_cli(tmp_path: Path) -> None:
