@@ -150,6 +150,10 @@ CASES = [
     bad_import("import-json-array", import_file("[1, 2]"), "bad.jsonl:2: not an exported"),
     bad_import("import-real-line-number", import_file("{", good=300), "bad.jsonl:301:"),
     bad_import("import-short-vector", import_file(changed(vector=floats(1, 2, 3))), "12 bytes"),
+    Case("import-bad-file-into-a-new-store",
+         ["memory", "import", "{tmp}/bad.jsonl", "--db", "{tmp}/new.db"],
+         setup=import_file(changed(vector=floats(1, 2, 3))), error=BAD, says="12 bytes",
+         unchanged=("bad.jsonl", "new.db", "new.db.index")),  # nothing created
     bad_import("import-vector-other-dim",
                import_file(changed(dim=3, vector=floats(1, 0, 0))), "dimension 384"),
     bad_import("import-nan-vector", import_file(changed(vector=floats(*[np.nan] * 384))), "NaN"),

@@ -314,6 +314,9 @@ def import_(source: Path, db_path: Path, max_text_chars: int) -> None:
     lines = decode_file(source.read_bytes(), source)
     imported = skipped = 0
     columns = (TextColumn("import"), BarColumn(), MofNCompleteColumn())
+    if not db_path.exists():  # check the file against an empty store: a bad one creates nothing
+        with open_store(Path(":memory:"), max_text_chars=max_text_chars, embeds=True) as empty:
+            empty.parse_import(lines, source=source)
     with open_store(db_path, max_text_chars=max_text_chars, embeds=True) as store:
         parsed = store.parse_import(lines, source=source)
         with Progress(*columns, console=Console(stderr=True)) as bar:
