@@ -262,6 +262,16 @@ def test_a_read_only_file_is_read_and_never_written(tmp_path: Path) -> None:
         run_case(case, tmp_path)
 
 
+def test_another_embedders_records_are_re_embedded_and_said(tmp_path: Path) -> None:
+    other = changed(embedder="some-other-model", dim=3, vector=floats(1, 2, 3))
+    done = run_case(Case("import-other-embedder", IMPORT, setup=import_file(other)), tmp_path)
+    assert "re-embedding 1 memories" in done.stderr and "some-other-model" in done.stderr
+    with MemoryStore(tmp_path / "m.db", readonly=True) as opened:
+        record = opened.get("new-0", all_scopes=True)
+        assert record.embedder == opened.space and record.dim == opened.embedder.dim
+        assert opened.search(record.text, all_scopes=True, k=1)[0].record.id == "new-0"
+
+
 def test_scope_reads_fail_closed_from_the_cli(tmp_path: Path) -> None:
     with MemoryStore(tmp_path / "s.db") as opened:
         opened.add("The bot's own note.", agent_id="bot")

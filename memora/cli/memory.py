@@ -319,6 +319,7 @@ def import_(source: Path, db_path: Path, max_text_chars: int) -> None:
             empty.parse_import(lines, source=source)
     with open_store(db_path, max_text_chars=max_text_chars, embeds=True) as store:
         parsed = store.parse_import(lines, source=source)
+        _say_reembedded(parsed, store.space)
         with Progress(*columns, console=Console(stderr=True)) as bar:
             task = bar.add_task("import", total=len(parsed))
             try:
@@ -331,6 +332,18 @@ def import_(source: Path, db_path: Path, max_text_chars: int) -> None:
                 console.print(f"interrupted: {imported} imported so far are kept; run again")
                 sys.exit(130)
     console.print(f"imported {imported}, skipped {skipped} already present")
+
+
+def _say_reembedded(parsed: list[Any], space: str) -> None:
+    """Say which lines' vectors are not used: no vector, or another embedder's."""
+    others = sorted({p.record.embedder or "none" for p in parsed
+                     if p.vector is None or p.record.embedder != space})  # fmt: skip
+    count = sum(1 for p in parsed if p.vector is None or p.record.embedder != space)
+    if count:
+        Console(stderr=True, highlight=False).print(
+            f"re-embedding {count} memories with {space}: their vectors came from "
+            f"{', '.join(others)} (or were missing)"
+        )
 
 
 @memory.command()
