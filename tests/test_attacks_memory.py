@@ -282,3 +282,9 @@ def test_scope_reads_fail_closed_from_the_cli(tmp_path: Path) -> None:
     done = run_case(Case("all-users", [*argv, "--all-users"]), tmp_path)
     assert "own note" in done.stdout and "secret" in done.stdout
     assert Scope(agent_id="bot").user_id is None
+    search = ["memory", "search", "what secret did alice tell", "--agent", "bot", "--json",
+              "--db", "{tmp}/s.db"]  # fmt: skip
+    done = run_case(Case("search-agent-only", search), tmp_path)
+    assert "own note" in done.stdout and "secret" not in done.stdout
+    done = run_case(Case("search-all-users", [*search, "--all-users"]), tmp_path)
+    assert "secret" in done.stdout
