@@ -89,6 +89,13 @@ def still_three(tmp: Path) -> None:
         assert opened.search("green tea", user_id="alice")[0].record.text == TEXTS[0]
 
 
+def good_ones_searchable(tmp: Path) -> None:
+    """A store with a damaged row: it opens, and its good records are all there and found."""
+    with MemoryStore(tmp / "m.db", readonly=True) as opened:
+        assert set(TEXTS) <= {r.text for r in opened.list(all_scopes=True)}
+        assert opened.search("green tea", user_id="alice")[0].record.text == TEXTS[0]
+
+
 def write_bytes(name: str, data: bytes) -> Callable[[Path], None]:
     def setup(tmp: Path) -> None:
         store(tmp)
@@ -216,6 +223,21 @@ CASES = [
          setup=foreign_db, error="NotMemoraFileError", unchanged=("o.db",)),
     Case("doctor-repairs-a-bricked-store", ["memory", "doctor", "--repair", "--db", "{tmp}/m.db"],
          setup=bricked, error=None, after=still_three),
+    Case("list-bricked", [*LIST, "{tmp}/m.db"], setup=bricked, error=None,
+         unchanged=("m.db",)),
+    Case("rebuild-bricked", ["memory", "rebuild", "--db", "{tmp}/m.db"], setup=bricked,
+         error=None, after=good_ones_searchable),
+    Case("search-garbage", ["memory", "search", "x", "--user", "u", "--db", "{tmp}/g.db"],
+         setup=write_bytes("g.db", os.urandom(9000)), error="NotMemoraFileError",
+         unchanged=("g.db",)),
+    Case("add-text-file", ["memory", "add", "x", "--user", "u", "--db", "{tmp}/notes.txt"],
+         setup=write_bytes("notes.txt", b"hi\n"), error="NotMemoraFileError",
+         unchanged=("notes.txt",)),
+    Case("import-into-truncated", ["memory", "import", "{tmp}/bad.jsonl", "--db", "{tmp}/cut.db"],
+         setup=lambda tmp: (import_file(good_line())(tmp), truncated(tmp)),
+         error="DamagedFileError", unchanged=("cut.db", "bad.jsonl")),
+    Case("doctor-truncated", ["memory", "doctor", "--repair", "--db", "{tmp}/cut.db"],
+         setup=truncated, error="DamagedFileError", unchanged=("cut.db",)),
     Case("list-all-users-alone", ["memory", "list", "--all-users", "--db", "{tmp}/m.db"],
          setup=store, error="ScopeError", says="--all-users", unchanged=("m.db",)),
 ]
