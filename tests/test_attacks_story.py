@@ -6,6 +6,7 @@ traceback, and the files it was given left byte-for-byte as they were."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -115,6 +116,13 @@ def still_a_story(steps: int, name: str = "s.db") -> object:
 
 
 LONG_PREMISE = "A keeper keeps a lighthouse on a rock far out at sea. " * 120
+
+
+def real_memory_store(tmp: Path) -> None:
+    """A memory store of an earlier release (memories, history, neural tables), as users have."""
+    shutil.copy(Path(__file__).parent / "fixtures" / "legacy" / "memory.db", tmp / "m.db")
+
+
 SHOW, EXPORT = ["story", "show"], ["story", "export"]
 WRITE = ["write", "--steps", "1"]
 
@@ -124,6 +132,9 @@ CASES = [
          says="holds no story", unchanged=("m.db",)),
     Case("export-memory-store", [*EXPORT, "{tmp}/m.db"], setup=memory_db, error="NoStoryError",
          says="holds no story", unchanged=("m.db",)),
+    Case("show-real-memory-store", [*SHOW, "{tmp}/m.db"], setup=real_memory_store,
+         error="NoStoryError", says="a memora memory store",
+         unchanged=("m.db", "m.db-wal", "m.db-shm")),
     Case("show-other-app-db", [*SHOW, "{tmp}/other.db"], setup=other_app_db,
          error="NotMemoraFileError", says="something else", unchanged=("other.db",)),
     Case("export-other-app-db", [*EXPORT, "{tmp}/other.db", "-o", "{tmp}/out.md"],
