@@ -134,10 +134,13 @@ def _memora(*argv: str, **env: str) -> subprocess.Popen[str]:
 
 def test_ctrl_c_is_one_line_and_exit_130() -> None:
     with FakeServer(hang) as server:
-        proc = _memora(*GEN, MEMORA_MODEL="openai:m", MEMORA_OPENAI_BASE_URL=server.url + "/v1")
-        deadline = time.monotonic() + 30
+        # a long client timeout: on a loaded machine the Ctrl-C must not race the 15 s default
+        proc = _memora(*GEN, MEMORA_MODEL="openai:m", MEMORA_OPENAI_BASE_URL=server.url + "/v1",
+                       MEMORA_OPENAI_TIMEOUT="300")  # fmt: skip
+        deadline = time.monotonic() + 120
         while not server.requests and time.monotonic() < deadline:  # waiting on the answer
             time.sleep(0.05)
+        assert server.requests, "the command never reached the server"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
