@@ -128,8 +128,14 @@ def _memora(*argv: str, **env: str) -> subprocess.Popen[str]:
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "MEMORA_N_THREADS": "1", **env}
     return subprocess.Popen(
         [sys.executable, "-m", "memora.cli", *argv], env=full_env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_ctrl_c_as_in_a_terminal,
     )  # fmt: skip
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A test run started in the background (``make test &``, CI) ignores SIGINT, and children
+    inherit that; a user's terminal does not. Give the command the terminal's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_ctrl_c_is_one_line_and_exit_130() -> None:
