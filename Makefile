@@ -1,4 +1,6 @@
-# Two commands on a fresh machine (Python 3.11, a C/C++ compiler, make):
+# Two commands on a fresh machine (Python 3.11, a C/C++ compiler, make, PostgreSQL 15 server
+# binaries; the pgvector extension is built and installed for them when missing, which needs
+# root for apt-get and make install: scripts/install-pgvector.sh):
 #   make demo   streamed generation, embedding check, a 3-step story on the bundled models
 #   make test   ruff, mypy (memora, memora.agents, memora.tui), the whole pytest suite
 # Both create or update .venv first. llama-cpp-python builds from source once (about 7 minutes
@@ -28,7 +30,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test lint typecheck pytest bench clean
+.PHONY: venv demo test lint typecheck pytest bench clean pgvector
 
 venv: $(STAMP)
 
@@ -70,7 +72,12 @@ typecheck: $(STAMP)
 	cd $(MYPY_TREE) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml \
 		--cache-dir $(CURDIR)/.mypy_cache -p memora
 
-pytest: $(STAMP)
+# The Postgres tests start their own server (initdb + pg_ctl on a Unix socket); its pgvector
+# extension comes from here.
+pgvector:
+	scripts/install-pgvector.sh
+
+pytest: $(STAMP) pgvector
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

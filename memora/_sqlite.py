@@ -71,6 +71,8 @@ class Component:
         migrations: statements that bring version N (the key) to N + 1.
         legacy: for a file without a ``schema_versions`` row for this component, the version its
             tables are at (0: not there yet); by default 0.
+        postgres: the same tables in PostgreSQL (empty: the component lives only in SQLite);
+            ``postgres_migrations`` bring its version N to N + 1 there.
     """
 
     name: str
@@ -78,6 +80,8 @@ class Component:
     schema: str
     migrations: Mapping[int, str] = field(default_factory=dict)
     legacy: Callable[[sqlite3.Connection], int] | None = None
+    postgres: str = ""
+    postgres_migrations: Mapping[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _COMPONENTS.append(self)  # its legacy check also tells memora's old files from others

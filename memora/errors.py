@@ -76,6 +76,9 @@ __all__ = [
     "ContextOverflowError",
     "CoreMemoryError",
     "DamagedFileError",
+    "DatabaseAuthError",
+    "DatabaseUnreachableError",
+    "EmbedderMismatchError",
     "EmptyQueryError",
     "ExtractionError",
     "FileAccessError",
@@ -303,6 +306,22 @@ class ReadOnlyError(StoreError):
 
 class StoreBusyError(StoreError):
     """The database stayed locked by other writers through the bounded retries."""
+
+
+class DatabaseUnreachableError(StoreError):
+    """A database server that cannot be reached (refused, no such host or socket, timeout, a
+    connection lost through the bounded retries); the message names the DSN without its
+    password."""
+
+
+class DatabaseAuthError(StoreError):
+    """A database server that rejected the credentials of the DSN (wrong password, unknown
+    role, no permission)."""
+
+
+class EmbedderMismatchError(ConfigError):
+    """A database whose vectors were made by another embedder (name or dimension) than the one
+    opening it."""
 
 
 class ClosedError(MemoraError):

@@ -167,3 +167,24 @@ def llm(request: pytest.FixtureRequest) -> object:
     """Each contract test runs on both backends."""
     name = "local_llm" if request.param == "llamacpp" else "remote_llm"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A real PostgreSQL server with pgvector, started for this test run on a Unix socket in a
+    temporary folder (``initdb`` + ``pg_ctl``), stopped and removed at the end. When it cannot
+    start, the tests that need it fail with the reason (they are never skipped)."""
+    from memora.memory.postgres.local import LocalPostgres
+
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+_DATABASES = iter(range(1_000_000))
+
+
+@pytest.fixture
+def pg_dsn(postgres: object) -> str:
+    """The DSN of a new, empty database on the test server (one per test)."""
+    return postgres.create_database(f"t{os.getpid()}_{next(_DATABASES)}")  # type: ignore[attr-defined]

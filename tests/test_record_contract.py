@@ -26,11 +26,15 @@ BOB = Scope(user_id="bob")
 DIM = 4
 
 
-@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgres"])
 def records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
     store: RecordStore
     if request.param == "sqlite-file":
         store = SQLiteRecords(tmp_path / "records.db")
+    elif request.param == "postgres":
+        from memora.memory.postgres.records import PostgresRecords
+
+        store = PostgresRecords(request.getfixturevalue("pg_dsn"))
     else:
         store = SQLiteRecords(":memory:")
     yield store

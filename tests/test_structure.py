@@ -67,7 +67,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def memory_modules() -> list[Path]:
-    return [*sorted((MEMORA / "memory").glob("*.py")), MEMORA / "_sqlite.py"]
+    return [*sorted((MEMORA / "memory").rglob("*.py")), MEMORA / "_sqlite.py"]
 
 
 def test_no_import_cycle_in_the_memory_package() -> None:

@@ -28,9 +28,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from memora._sqlite import Component
 from memora.memory.types import Event, HistoryEntry, MemoryRecord, Scope
 
-__all__ = ["Changes", "NeuralLog", "NewRecord", "RecordStore", "VectorRow"]
+__all__ = ["Changes", "NeuralLog", "NewRecord", "RecordStore", "SQLDatabase", "VectorRow"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,29 @@ class Changes:
     seq: int = 0
 
 
+class SQLDatabase(Protocol):
+    """What components need of a database: :class:`~memora._sqlite.Database` (SQLite) or
+    :class:`~memora.memory.postgres.database.PgDatabase`. Statements use ``?`` placeholders
+    and SQL both understand (``ON CONFLICT`` upserts, ``RETURNING``, ``IS NOT DISTINCT FROM``)."""
+
+    path: str
+
+    def write(self) -> contextlib.AbstractContextManager[Any]: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def after_commit(self, action: Callable[[], None]) -> None: ...
+
+    def ensure(self, component: Component) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class NeuralLog(Protocol):
     """Where the neural memories of a store persist: one state per write scope and the log of
     every write (to replay it)."""
@@ -108,6 +132,12 @@ class RecordStore(Protocol):
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         """Everything inside commits together (nested: joins the outer one)."""
+        ...
+
+    def atomic(self, work: Callable[[], Any]) -> Any:
+        """``work()`` in one transaction, returning its result; a store whose server can abort
+        a transaction (serialization failure, lost connection) runs it again, a bounded number
+        of times. Inside another transaction it joins that one."""
         ...
 
     def after_commit(self, action: Callable[[], None]) -> None:

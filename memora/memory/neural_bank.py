@@ -16,13 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from memora._sqlite import Component, Database, has_table
+from memora._sqlite import Component, has_table
 from memora.errors import ConfigError, StoreError
-from memora.memory.contract import NeuralLog, RecordStore
+from memora.memory.contract import NeuralLog, RecordStore, SQLDatabase
 from memora.memory.neural import NeuralConfig, NeuralMemory, WriteResult
 from memora.memory.types import SurpriseScore
 
-__all__ = ["NEURAL", "NeuralBank", "SQLiteNeuralLog", "config_with", "neural_keys", "read_unit"]
+__all__ = [
+    "NEURAL",
+    "NeuralBank",
+    "NeuralTables",
+    "SQLiteNeuralLog",
+    "config_with",
+    "neural_keys",
+    "read_unit",
+]
 
 #: The neural component of a memora file (its tables came with memory schema 2 before).
 NEURAL = Component(
@@ -47,13 +55,32 @@ CREATE TABLE IF NOT EXISTS neural_log (
 CREATE INDEX IF NOT EXISTS neural_log_name ON neural_log (name, step);
 """,
     legacy=lambda conn: 1 if has_table(conn, "neural_state") else 0,
+    postgres="""
+CREATE TABLE IF NOT EXISTS neural_state (
+    name TEXT PRIMARY KEY,
+    embedder TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    state BYTEA NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS neural_log (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    key BYTEA NOT NULL,
+    value BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS neural_log_name ON neural_log (name, step);
+""",
 )
 
 
-class SQLiteNeuralLog:
-    """:class:`~memora.memory.contract.NeuralLog` in a SQLite file."""
+class NeuralTables:
+    """:class:`~memora.memory.contract.NeuralLog` in the tables of a SQLite file or a
+    PostgreSQL database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
         db.ensure(NEURAL)
 
@@ -76,8 +103,10 @@ class SQLiteNeuralLog:
                 [(name, step, at, k, v) for k, v in pairs],
             )
             conn.execute(
-                "INSERT OR REPLACE INTO neural_state (name, embedder, step, state, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO neural_state (name, embedder, step, state, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET embedder = "
+                "excluded.embedder, step = excluded.step, state = excluded.state, "
+                "updated_at = excluded.updated_at",
                 (name, embedder, step, state, at),
             )
 
@@ -86,6 +115,10 @@ class SQLiteNeuralLog:
             "SELECT step, at, key, value FROM neural_log WHERE name = ? ORDER BY id", (name,)
         )
         return [(int(r[0]), float(r[1]), bytes(r[2]), bytes(r[3])) for r in rows]
+
+
+#: The name of :class:`NeuralTables` before it also served PostgreSQL.
+SQLiteNeuralLog = NeuralTables
 
 
 class NeuralBank:

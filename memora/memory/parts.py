@@ -20,15 +20,54 @@ from memora.memory.neural import NeuralConfig, NeuralMemory
 from memora.memory.neural_bank import NeuralBank, read_unit
 from memora.memory.rows import write_scope
 from memora.memory.search import SearchOptions, neural_blend
-from memora.memory.types import MemoryRecord, Scope, ScopeIds
+from memora.memory.types import IndexStatus, MemoryRecord, Scope, ScopeIds
 
 if TYPE_CHECKING:
     from memora.memory.index import VectorIndex
     from memora.memory.vectors import VectorView
 
-__all__ = ["DerivedParts"]
+__all__ = ["DerivedParts", "NativeVectors"]
 
 ScopeArg = Scope | Mapping[str, Any] | None
+
+
+class NativeVectors:
+    """The vector view of records that search their own vectors (PostgreSQL + pgvector): no
+    index beside them, nothing to sync or save; it has the calls of
+    :class:`~memora.memory.vectors.VectorView` that a store makes."""
+
+    path: Path | None = None
+
+    def __init__(self, records: Any, space: str, dim: int) -> None:
+        self.records = records
+        self.space, self.dim = space, dim
+
+    @property
+    def kind(self) -> str:
+        return str(self.records.vector_index())
+
+    @property
+    def index(self) -> VectorIndex:
+        raise ConfigError("this store searches its vectors in the database; it has no faiss index")
+
+    def sync(self) -> None:
+        """Nothing to do: the database's index is updated with every write."""
+
+    def save(self) -> None:
+        """Nothing to do: the database's index is updated with every write."""
+
+    def search(
+        self, query: np.ndarray, depth: int, scope: Scope | None, keys: builtins.list[int] | None
+    ) -> builtins.list[int]:
+        return list(self.records.dense(query, depth, scope, keys))
+
+    def rebuild(self) -> int:
+        return int(self.records.reindex())
+
+    def verify(self) -> IndexStatus:
+        live = int(self.records.count(None))
+        indexed = len(self.records.live_rows(self.space, vectors=False).rows)
+        return IndexStatus(live, indexed, live - indexed, 0, self.kind)
 
 
 class DerivedParts:
@@ -42,10 +81,11 @@ class DerivedParts:
         self.records = records
         self._embedder = None if embedder is None or isinstance(embedder, str) else embedder
         self._embedder_name = embedder if isinstance(embedder, str) else "default"
+        self._space_checked = False
         self.approx_threshold = approx_threshold
         self.readonly = readonly  # the vector view is kept in memory, never written
         self._config = neural
-        self._view: VectorView | None = None
+        self._view: VectorView | NativeVectors | None = None
         self._neural: NeuralBank | None = None
         self._lazy_lock = threading.RLock()
         self._embed_lock = threading.Lock()  # tokenizers refuse concurrent calls
@@ -61,11 +101,15 @@ class DerivedParts:
 
     @property
     def embedder(self) -> Embedder:
-        """The embedder, loaded on first use."""
-        if self._embedder is None:
+        """The embedder, loaded on first use (a database bound to another embedder's vectors
+        refuses it: :class:`~memora.errors.EmbedderMismatchError`)."""
+        if self._embedder is None or not self._space_checked:
             with self._lazy_lock:
-                if self._embedder is None:
-                    self._embedder = load_embedder(self._embedder_name)
+                embedder = self._embedder or load_embedder(self._embedder_name)
+                space = getattr(self.records, "space", None)
+                if space is not None and space() is not None:
+                    self.records.bind(embedder.name, embedder.dim)  # type: ignore[attr-defined]
+                self._embedder, self._space_checked = embedder, True
         return self._embedder
 
     @property
@@ -74,8 +118,12 @@ class DerivedParts:
         return self.embedder.name
 
     @property
-    def vectors(self) -> VectorView:
-        """The vector view, opened (loaded or rebuilt) on first use."""
+    def vectors(self) -> VectorView | NativeVectors:
+        """The vector view, opened (loaded or rebuilt) on first use; records that search their
+        own vectors (pgvector) need none."""
+        if self._view is None and hasattr(self.records, "dense"):
+            with self._lazy_lock:
+                self._view = NativeVectors(self.records, self.space, self.embedder.dim)
         if self._view is None:
             from memora.memory.vectors import VectorView  # faiss: only where vectors are used
 

@@ -20,7 +20,7 @@ import numpy as np
 from memora._sqlite import Component, Database
 from memora.errors import InvalidRecordError
 from memora.memory.contract import Changes, NeuralLog, NewRecord, VectorRow
-from memora.memory.neural_bank import SQLiteNeuralLog
+from memora.memory.neural_bank import NeuralTables
 from memora.memory.rows import (
     COLUMNS,
     blob_vector,
@@ -136,7 +136,7 @@ class SQLiteRecords:
         self.db = db if db is not None else Database(path, readonly=readonly)
         self.db.ensure(MEMORY)
         self.location = None if self.db.in_memory else self.db.path
-        self._neural: SQLiteNeuralLog | None = None
+        self._neural: NeuralTables | None = None
 
     # -- transactions --------------------------------------------------------------------
 
@@ -144,6 +144,10 @@ class SQLiteRecords:
     def transaction(self) -> Iterator[None]:
         with self.db.write():
             yield
+
+    def atomic(self, work: Callable[[], Any]) -> Any:
+        with self.db.write():
+            return work()
 
     def after_commit(self, action: Callable[[], None]) -> None:
         self.db.after_commit(action)
@@ -365,7 +369,7 @@ class SQLiteRecords:
 
     def neural(self) -> NeuralLog:
         if self._neural is None:
-            self._neural = SQLiteNeuralLog(self.db)
+            self._neural = NeuralTables(self.db)
         return self._neural
 
     # -- lifecycle -----------------------------------------------------------------------

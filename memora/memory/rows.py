@@ -78,7 +78,7 @@ def read_scope(scope: Scope | None, all_scopes: bool, all_users: bool = False) -
 def scope_sql(
     where: Scope | None, *, live: bool = False, table: str = "memories"
 ) -> tuple[str, list[Any]]:
-    conditions: list[str] = ["1"]
+    conditions: list[str] = ["1 = 1"]
     params: list[Any] = []
     if where is not None:
         for column, value in where.items():
@@ -93,14 +93,20 @@ def scope_sql(
     return " AND ".join(conditions), params
 
 
-def filter_sql(filters: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+def filter_sql(
+    filters: Mapping[str, Any] | None, *, postgres: bool = False
+) -> tuple[str, list[Any]]:
+    """Conditions that the metadata hold ``filters`` exactly (JSON equality in Postgres)."""
     if not filters:
-        return "1", []
+        return "1 = 1", []
     conditions, params = [], []
     for key, value in filters.items():
         if not _FILTER_KEY.match(key):
             raise ConfigError(f"filter key {key!r} must be a plain identifier (letters, digits, _)")
-        if isinstance(value, bool | dict | list) or value is None:
+        if postgres:
+            conditions.append("memories.metadata -> ?::text = ?::jsonb")
+            params += [key, json.dumps(value)]
+        elif isinstance(value, bool | dict | list) or value is None:
             conditions.append(f"json_extract(memories.metadata, '$.{key}') = json(?)")
             params.append(json.dumps(value))
         else:

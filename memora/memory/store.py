@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Unpack
+from typing import IO, Any, Unpack, cast
 
 import numpy as np
 
@@ -33,10 +33,11 @@ from memora._sqlite import Database
 from memora.embed import Embedder
 from memora.errors import ConfigError, InvalidRecordError, RecordNotFoundError
 from memora.memory import jsonl
-from memora.memory.contract import NewRecord, RecordStore
+from memora.memory.contract import NewRecord, RecordStore, SQLDatabase
 from memora.memory.neural import NeuralConfig
 from memora.memory.neural_bank import config_with, neural_keys
 from memora.memory.parts import DerivedParts
+from memora.memory.postgres import is_postgres_url, postgres_records
 from memora.memory.records import SQLiteRecords
 from memora.memory.rows import (
     check_cues,
@@ -57,12 +58,10 @@ from memora.memory.types import (
     Scope,
     ScopeIds,
     SearchHit,
+    SurpriseScore,
     content_hash,
     normalize_text,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["RRF_K", "IndexStatus", "MemoryStore", "SearchOptions", "normalize_text"]
 
@@ -70,14 +69,16 @@ ScopeArg = Scope | Mapping[str, Any] | None
 
 
 class MemoryStore(DerivedParts):
-    """Scoped memories in one SQLite file (or ``":memory:"``) with a derived faiss index.
+    """Scoped memories in one SQLite file (or ``":memory:"``) with a derived faiss index, or in
+    a PostgreSQL database with pgvector (``"postgresql://..."``).
 
     Safe to share between threads (one store per process and file is enough; searches and
     writes of several threads interleave safely) and to use from several processes at once
     (each sees the others' writes).
 
     Args:
-        path: the database file, or ``":memory:"`` (nothing persists).
+        path: the database file, ``":memory:"`` (nothing persists), or the DSN of a PostgreSQL
+            database (``postgresql://user:password@host/db``; its server needs pgvector).
         embedder: anything with ``name``, ``dim`` and ``encode``, or the name of one for
             :func:`~memora.embed.load_embedder` (default: all-MiniLM-L6-v2); a name is loaded
             on first use, so reads that need no embedding never load a model.
@@ -104,6 +105,8 @@ class MemoryStore(DerivedParts):
         if db is not None and records is not None:
             raise ConfigError("pass db= or records=, not both")
         self.max_text_chars = max_text_chars
+        if records is None and is_postgres_url(path):
+            records = postgres_records(str(path), db=db, readonly=readonly)
         super().__init__(
             records if records is not None else SQLiteRecords(path, db=db, readonly=readonly),
             embedder, approx_threshold=approx_threshold, neural=config_with(neural),
@@ -111,6 +114,14 @@ class MemoryStore(DerivedParts):
         )  # fmt: skip
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def database(self) -> SQLDatabase:
+        """The database of the records (SQLite or Postgres), for the agent journal."""
+        db = getattr(self.records, "db", None)
+        if db is None:
+            raise ConfigError("this store's records keep no database other components can use")
+        return cast("SQLDatabase", db)
 
     @property
     def db(self) -> Database:
@@ -180,22 +191,26 @@ class MemoryStore(DerivedParts):
         keys = vectors if bank is None else (
             neural_keys(cue_list, vectors, self.embed([c for c in cue_list if c is not None]))
         )  # fmt: skip
-        now, scores = time.time(), None
+        now = time.time()
         self.vectors.sync()  # opened (loaded or rebuilt) before the write, saved on close
-        with self.records.transaction():
+
+        def write() -> tuple[dict[str, MemoryRecord], set[int], Sequence[SurpriseScore] | None]:
+            scores, stored = None, vectors
             if bank is not None:
                 scores = bank.write_in(self.records, where.key(), keys, vectors, now)
-                vectors = vectors[unique]
+                stored = vectors[unique]
             items = [
                 NewRecord(new_record(where, texts[i], hashes[i], metas[i], now, expires_at,
                                      self.space, self.embedder.dim,
                                      None if scores is None else scores[i]), v)
-                for i, v in zip(unique, vectors, strict=True)
+                for i, v in zip(unique, stored, strict=True)
             ]  # fmt: skip
             created = self.records.insert(items, actor=actor)
             found = {r.content_hash: r for r in self.records.by_hash(where, hashes)}
             self.records.after_commit(self._sync_view)
-        inserted = {i for i, ok in zip(unique, created, strict=True) if ok}
+            return found, {i for i, ok in zip(unique, created, strict=True) if ok}, scores
+
+        found, inserted, scores = self.records.atomic(write)
         return [AddResult(found[h], i in inserted, None if scores is None else scores[i])
                 for i, h in enumerate(hashes)]  # fmt: skip
 
@@ -215,11 +230,14 @@ class MemoryStore(DerivedParts):
             dim=self.embedder.dim, metadata=old.metadata if meta is None else meta,
             updated_at=time.time(),
         )  # fmt: skip
-        with self.records.transaction():
+
+        def write() -> None:
             self.records.update(
                 new, vector, old_text=old.text, metadata_changed=meta is not None, actor=actor
             )
             self.records.after_commit(self._sync_view)
+
+        self.records.atomic(write)
         return self.get(record_id, all_scopes=True)
 
     def delete(self, record_id: str, scope: ScopeArg = None, *, all_scopes: bool = False,
@@ -231,12 +249,15 @@ class MemoryStore(DerivedParts):
         old = self.get(record_id, scope, all_scopes=all_scopes, **ids)
         if old.deleted and not hard:
             return
-        with self.records.transaction():
+
+        def write() -> None:
             if hard:
                 self.records.hard_delete(record_id)
             else:
                 self.records.soft_delete(record_id, old_text=old.text, at=time.time(), actor=actor)
             self.records.after_commit(self._sync_view)
+
+        self.records.atomic(write)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -353,9 +374,13 @@ class MemoryStore(DerivedParts):
             parsed = self.parse_import(lines)
         new = jsonl.to_new_records(parsed, self.space, self.embedder.dim, self.embed, actor)
         self.vectors.sync()  # opened before the write, saved on close
-        with self.records.transaction():
+
+        def write() -> int:
             imported = sum(self.records.insert(new, actor=actor))
             self.records.after_commit(self._sync_view)
+            return imported
+
+        imported = int(self.records.atomic(write))
         return imported, len(new) - imported
 
     def rebuild_index(self) -> int:

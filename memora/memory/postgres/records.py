@@ -1,0 +1,364 @@
+"""The memory store of record in PostgreSQL + pgvector (:class:`PostgresRecords`), the same
+:class:`~memora.memory.contract.RecordStore` as :class:`~memora.memory.records.SQLiteRecords`,
+and it searches its vectors itself (:mod:`.vectors`), so no faiss index is kept beside it.
+
+Full-text search is a generated ``tsvector`` (configuration ``simple``) ranked by
+``ts_rank_cd``; the change sequence is a counter in ``meta`` bumped by every write transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from memora.errors import ConfigError, InvalidRecordError
+from memora.memory.contract import Changes, NeuralLog, NewRecord, VectorRow
+from memora.memory.neural_bank import NeuralTables
+from memora.memory.postgres.database import Connection, PgDatabase
+from memora.memory.postgres.schema import COLUMNS, MEMORY
+from memora.memory.postgres.vectors import EXACT_BELOW, PgVectors, array, vec
+from memora.memory.rows import filter_sql, scope_sql, to_record
+from memora.memory.types import HistoryEntry, MemoryRecord, Scope
+
+__all__ = ["PostgresRecords"]
+
+_ROW_MARKS = "(?,?,?,?,?,?,?::jsonb,?,?,?,?,?,?,?,?,?,?,?)"
+_BATCH = 1000  # rows per INSERT statement
+_INSERT = (
+    "INSERT INTO memories (id, user_id, agent_id, session_id, scope_key, text, metadata, "
+    "content_hash, embedder, dim, embedding, created_at, updated_at, expires_at, deleted_at, "
+    "seq, surprise, salient) VALUES {rows} ON CONFLICT DO NOTHING RETURNING id"
+)
+_HISTORY = (
+    "INSERT INTO history (memory_id, event, old_text, new_text, actor, at) VALUES (?,?,?,?,?,?)"
+)
+_VECTOR_COLUMNS = "key, user_id, agent_id, session_id, embedder, {vector}, expires_at, seq, " \
+    "deleted_at"  # fmt: skip
+
+
+class PostgresRecords(PgVectors):
+    """Memories, history and tombstones in a PostgreSQL database with pgvector.
+
+    Args:
+        dsn: the database (``postgresql://...``), or ``db``: an open :class:`PgDatabase` to
+            share (the agent journal uses the same one).
+        exact_below: scopes up to this many live records are searched exactly.
+        ef_search: the HNSW candidate list of a search (raised to ``2 * depth`` when deeper).
+        readonly: refuse writes and schema changes.
+    """
+
+    location: str | None = None  # nothing beside the database
+
+    def __init__(self, dsn: str | None = None, *, db: PgDatabase | None = None,
+                 exact_below: int = EXACT_BELOW, ef_search: int = 100,
+                 readonly: bool = False, pool_size: int = 8) -> None:  # fmt: skip
+        if (dsn is None) == (db is None):
+            raise ConfigError("pass a DSN or db=, one of them")
+        self._owns_db = db is None
+        self.db = db if db is not None else PgDatabase(str(dsn), readonly=readonly,
+                                                       pool_size=pool_size)  # fmt: skip
+        self.exact_below = exact_below
+        self.ef_search = ef_search
+        self._space: tuple[str, int] | None = None
+        self._neural: NeuralTables | None = None
+        try:
+            self.db.ensure(MEMORY)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db.write():
+            yield
+
+    def atomic(self, work: Callable[[], Any]) -> Any:
+        return self.db.atomic(work)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.db.after_commit(action)
+
+    @staticmethod
+    def _next_seq(conn: Connection) -> int:
+        row = conn.execute(
+            "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'seq' RETURNING value"
+        ).fetchone()
+        return int(row[0])
+
+    # -- writes --------------------------------------------------------------------------
+
+    def insert(self, items: Sequence[NewRecord], *, actor: str) -> list[bool]:
+        if not items:
+            return []
+        for space in {(i.record.embedder, i.record.dim) for i in items}:
+            self.bind(*space)
+        return list(self.db.atomic(lambda: self._insert(items, actor)))
+
+    def _insert(self, items: Sequence[NewRecord], actor: str) -> list[bool]:
+        inserted: set[str] = set()
+        with self.db.write() as conn:
+            seq = self._next_seq(conn)
+            for start in range(0, len(items), _BATCH):
+                chunk = items[start : start + _BATCH]
+                marks = ",".join([_ROW_MARKS] * len(chunk))
+                params = [p for item in chunk for p in _row(item, seq)]
+                rows = conn.execute(_INSERT.format(rows=marks), params).fetchall()
+                inserted.update(r[0] for r in rows)
+            history = [
+                (item.record.id, *h)
+                for item in items if item.record.id in inserted
+                for h in (item.history or (("ADD", None, item.record.text, actor,
+                                            item.record.created_at),))
+            ]  # fmt: skip
+            conn.executemany(_HISTORY, history)
+        seen: set[str] = set()
+        flags = []
+        for item in items:  # an id given twice in one batch is inserted once
+            flags.append(item.record.id in inserted and item.record.id not in seen)
+            seen.add(item.record.id)
+        return flags
+
+    def update(
+        self,
+        record: MemoryRecord,
+        vector: np.ndarray,
+        *,
+        old_text: str,
+        metadata_changed: bool,
+        actor: str,
+    ) -> None:
+        self.bind(record.embedder, record.dim)
+        self.db.atomic(lambda: self._update(record, vector, old_text, metadata_changed, actor))
+
+    def _update(self, record: MemoryRecord, vector: np.ndarray, old_text: str,
+                metadata_changed: bool, actor: str) -> None:  # fmt: skip
+        import psycopg
+
+        with self.db.write() as conn:
+            seq = self._next_seq(conn)
+            try:
+                with conn.raw.transaction():  # a savepoint: the clash leaves the rest usable
+                    conn.execute(
+                        "UPDATE memories SET text = ?, content_hash = ?, embedding = ?, "
+                        "embedder = ?, dim = ?, metadata = CASE WHEN ? THEN ?::jsonb ELSE "
+                        "metadata END, updated_at = ?, seq = ? WHERE id = ?",
+                        (
+                            record.text, record.content_hash, vec(vector), record.embedder,
+                            record.dim, metadata_changed, json.dumps(record.metadata),
+                            record.updated_at, seq, record.id,
+                        ),
+                    )  # fmt: skip
+            except psycopg.errors.UniqueViolation as exc:
+                raise InvalidRecordError(
+                    "the same text is already stored in this scope; update or delete that "
+                    "record instead"
+                ) from exc
+            conn.execute(
+                _HISTORY, (record.id, "UPDATE", old_text, record.text, actor, record.updated_at)
+            )
+
+    def soft_delete(self, record_id: str, *, old_text: str, at: float, actor: str) -> None:
+        def work() -> None:
+            with self.db.write() as conn:
+                seq = self._next_seq(conn)
+                conn.execute(
+                    "UPDATE memories SET deleted_at = ?, seq = ? WHERE id = ?", (at, seq, record_id)
+                )
+                conn.execute(_HISTORY, (record_id, "DELETE", old_text, None, actor, at))
+
+        self.db.atomic(work)
+
+    def hard_delete(self, record_id: str) -> None:
+        def work() -> None:
+            with self.db.write() as conn:
+                seq = self._next_seq(conn)
+                row = conn.execute(
+                    "DELETE FROM memories WHERE id = ? RETURNING key", (record_id,)
+                ).fetchone()
+                if row is not None:
+                    conn.execute(
+                        "INSERT INTO tombstones VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                        "SET seq = excluded.seq",
+                        (row[0], seq),
+                    )
+
+        self.db.atomic(work)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, record_id: str, scope: Scope | None) -> MemoryRecord | None:
+        sql, params = scope_sql(scope)
+        row = self.db.one(
+            f"SELECT {COLUMNS} FROM memories WHERE id = ? AND {sql}", (record_id, *params)
+        )
+        return None if row is None else to_record(row)
+
+    def by_hash(self, scope: Scope, hashes: Sequence[str]) -> list[MemoryRecord]:
+        unique = sorted(set(hashes))
+        if not unique:
+            return []
+        rows = self.db.query(
+            f"SELECT {COLUMNS} FROM memories WHERE scope_key = ? AND deleted_at IS NULL "
+            "AND content_hash = ANY(?)",
+            (scope.key(), unique),
+        )
+        return [to_record(r) for r in rows]
+
+    def records(
+        self, scope: Scope | None, *, include_deleted: bool, limit: int | None
+    ) -> list[MemoryRecord]:
+        sql, params = scope_sql(scope, live=not include_deleted)
+        query = f"SELECT {COLUMNS} FROM memories WHERE {sql} ORDER BY key"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return [to_record(r) for r in self.db.query(query, params)]
+
+    def count(self, scope: Scope | None) -> int:
+        sql, params = scope_sql(scope, live=True)
+        return int(self.db.one(f"SELECT count(*) FROM memories WHERE {sql}", params)[0])
+
+    def history(self, record_id: str) -> list[HistoryEntry]:
+        rows = self.db.query(
+            "SELECT memory_id, event, old_text, new_text, actor, at FROM history "
+            "WHERE memory_id = ? ORDER BY id",
+            (record_id,),
+        )
+        return [HistoryEntry(*row) for row in rows]
+
+    def fetch(
+        self, keys: Sequence[int], scope: Scope | None
+    ) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
+        if not keys:
+            return {}
+        cond, params = scope_sql(scope, live=True)
+        rows = self.db.query(
+            f"SELECT {COLUMNS}, embedding FROM memories WHERE key = ANY(?) AND {cond}",
+            (list(keys), *params),
+        )
+        return {int(r[0]): (to_record(r[:-1]), array(r[-1])) for r in rows}
+
+    def lexical(
+        self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,
+        depth: int,
+    ) -> list[int]:  # fmt: skip
+        if not words:
+            return []
+        query = " | ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words)
+        cond, params = scope_sql(scope, live=True)
+        fcond, fparams = filter_sql(filters, postgres=True)
+        rows = self.db.query(
+            "SELECT key FROM memories, to_tsquery('simple', ?) AS q "
+            f"WHERE tsv @@ q AND {cond} AND {fcond} "
+            "ORDER BY ts_rank_cd(tsv, q) DESC, key LIMIT ?",
+            (query, *params, *fparams, depth),
+        )
+        return [int(r[0]) for r in rows]
+
+    def matching(self, scope: Scope | None, filters: Mapping[str, Any], embedder: str) -> list[int]:
+        cond, params = scope_sql(scope, live=True)
+        fcond, fparams = filter_sql(filters, postgres=True)
+        rows = self.db.query(
+            f"SELECT key FROM memories WHERE {cond} AND {fcond} AND embedder = ?",
+            [*params, *fparams, embedder],
+        )
+        return [int(r[0]) for r in rows]
+
+    # -- derived views -------------------------------------------------------------------
+
+    def current_seq(self) -> int:
+        return int(self.db.one("SELECT value FROM meta WHERE key = 'seq'")[0])
+
+    def changes_since(self, seq: int) -> Changes:
+        nested = self.db.in_transaction
+        with self.db.write() as conn:  # one snapshot for the rows and the tombstones
+            if not nested:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            current = int(conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+            if current == seq:
+                return Changes(seq=seq)
+            rows = conn.execute(
+                f"SELECT {_VECTOR_COLUMNS.format(vector='embedding')} FROM memories "
+                "WHERE seq > ? ORDER BY seq",
+                (seq,),
+            ).fetchall()
+            gone = conn.execute("SELECT key FROM tombstones WHERE seq > ?", (seq,)).fetchall()
+        found = [_vector_row(r) for r in rows]
+        upto = max(current, max((r.seq for r in found), default=0))
+        return Changes(rows=found, removed=[int(g[0]) for g in gone], seq=upto)
+
+    def live_rows(self, embedder: str, *, vectors: bool, upto: int | None = None) -> Changes:
+        current = self.current_seq() if upto is None else upto
+        rows = self.db.query(
+            f"SELECT {_VECTOR_COLUMNS.format(vector='embedding' if vectors else 'NULL')} "
+            "FROM memories WHERE deleted_at IS NULL AND embedder = ? AND seq <= ?",
+            (embedder, current),
+        )
+        return Changes(rows=[_vector_row(r) for r in rows], seq=current)
+
+    def export(self, include_deleted: bool) -> Iterator[tuple[MemoryRecord, bytes]]:
+        last = 0
+        while True:  # in pages: a large store is never held in memory at once
+            rows = self.db.query(
+                f"SELECT {COLUMNS}, embedding FROM memories WHERE key > ? "
+                + ("" if include_deleted else "AND deleted_at IS NULL ")
+                + "ORDER BY key LIMIT 1000",
+                (last,),
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield to_record(row[:-1]), array(row[-1]).tobytes()
+            last = int(rows[-1][0])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = excluded.value",
+                (key, value),
+            )
+
+    def neural(self) -> NeuralLog:
+        if self._neural is None:
+            self._neural = NeuralTables(self.db)
+        return self._neural
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.db.closed
+
+    def close(self) -> None:
+        """Close the pool when this object opened it (a shared database stays open)."""
+        if self._owns_db:
+            self.db.close()
+
+
+def _row(item: NewRecord, seq: int) -> tuple[Any, ...]:
+    r = item.record
+    return (
+        r.id, r.scope.user_id, r.scope.agent_id, r.scope.session_id, r.scope.key(), r.text,
+        json.dumps(r.metadata), r.content_hash, r.embedder, r.dim, vec(item.vector),
+        r.created_at, r.updated_at, r.expires_at, r.deleted_at, seq, r.surprise, bool(r.salient),
+    )  # fmt: skip
+
+
+def _vector_row(row: Sequence[Any]) -> VectorRow:
+    key, user_id, agent_id, session_id, embedder, vector, expires_at, seq, deleted_at = row
+    return VectorRow(
+        key=int(key), user_id=user_id, agent_id=agent_id, session_id=session_id,
+        embedder=str(embedder), vector=None if vector is None else array(vector).tobytes(),
+        expires_at=None if expires_at is None else float(expires_at), seq=int(seq),
+        live=deleted_at is None,
+    )  # fmt: skip
