@@ -1,14 +1,18 @@
-"""The store under crashes, concurrent writers and hostile scope ids (real SQLite and faiss)."""
+"""The store under crashes, concurrent writers and hostile scope ids, on both backends: real
+SQLite and faiss, and a real PostgreSQL server with pgvector (started by the ``postgres``
+fixture)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memora.embed import Embedder, load_embedder
+from memora.errors import ScopeError
 from memora.memory import Scope
 from memora.memory.store import MemoryStore
 
@@ -35,7 +40,7 @@ store.close()
 """
 
 
-def start_writer(path: Path, name: str, count: int) -> subprocess.Popen[str]:
+def start_writer(path: Path | str, name: str, count: int) -> subprocess.Popen[str]:
     # One torch thread per writer: several writers share two cores.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.Popen(
@@ -52,10 +57,18 @@ def embedder() -> Embedder:
     return load_embedder()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a store lives: a new SQLite file, or a new database on the Postgres server."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_dsn"))
+    return tmp_path / "memory.db"
+
+
 def test_a_killed_writer_loses_nothing_that_was_acknowledged(
-    tmp_path: Path, embedder: Embedder
+    location: Path | str, embedder: Embedder
 ) -> None:
-    path = tmp_path / "crash.db"
+    path = location
     rng = random.Random(7)
     acknowledged: list[str] = []
     for run in range(4):
@@ -83,21 +96,19 @@ def test_a_killed_writer_loses_nothing_that_was_acknowledged(
     assert len(acknowledged) >= 8
 
 
-def test_four_concurrent_writers(tmp_path: Path, embedder: Embedder) -> None:
-    path = tmp_path / "busy.db"
-    MemoryStore(path, embedder=embedder).close()  # schema in place
+def test_four_concurrent_writers(location: Path | str, embedder: Embedder) -> None:
+    path = location
+    with MemoryStore(path, embedder=embedder) as store:  # schema in place
+        store.add("the first record", user_id="setup")
     procs = [start_writer(path, f"proc{p}", 200) for p in range(4)]
     outputs = [proc.communicate(timeout=600) for proc in procs]
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-2000:]
         assert "locked" not in err
         assert len(out.split()) == 201  # "ready" and 200 ids
-    with sqlite3.connect(path) as conn:
-        total, distinct = conn.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT user_id || text) FROM memories"
-        ).fetchone()
-    assert total == distinct == 800
     with MemoryStore(path, embedder=embedder) as store:
+        stored = [(r.scope.user_id, r.text) for r in store.list(all_scopes=True)]
+        assert len(stored) == len(set(stored)) == 801  # none lost, none twice
         assert store.verify_index().consistent
         for p in range(4):
             assert store.count(user_id=f"proc{p}") == 200
@@ -110,20 +121,63 @@ NASTY = st.text(
 ).filter(lambda s: s.strip("\x00") != "")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_EXAMPLES = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgres"], scope="module")
+def isolation_store(
+    request: pytest.FixtureRequest, embedder: Embedder
+) -> Iterator[tuple[str, MemoryStore | None]]:
+    """None: a new in-memory SQLite store per example; else one Postgres store for every
+    example, each example's scopes made unique by a prefix (other examples' records stay: more
+    scopes that must not leak)."""
+    if request.param == "sqlite":
+        yield request.param, None
+        return
+    server = request.getfixturevalue("postgres")
+    with MemoryStore(server.create_database("isolation"), embedder=embedder) as store:
+        yield request.param, store
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     a=NASTY,
     b=NASTY,
-    texts=st.lists(st.text(min_size=1, max_size=40).filter(str.strip), min_size=1, max_size=4),
+    texts=st.lists(
+        st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and "\x00" not in t),
+        min_size=1,
+        max_size=4,
+    ),
     query=st.text(min_size=1, max_size=30).filter(str.strip),
     field=st.sampled_from(["user_id", "agent_id", "session_id"]),
 )
 def test_one_scope_never_sees_another(
-    embedder: Embedder, a: str, b: str, texts: list[str], query: str, field: str
+    embedder: Embedder,
+    isolation_store: tuple[str, MemoryStore | None],
+    a: str,
+    b: str,
+    texts: list[str],
+    query: str,
+    field: str,
 ) -> None:
     if a == b:
         return
-    with MemoryStore(":memory:", embedder=embedder) as store:
+    _, shared = isolation_store
+    if "\x00" in a + b:  # no backend stores a NUL in a scope id: refused, on every backend
+        with MemoryStore(":memory:", embedder=embedder) as store, pytest.raises(ScopeError):
+            store.add_many(texts, Scope(**{field: a + "\x00"}))
+        return
+    if shared is not None:
+        a, b = (f"{next(_EXAMPLES)}{x}" for x in (a, b))
+    with (
+        contextlib.nullcontext(shared)
+        if shared
+        else MemoryStore(":memory:", embedder=embedder) as store
+    ):
         mine = {r.record.id for r in store.add_many(texts, Scope(**{field: a}))}
         store.add_many(["a record of the other scope", *texts], Scope(**{field: b}))
         for mode in ("hybrid", "dense", "lexical"):

@@ -29,9 +29,15 @@ ALICE = Scope(user_id="alice")
 BOB = Scope(user_id="bob")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> MemoryStore:
-    with MemoryStore(tmp_path / "memories.db") as s:
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(tmp_path: Path, request: pytest.FixtureRequest) -> MemoryStore:
+    """The same store API on both backends: a SQLite file, or a database on the test's
+    PostgreSQL server."""
+    if request.param == "postgres":
+        location: Path | str = request.getfixturevalue("pg_dsn")
+    else:
+        location = tmp_path / "memories.db"
+    with MemoryStore(location) as s:
         yield s
 
 
@@ -88,11 +94,9 @@ def test_soft_and_hard_delete(store: MemoryStore) -> None:
     store.delete(hard, ALICE, hard=True)
     with pytest.raises(RecordNotFoundError):
         store.get(hard, ALICE)
-    with sqlite3.connect(store.db.path) as conn:
-        assert (
-            conn.execute("SELECT COUNT(*) FROM history WHERE memory_id = ?", (hard,)).fetchone()[0]
-            == 0
-        )
+    # the history went with it, as stored in the database itself
+    rows = store.database.query("SELECT COUNT(*) FROM history WHERE memory_id = ?", (hard,))
+    assert rows[0][0] == 0
     assert store.add("Temporary note about the dentist.", ALICE).created  # can be added again
 
 

@@ -1,5 +1,5 @@
-"""One MemoryStore shared by eight threads that add, update, delete and search at once (real
-SQLite, faiss and the bundled MiniLM embedder)."""
+"""One MemoryStore shared by eight threads that add, update, delete and search at once (the
+bundled MiniLM embedder; real SQLite and faiss, and a real PostgreSQL server with pgvector)."""
 
 from __future__ import annotations
 
@@ -67,10 +67,14 @@ def worker(store: MemoryStore, ledger: Ledger, seed: int, stop: float) -> None:
             ledger.leaks += [h.record.id for h in hits if h.record.id in ledger.deleted]
 
 
-def test_eight_threads_share_one_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_eight_threads_share_one_store(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    location = request.getfixturevalue("pg_dsn") if backend == "postgres" else tmp_path / "s.db"
     ledgers = [Ledger(Scope(user_id=f"user{i}")) for i in range(THREADS)]
     errors: list[BaseException] = []
-    with MemoryStore(tmp_path / "shared.db", embedder=load_embedder()) as store:
+    with MemoryStore(location, embedder=load_embedder()) as store:
         stop = time.monotonic() + SECONDS
 
         def run(i: int) -> None:
@@ -94,7 +98,7 @@ def test_eight_threads_share_one_store(tmp_path: Path) -> None:
             assert stored == ledger.live  # every acknowledged write, exactly once
         assert sum(len(ledger.live) for ledger in ledgers) == store.count(all_scopes=True)
         assert sum(ledger.searches for ledger in ledgers) > THREADS  # they really interleaved
-    with MemoryStore(tmp_path / "shared.db", embedder=store.embedder) as reopened:
+    with MemoryStore(location, embedder=store.embedder) as reopened:
         assert reopened.verify_index().consistent
         for ledger in ledgers:
             assert {r.id for r in reopened.list(ledger.scope)} == set(ledger.live)

@@ -42,7 +42,15 @@ COLUMNS = (
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
+def _no_nul(where: Scope) -> Scope:
+    """Scope ids are text without NUL characters (a database server cannot store them)."""
+    if any("\x00" in value for _, value in where.items()):
+        raise ScopeError("a scope id cannot contain a NUL character (\\x00); remove it")
+    return where
+
+
 def write_scope(where: Scope) -> Scope:
+    _no_nul(where)
     if where.empty:
         raise ScopeError(
             "a memory needs a scope: pass user_id, agent_id and/or session_id (or scope=Scope(...))"
@@ -54,7 +62,7 @@ def read_scope(scope: Scope | None, all_scopes: bool, all_users: bool = False) -
     """The scope to read, or None for all scopes (only with ``all_scopes=True``). A scope that
     leaves ``user_id`` unset reads records without a user, unless ``all_users`` widens it to
     every user (:class:`AnyUserScope`)."""
-    if scope is not None and not scope.empty:
+    if scope is not None and not _no_nul(scope).empty:
         if all_scopes:
             raise ScopeError("pass a scope or all_scopes=True, not both")
         if not all_users:
@@ -118,6 +126,8 @@ def filter_sql(
 def check_text(text: str, max_chars: int) -> None:
     if not isinstance(text, str) or not text.strip():
         raise InvalidRecordError("a memory's text must be a non-empty string")
+    if "\x00" in text:
+        raise InvalidRecordError("a memory's text cannot contain NUL characters (\\x00)")
     if len(text) > max_chars:
         raise InvalidRecordError(
             f"the text has {len(text)} characters, over the limit of "
@@ -131,7 +141,10 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(metadata, Mapping):
         raise InvalidRecordError("metadata must be a dict")
     try:
-        return dict(json.loads(json.dumps(dict(metadata), allow_nan=False)))
+        dumped = json.dumps(dict(metadata), allow_nan=False)
+        if "\\u0000" in dumped:
+            raise ValueError("it contains a NUL character (\\u0000)")
+        return dict(json.loads(dumped))
     except (TypeError, ValueError) as exc:
         raise InvalidRecordError(
             f"metadata must be JSON-serializable (str, numbers, bool, None, lists, dicts): {exc}"
