@@ -87,7 +87,7 @@ class MemoryAgent:
             session_id=base.session_id or uuid.uuid4().hex[:12],
         )
         self.memory_scope = Scope(user_id=self.scope.user_id, agent_id=self.scope.agent_id)
-        self.journal = Journal(store.db)
+        self.journal = Journal(store.database)
         self.core = CoreMemory(self.journal, self.memory_scope, config.core_blocks)
         self.context = TurnContext(llm, store, self.journal, self.core, self.scope, config)
         # the budget in effect (the option, or what the model's context leaves when unset)

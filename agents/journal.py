@@ -1,5 +1,6 @@
 """The agent's journal: every finished turn, with the state of its fact extraction, in the
-memory store's own SQLite file (so every process that opens the store sees it).
+memory store's own database, its SQLite file or its PostgreSQL database (so every process, on
+any host, that opens the store sees it).
 
 A turn is written when its answer is complete, as ``pending``; the extraction worker moves it
 to ``done`` (with the actions it applied) or ``failed`` (with the error). A process that dies
@@ -14,7 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from memora._sqlite import Component, Database, has_table
+from memora._sqlite import Component, has_table
+from memora.memory.contract import SQLDatabase
 from memora.memory.types import Scope
 
 __all__ = ["JOURNAL", "Journal", "Turn"]
@@ -49,12 +51,39 @@ CREATE TABLE IF NOT EXISTS agent_core (
 );
 """
 
+_POSTGRES = """
+CREATE TABLE IF NOT EXISTS agent_turns (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id TEXT, agent_id TEXT, session_id TEXT,
+    user_text TEXT NOT NULL,
+    reply_text TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    actions TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    claimed_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS agent_turns_scope ON agent_turns (user_id, agent_id, status);
+CREATE TABLE IF NOT EXISTS agent_core (
+    user_id TEXT NOT NULL, agent_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    value TEXT NOT NULL,
+    max_chars INTEGER NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    rowid BIGINT GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (user_id, agent_id, label)
+);
+"""
+
 #: The agent journal's component of a memory file (unversioned in older releases: 1).
 JOURNAL = Component(
     name="agent_journal",
     version=1,
     schema=_SCHEMA,
     legacy=lambda conn: 1 if has_table(conn, "agent_turns") else 0,
+    postgres=_POSTGRES,
 )
 
 _TURN_COLUMNS = (
@@ -77,9 +106,11 @@ class Turn:
 
 
 class Journal:
-    """Turns and core blocks of agents, in ``db`` (a memory store's database)."""
+    """Turns and core blocks of agents, in ``db`` (a memory store's database: SQLite or
+    PostgreSQL; claims are single ``UPDATE ... RETURNING`` statements, so two processes never
+    take the same turn on either)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
         db.ensure(JOURNAL)
 
@@ -187,7 +218,7 @@ def _where(scope: Scope, session: bool) -> tuple[str, list[Any]]:
     names = ("user_id", "agent_id", "session_id") if session else ("user_id", "agent_id")
     for name in names:
         value = getattr(scope, name)
-        parts.append(f"{name} IS ?")
+        parts.append(f"{name} IS NOT DISTINCT FROM ?")
         params.append(value)
     return " AND ".join(parts), params
 
