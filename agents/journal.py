@@ -167,7 +167,7 @@ class Journal:
                 "WHERE id = ? AND status = 'failed'",
                 (time.time(), turn_id),
             )
-        return cursor.rowcount == 1
+        return bool(cursor.rowcount == 1)
 
     def get(self, turn_id: int) -> Turn:
         row = self.db.one(f"SELECT {_TURN_COLUMNS} FROM agent_turns WHERE id = ?", (turn_id,))
