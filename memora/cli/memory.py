@@ -17,13 +17,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from memora.errors import BatchInputError, InvalidRecordError, MemoraError, ScopeError
+from memora.errors import BatchInputError, ConfigError, InvalidRecordError, MemoraError, ScopeError
 
 __all__ = ["memory"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+Where = str | Path  # a SQLite file, or a postgresql:// DSN
 console = Console(highlight=False, soft_wrap=True)
 IMPORT_BATCH = 256
+#: The store of every memory command run without --db.
+DATABASE_URL = "MEMORA_DATABASE_URL"
 
 
 def scoped(*, reads: bool) -> Callable[[F], F]:
@@ -48,14 +51,36 @@ def scoped(*, reads: bool) -> Callable[[F], F]:
     return wrap
 
 
+class Location(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 only
+    """A store: a SQLite file (a :class:`Path`) or a ``postgresql://`` DSN (kept a string)."""
+
+    name = "PATH|DSN"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str | Path:  # fmt: skip
+        from memora.memory.postgres import is_postgres_url
+
+        return value if isinstance(value, Path) or is_postgres_url(value) else Path(value)
+
+
 def db_option(fn: F) -> F:
     return click.option(
         "--db",
         "db_path",
         required=True,
-        type=click.Path(path_type=Path),  # a folder is refused by the store, with the fix
-        help="the store's SQLite file",
+        envvar=DATABASE_URL,
+        show_envvar=True,
+        type=Location(),  # a folder is refused by the store, with the fix
+        help="the store: a SQLite file, or a postgresql://user:password@host/db DSN "
+        "(PostgreSQL + pgvector)",
     )(fn)
+
+
+def shown(location: str | Path) -> str:
+    """``location`` as messages show it: a DSN without its password."""
+    from memora.memory.postgres import redact
+
+    return redact(location) if isinstance(location, str) else str(location)
 
 
 def max_chars_option(fn: F) -> F:
@@ -93,7 +118,7 @@ def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__
 
 
 @contextmanager
-def open_store(db_path: Path, *, readonly: bool = False, max_text_chars: int = 10_000,
+def open_store(db_path: Where, *, readonly: bool = False, max_text_chars: int = 10_000,
                embeds: bool = False) -> Iterator[Any]:  # fmt: skip
     """The store at ``db_path``. Its embedder loads first for a command that ``embeds`` (a bad
     embedder setting is refused before the file is created), else only if the command turns
@@ -156,7 +181,7 @@ def parse_metadata(metadata: str | None) -> dict[str, Any] | None:
 
 @click.group()
 def memory() -> None:
-    """Add, search and manage memories in a store file."""
+    """Add, search and manage memories in a store file or a PostgreSQL database."""
 
 
 @memory.command()
@@ -166,7 +191,7 @@ def memory() -> None:
 @click.option("--expires-in", type=float, default=None, help="seconds until the memory expires")
 @click.option("--actor", default="cli", show_default=True)
 @max_chars_option
-def add(texts: tuple[str, ...], db_path: Path, metadata: str | None, expires_in: float | None,
+def add(texts: tuple[str, ...], db_path: Where, metadata: str | None, expires_in: float | None,
         actor: str, max_text_chars: int, **kwargs: Any) -> None:  # fmt: skip
     """Store TEXTS (one memory each)."""
     meta = parse_metadata(metadata)
@@ -187,7 +212,7 @@ def add(texts: tuple[str, ...], db_path: Path, metadata: str | None, expires_in:
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid")
 @click.option("--min-score", type=float, default=None, help="minimum cosine similarity")
 @click.option("--json", "json_out", is_flag=True, help="one JSON object per hit")
-def search(query: str, db_path: Path, k: int, mode: str, min_score: float | None,
+def search(query: str, db_path: Where, k: int, mode: str, min_score: float | None,
            json_out: bool, **kwargs: Any) -> None:  # fmt: skip
     """The best memories for QUERY."""
     scope = read_args(kwargs)
@@ -209,7 +234,7 @@ def search(query: str, db_path: Path, k: int, mode: str, min_score: float | None
 @scoped(reads=True)
 @click.option("--include-deleted", is_flag=True)
 @click.option("--json", "json_out", is_flag=True, help="one JSON object per memory")
-def list_(db_path: Path, include_deleted: bool, json_out: bool, **kwargs: Any) -> None:
+def list_(db_path: Where, include_deleted: bool, json_out: bool, **kwargs: Any) -> None:
     """The memories of a scope, oldest first."""
     scope = read_args(kwargs)
     with open_store(db_path, readonly=True) as store:
@@ -225,7 +250,7 @@ def list_(db_path: Path, include_deleted: bool, json_out: bool, **kwargs: Any) -
 @memory.command()
 @click.argument("record_id")
 @scoped(reads=True)
-def history(record_id: str, db_path: Path, **kwargs: Any) -> None:
+def history(record_id: str, db_path: Where, **kwargs: Any) -> None:
     """Every ADD, UPDATE and DELETE of RECORD_ID."""
     scope = read_args(kwargs)
     with open_store(db_path, readonly=True) as store:
@@ -241,7 +266,7 @@ def history(record_id: str, db_path: Path, **kwargs: Any) -> None:
 @click.argument("record_id")
 @scoped(reads=True)
 @click.option("--hard", is_flag=True, help="remove the record and its history for good")
-def delete(record_id: str, db_path: Path, hard: bool, **kwargs: Any) -> None:
+def delete(record_id: str, db_path: Where, hard: bool, **kwargs: Any) -> None:
     """Delete RECORD_ID (soft unless --hard)."""
     with open_store(db_path) as store:
         store.delete(record_id, hard=hard, actor="cli", **exact_scope(kwargs))
@@ -260,7 +285,7 @@ def exact_scope(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.argument("record_id")
 @scoped(reads=True)
 @click.option("--json", "json_out", is_flag=True, help="the memory as one JSON object")
-def get(record_id: str, db_path: Path, json_out: bool, **kwargs: Any) -> None:
+def get(record_id: str, db_path: Where, json_out: bool, **kwargs: Any) -> None:
     """The memory RECORD_ID."""
     scope = read_args(kwargs)
     with open_store(db_path, readonly=True) as store:
@@ -276,7 +301,7 @@ def get(record_id: str, db_path: Path, json_out: bool, **kwargs: Any) -> None:
 @click.option("--metadata", default=None, help="a JSON object replacing the memory's metadata")
 @click.option("--actor", default="cli", show_default=True)
 @max_chars_option
-def update(record_id: str, text: str, db_path: Path, metadata: str | None, actor: str,
+def update(record_id: str, text: str, db_path: Where, metadata: str | None, actor: str,
            max_text_chars: int, **kwargs: Any) -> None:  # fmt: skip
     """Replace the text of RECORD_ID with TEXT (and its metadata with --metadata)."""
     meta = parse_metadata(metadata)
@@ -290,7 +315,7 @@ def update(record_id: str, text: str, db_path: Path, metadata: str | None, actor
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="file to write (default: stdout)")  # fmt: skip
 @click.option("--include-deleted", is_flag=True)
-def export(db_path: Path, output: Path | None, include_deleted: bool) -> None:
+def export(db_path: Where, output: Path | None, include_deleted: bool) -> None:
     """Every memory of every scope as JSON lines."""
     with open_store(db_path, readonly=True) as store:
         if output is None:
@@ -305,7 +330,7 @@ def export(db_path: Path, output: Path | None, include_deleted: bool) -> None:
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @db_option
 @max_chars_option
-def import_(source: Path, db_path: Path, max_text_chars: int) -> None:
+def import_(source: Path, db_path: Where, max_text_chars: int) -> None:
     """Read memories exported by `memora memory export`. Every line is checked before anything
     is written; then they are stored in batches: an interrupted import keeps every finished
     batch, and running it again skips what is already there."""
@@ -314,7 +339,7 @@ def import_(source: Path, db_path: Path, max_text_chars: int) -> None:
     lines = decode_file(source.read_bytes(), source)
     imported = skipped = 0
     columns = (TextColumn("import"), BarColumn(), MofNCompleteColumn())
-    if not db_path.exists():  # check the file against an empty store: a bad one creates nothing
+    if isinstance(db_path, Path) and not db_path.exists():  # a bad file creates nothing
         with open_store(Path(":memory:"), max_text_chars=max_text_chars, embeds=True) as empty:
             empty.parse_import(lines, source=source)
     with open_store(db_path, max_text_chars=max_text_chars, embeds=True) as store:
@@ -348,7 +373,7 @@ def _say_reembedded(parsed: list[Any], space: str) -> None:
 
 @memory.command()
 @db_option
-def rebuild(db_path: Path) -> None:
+def rebuild(db_path: Where) -> None:
     """Rebuild the vector index from the database and check it."""
     with open_store(db_path) as store:
         count = store.rebuild_index()
@@ -362,11 +387,17 @@ def rebuild(db_path: Path) -> None:
 @click.option(
     "--repair", is_flag=True, help="quarantine damaged records next to the store, rebuild the index"
 )
-def doctor(db_path: Path, repair: bool) -> None:
+def doctor(db_path: Where, repair: bool) -> None:
     """Check the store: SQLite's integrity, every stored vector, the index against the
     records. Exits 1 when problems remain."""
     from memora.memory import doctor as checks
 
+    if isinstance(db_path, str):
+        raise ConfigError(
+            f"memora memory doctor checks a SQLite file, and {shown(db_path)} is a PostgreSQL "
+            "database: check its index with `memora memory rebuild`, and the database with "
+            "the server's own tools (amcheck, pg_dump)"
+        )
     with open_store(db_path, readonly=not repair) as store:
         report = checks.repair(store) if repair else checks.examine(store)
     for line in report.lines():
@@ -376,3 +407,38 @@ def doctor(db_path: Path, repair: bool) -> None:
             console.print(f"run `memora memory doctor --db {db_path} --repair` to repair")
         sys.exit(1)
     console.print("the store is healthy" if not report.damaged else "repaired")
+
+
+@memory.command()
+@click.option("--from", "source", required=True, type=Location(),
+              help="the store to copy: a SQLite file or a postgresql:// DSN")  # fmt: skip
+@click.option("--to", "target", required=True, type=Location(),
+              help="the store to fill (made when missing): a SQLite file or a DSN")  # fmt: skip
+@click.option("--batch", type=click.IntRange(min=1), default=500, show_default=True,
+              help="records per transaction")  # fmt: skip
+def migrate(source: Where, target: Where, batch: int) -> None:
+    """Copy every memory (deleted ones too, vectors as stored), its history and the neural
+    memories from one store to another, SQLite or PostgreSQL, in batches: an interrupted
+    migration keeps every finished batch, and running it again resumes where it stopped."""
+    from memora.memory import migrate as moving
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+    err.print(f"migrating {shown(source)} -> {shown(target)}")
+    report = moving.MigrateReport()
+
+    def progress(what: str, now: moving.MigrateReport) -> None:
+        nonlocal report
+        report = now
+        err.print("; ".join(now.lines()))
+
+    try:
+        report = moving.migrate_between(source, target, batch=batch, progress=progress)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: {'; '.join(report.lines())}; every finished batch is kept, "
+                  "run the same command again to resume")  # fmt: skip
+        raise
+    for note in report.notes:
+        err.print(note)
+    for line in report.lines():
+        console.print(line)
+    console.print("migrated" if report.changed else "nothing to migrate: the target has it all")
