@@ -116,6 +116,10 @@ class NeuralLog(Protocol):
         transaction."""
         ...
 
+    def names(self) -> list[str]:
+        """Every scope with a stored state."""
+        ...
+
     def log(self, name: str) -> list[tuple[int, float, bytes, bytes]]:
         """(step, time, key, value) of every write of scope ``name``, oldest first."""
         ...

@@ -217,16 +217,8 @@ def _neural_log(src: RecordStore) -> NeuralLog | None:
 
 
 def _neural_names(log: NeuralLog, scopes: set[str]) -> list[str]:
-    """The scopes with a neural memory: those the log lists (a log that can list them, or
-    whose tables can be read), else the scope of every record."""
-    names = set(scopes)
-    lister = getattr(log, "names", None)
-    db = getattr(log, "db", None)
-    if callable(lister):
-        names.update(str(n) for n in lister())
-    elif db is not None:
-        names.update(str(row[0]) for row in db.query("SELECT name FROM neural_state"))
-    return sorted(names)
+    """The scopes with a neural memory (those the log lists, and the records' scopes)."""
+    return sorted(set(scopes) | set(log.names()))
 
 
 def _move_neural(

@@ -110,6 +110,9 @@ class NeuralTables:
                 (name, embedder, step, state, at),
             )
 
+    def names(self) -> list[str]:
+        return [str(r[0]) for r in self.db.query("SELECT name FROM neural_state ORDER BY name")]
+
     def log(self, name: str) -> list[tuple[int, float, bytes, bytes]]:
         rows = self.db.query(
             "SELECT step, at, key, value FROM neural_log WHERE name = ? ORDER BY id", (name,)
