@@ -121,3 +121,36 @@ def test_filtered_and_small_scope_searches_match_exact_search(pg_dsn: str) -> No
             approx = store.search(query, user_id="big", mode="dense", k=10)
             top = {texts[i] for i in np.argsort(-(vectors @ qv))[:10]}
             assert len(top & {h.record.text for h in approx}) >= 8  # HNSW: near-exact
+
+
+def test_an_aborted_transaction_is_retried_a_bounded_number_of_times(pg_dsn: str) -> None:
+    """The server aborts a transaction (here: a serialization failure raised inside it): the
+    work runs again, whole, and after the bounded retries the caller gets StoreBusyError."""
+    from memora.errors import StoreBusyError
+    from memora.memory.postgres.database import RETRIES, PgDatabase
+
+    db = PgDatabase(pg_dsn)
+    try:
+        with db.write() as conn:
+            conn.execute("CREATE TABLE tries (n INTEGER)")
+        runs: list[int] = []
+
+        def flaky(fail_times: int) -> int:
+            with db.write() as conn:
+                conn.execute("INSERT INTO tries VALUES (?)", (len(runs),))
+                runs.append(1)
+                if len(runs) <= fail_times:
+                    conn.execute(
+                        "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$"
+                    )
+                return len(runs)
+
+        assert db.atomic(lambda: flaky(2)) == 3  # two aborted attempts, then committed
+        assert db.query("SELECT n FROM tries") == [(2,)]  # only the last attempt's row
+        runs.clear()
+        with pytest.raises(StoreBusyError, match="aborted"):
+            db.atomic(lambda: flaky(100))
+        assert len(runs) == RETRIES + 1  # bounded
+        assert db.query("SELECT count(*) FROM tries") == [(1,)]  # nothing of those attempts
+    finally:
+        db.close()
