@@ -19,7 +19,7 @@ import numpy as np
 
 from memora._sqlite import Component, Database
 from memora.errors import InvalidRecordError
-from memora.memory.contract import Changes, NeuralLog, NewRecord, VectorRow
+from memora.memory.contract import Changes, NewRecord, VectorRow
 from memora.memory.neural_bank import NeuralTables
 from memora.memory.rows import (
     COLUMNS,
@@ -29,7 +29,8 @@ from memora.memory.rows import (
     scope_sql,
     to_record,
 )
-from memora.memory.types import HistoryEntry, MemoryRecord, Scope
+from memora.memory.sqlbase import SQLRecordsBase
+from memora.memory.types import MemoryRecord, Scope
 
 __all__ = ["MEMORY", "SQLiteRecords"]
 
@@ -118,7 +119,7 @@ _VECTOR_COLUMNS = "rowid, user_id, agent_id, session_id, embedder, {vector}, exp
     "deleted_at"  # fmt: skip
 
 
-class SQLiteRecords:
+class SQLiteRecords(SQLRecordsBase):
     """Memories, history and tombstones in one SQLite file (or ``":memory:"``).
 
     ``db``: share a :class:`~memora._sqlite.Database` with other components of the same file (a
@@ -126,6 +127,9 @@ class SQLiteRecords:
     closed by :meth:`close`. ``readonly``: open the file for reading only (a missing file, or
     one without the memory tables, raises :class:`~memora.errors.ReadOnlyError`).
     """
+
+    db: Database
+    _columns, _order = COLUMNS, "rowid"
 
     def __init__(
         self, path: str | Path = ":memory:", *, db: Database | None = None, readonly: bool = False
@@ -240,13 +244,6 @@ class SQLiteRecords:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, record_id: str, scope: Scope | None) -> MemoryRecord | None:
-        sql, params = scope_sql(scope)
-        row = self.db.one(
-            f"SELECT {COLUMNS} FROM memories WHERE id = ? AND {sql}", (record_id, *params)
-        )
-        return None if row is None else to_record(row)
-
     def by_hash(self, scope: Scope, hashes: Sequence[str]) -> list[MemoryRecord]:
         unique = sorted(set(hashes))
         if not unique:
@@ -258,27 +255,6 @@ class SQLiteRecords:
             (scope.key(), *unique),
         )
         return [to_record(r) for r in rows]
-
-    def records(
-        self, scope: Scope | None, *, include_deleted: bool, limit: int | None
-    ) -> list[MemoryRecord]:
-        sql, params = scope_sql(scope, live=not include_deleted)
-        query = f"SELECT {COLUMNS} FROM memories WHERE {sql} ORDER BY rowid"
-        if limit is not None:
-            query += f" LIMIT {int(limit)}"
-        return [to_record(r) for r in self.db.query(query, params)]
-
-    def count(self, scope: Scope | None) -> int:
-        sql, params = scope_sql(scope, live=True)
-        return int(self.db.one(f"SELECT COUNT(*) FROM memories WHERE {sql}", params)[0])
-
-    def history(self, record_id: str) -> list[HistoryEntry]:
-        rows = self.db.query(
-            "SELECT memory_id, event, old_text, new_text, actor, at FROM history "
-            "WHERE memory_id = ? ORDER BY id",
-            (record_id,),
-        )
-        return [HistoryEntry(*row) for row in rows]
 
     def fetch(
         self, keys: Sequence[int], scope: Scope | None
@@ -358,30 +334,6 @@ class SQLiteRecords:
         )
         for row in rows:
             yield to_record(row[:-1]), bytes(row[-1])
-
-    def get_meta(self, key: str) -> str | None:
-        row = self.db.one("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.db.write() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    def neural(self) -> NeuralLog:
-        if self._neural is None:
-            self._neural = NeuralTables(self.db)
-        return self._neural
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        return self.db.closed
-
-    def close(self) -> None:
-        """Close the file when this object opened it (a shared database stays open)."""
-        if self._owns_db:
-            self.db.close()
 
 
 def _vector_row(row: Sequence[Any]) -> VectorRow:

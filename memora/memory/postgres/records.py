@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from memora.errors import ConfigError, InvalidRecordError
-from memora.memory.contract import Changes, NeuralLog, NewRecord, VectorRow
+from memora.memory.contract import Changes, NewRecord, VectorRow
 from memora.memory.neural_bank import NeuralTables
 from memora.memory.postgres.database import Connection, PgDatabase
 from memora.memory.postgres.schema import COLUMNS, MEMORY
 from memora.memory.postgres.vectors import EXACT_BELOW, PgVectors, array, vec
 from memora.memory.rows import filter_sql, scope_sql, to_record
-from memora.memory.types import HistoryEntry, MemoryRecord, Scope
+from memora.memory.sqlbase import SQLRecordsBase
+from memora.memory.types import MemoryRecord, Scope
 
 __all__ = ["PostgresRecords"]
 
@@ -40,7 +41,7 @@ _VECTOR_COLUMNS = "key, user_id, agent_id, session_id, embedder, {vector}, expir
     "deleted_at"  # fmt: skip
 
 
-class PostgresRecords(PgVectors):
+class PostgresRecords(SQLRecordsBase, PgVectors):
     """Memories, history and tombstones in a PostgreSQL database with pgvector.
 
     Args:
@@ -52,6 +53,8 @@ class PostgresRecords(PgVectors):
     """
 
     location: str | None = None  # nothing beside the database
+    db: PgDatabase
+    _columns, _order = COLUMNS, "key"
 
     def __init__(self, dsn: str | None = None, *, db: PgDatabase | None = None,
                  exact_below: int = EXACT_BELOW, ef_search: int = 100,
@@ -192,13 +195,6 @@ class PostgresRecords(PgVectors):
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, record_id: str, scope: Scope | None) -> MemoryRecord | None:
-        sql, params = scope_sql(scope)
-        row = self.db.one(
-            f"SELECT {COLUMNS} FROM memories WHERE id = ? AND {sql}", (record_id, *params)
-        )
-        return None if row is None else to_record(row)
-
     def by_hash(self, scope: Scope, hashes: Sequence[str]) -> list[MemoryRecord]:
         unique = sorted(set(hashes))
         if not unique:
@@ -209,27 +205,6 @@ class PostgresRecords(PgVectors):
             (scope.key(), unique),
         )
         return [to_record(r) for r in rows]
-
-    def records(
-        self, scope: Scope | None, *, include_deleted: bool, limit: int | None
-    ) -> list[MemoryRecord]:
-        sql, params = scope_sql(scope, live=not include_deleted)
-        query = f"SELECT {COLUMNS} FROM memories WHERE {sql} ORDER BY key"
-        if limit is not None:
-            query += f" LIMIT {int(limit)}"
-        return [to_record(r) for r in self.db.query(query, params)]
-
-    def count(self, scope: Scope | None) -> int:
-        sql, params = scope_sql(scope, live=True)
-        return int(self.db.one(f"SELECT count(*) FROM memories WHERE {sql}", params)[0])
-
-    def history(self, record_id: str) -> list[HistoryEntry]:
-        rows = self.db.query(
-            "SELECT memory_id, event, old_text, new_text, actor, at FROM history "
-            "WHERE memory_id = ? ORDER BY id",
-            (record_id,),
-        )
-        return [HistoryEntry(*row) for row in rows]
 
     def fetch(
         self, keys: Sequence[int], scope: Scope | None
@@ -315,34 +290,6 @@ class PostgresRecords(PgVectors):
             for row in rows:
                 yield to_record(row[:-1]), array(row[-1]).tobytes()
             last = int(rows[-1][0])
-
-    def get_meta(self, key: str) -> str | None:
-        row = self.db.one("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.db.write() as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
-                "SET value = excluded.value",
-                (key, value),
-            )
-
-    def neural(self) -> NeuralLog:
-        if self._neural is None:
-            self._neural = NeuralTables(self.db)
-        return self._neural
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        return self.db.closed
-
-    def close(self) -> None:
-        """Close the pool when this object opened it (a shared database stays open)."""
-        if self._owns_db:
-            self.db.close()
 
 
 def _row(item: NewRecord, seq: int) -> tuple[Any, ...]:

@@ -1,0 +1,81 @@
+"""What both stores of record run as the same SQL (``?`` placeholders, scope conditions from
+:func:`~memora.memory.rows.scope_sql`): a record by id, the records and count of a scope, a
+record's history, meta values, the neural tables and the lifecycle. SQLite and PostgreSQL differ
+only in the column list and the insertion-order key (``rowid``, ``key``)."""
+
+from __future__ import annotations
+
+from memora.memory.contract import NeuralLog, SQLDatabase
+from memora.memory.neural_bank import NeuralTables
+from memora.memory.rows import scope_sql, to_record
+from memora.memory.types import HistoryEntry, MemoryRecord, Scope
+
+__all__ = ["SQLRecordsBase"]
+
+
+class SQLRecordsBase:
+    """Mixed into a store of record with ``db``, ``_columns`` (what
+    :func:`~memora.memory.rows.to_record` reads), ``_order`` (the insertion-order key),
+    ``_owns_db`` (close ``db`` with the store) and ``_neural`` (None until first used)."""
+
+    db: SQLDatabase
+    _columns: str
+    _order: str
+    _owns_db: bool
+    _neural: NeuralTables | None
+
+    def get(self, record_id: str, scope: Scope | None) -> MemoryRecord | None:
+        sql, params = scope_sql(scope)
+        row = self.db.one(
+            f"SELECT {self._columns} FROM memories WHERE id = ? AND {sql}", (record_id, *params)
+        )
+        return None if row is None else to_record(row)
+
+    def records(
+        self, scope: Scope | None, *, include_deleted: bool, limit: int | None
+    ) -> list[MemoryRecord]:
+        sql, params = scope_sql(scope, live=not include_deleted)
+        query = f"SELECT {self._columns} FROM memories WHERE {sql} ORDER BY {self._order}"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return [to_record(r) for r in self.db.query(query, params)]
+
+    def count(self, scope: Scope | None) -> int:
+        sql, params = scope_sql(scope, live=True)
+        return int(self.db.one(f"SELECT COUNT(*) FROM memories WHERE {sql}", params)[0])
+
+    def history(self, record_id: str) -> list[HistoryEntry]:
+        rows = self.db.query(
+            "SELECT memory_id, event, old_text, new_text, actor, at FROM history "
+            "WHERE memory_id = ? ORDER BY id",
+            (record_id,),
+        )
+        return [HistoryEntry(*row) for row in rows]
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = excluded.value",
+                (key, value),
+            )
+
+    def neural(self) -> NeuralLog:
+        if self._neural is None:
+            self._neural = NeuralTables(self.db)
+        return self._neural
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.db.closed
+
+    def close(self) -> None:
+        """Close the database when this store opened it (a shared one stays open)."""
+        if self._owns_db:
+            self.db.close()
