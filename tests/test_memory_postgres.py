@@ -105,6 +105,8 @@ def test_filtered_and_small_scope_searches_match_exact_search(pg_dsn: str) -> No
         metas = [{"rare": i % 100 == 0} for i in range(len(texts))]
         store.add_many(texts, user_id="big", metadatas=metas)
         store.add_many([f"small scope note {i}" for i in range(50)], user_id="small")
+        with store.database.write() as conn:  # the planner learns that the table is large
+            conn.execute("ANALYZE memora.memories")
         vectors = unit.encode(texts)
         rare = [i for i in range(len(texts)) if i % 100 == 0]
         for q in range(5):

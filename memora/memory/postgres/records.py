@@ -3,7 +3,12 @@
 and it searches its vectors itself (:mod:`.vectors`), so no faiss index is kept beside it.
 
 Full-text search is a generated ``tsvector`` (configuration ``simple``) ranked by
-``ts_rank_cd``; the change sequence is a counter in ``meta`` bumped by every write transaction.
+``ts_rank_cd``.
+
+The change sequence is a counter in ``meta``; each write numbers its changes last (the
+``changes`` table: key, number, removed for good), so the counter's row lock, which orders the
+commits, is held only from there to the commit and not through the index work before it:
+concurrent writers insert (and update their HNSW index) in parallel.
 """
 
 from __future__ import annotations
@@ -27,22 +32,22 @@ from memora.memory.types import MemoryRecord, Scope
 
 __all__ = ["PostgresRecords"]
 
-_ROW_MARKS = "(?,?,?,?,?,?,?::jsonb,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW_MARKS = "(?,?,?,?,?,?,?::jsonb,?,?,?,?,?,?,?,?,?,?)"
 _BATCH = 1000  # rows per INSERT statement
 _INSERT = (
     "INSERT INTO memories (id, user_id, agent_id, session_id, scope_key, text, metadata, "
     "content_hash, embedder, dim, embedding, created_at, updated_at, expires_at, deleted_at, "
-    "seq, surprise, salient) VALUES {rows} ON CONFLICT DO NOTHING RETURNING id"
+    "surprise, salient) VALUES {rows} ON CONFLICT DO NOTHING RETURNING id, key"
 )
 _HISTORY = (
     "INSERT INTO history (memory_id, event, old_text, new_text, actor, at) VALUES (?,?,?,?,?,?)"
 )
-_VECTOR_COLUMNS = "key, user_id, agent_id, session_id, embedder, {vector}, expires_at, seq, " \
-    "deleted_at"  # fmt: skip
+_VECTOR_COLUMNS = "m.key, m.user_id, m.agent_id, m.session_id, m.embedder, {vector}, " \
+    "m.expires_at, c.seq, m.deleted_at"  # fmt: skip
 
 
 class PostgresRecords(SQLRecordsBase, PgVectors):
-    """Memories, history and tombstones in a PostgreSQL database with pgvector.
+    """Memories, their history and change numbers in a PostgreSQL database with pgvector.
 
     Args:
         dsn: the database (``postgresql://...``), or ``db``: an open :class:`PgDatabase` to
@@ -88,11 +93,18 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
         self.db.after_commit(action)
 
     @staticmethod
-    def _next_seq(conn: Connection) -> int:
+    def _stamp(conn: Connection, keys: Sequence[int], *, gone: bool = False) -> None:
+        """Number the changes of ``keys`` (a new change number, even for none): the last
+        statement of a write, so the counter's lock is held from here to the commit only."""
         row = conn.execute(
             "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'seq' RETURNING value"
         ).fetchone()
-        return int(row[0])
+        if keys:
+            conn.execute(
+                "INSERT INTO changes (key, seq, gone) SELECT k, ?, ? FROM unnest(?::bigint[]) "
+                "AS k ON CONFLICT (key) DO UPDATE SET seq = excluded.seq, gone = excluded.gone",
+                (int(row[0]), gone, list(keys)),
+            )
 
     # -- writes --------------------------------------------------------------------------
 
@@ -104,15 +116,14 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
         return list(self.db.atomic(lambda: self._insert(items, actor)))
 
     def _insert(self, items: Sequence[NewRecord], actor: str) -> list[bool]:
-        inserted: set[str] = set()
+        inserted: dict[str, int] = {}
         with self.db.write() as conn:
-            seq = self._next_seq(conn)
             for start in range(0, len(items), _BATCH):
                 chunk = items[start : start + _BATCH]
                 marks = ",".join([_ROW_MARKS] * len(chunk))
-                params = [p for item in chunk for p in _row(item, seq)]
+                params = [p for item in chunk for p in _row(item)]
                 rows = conn.execute(_INSERT.format(rows=marks), params).fetchall()
-                inserted.update(r[0] for r in rows)
+                inserted.update((str(r[0]), int(r[1])) for r in rows)
             history = [
                 (item.record.id, *h)
                 for item in items if item.record.id in inserted
@@ -120,6 +131,7 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
                                             item.record.created_at),))
             ]  # fmt: skip
             conn.executemany(_HISTORY, history)
+            self._stamp(conn, list(inserted.values()))
         seen: set[str] = set()
         flags = []
         for item in items:  # an id given twice in one batch is inserted once
@@ -144,19 +156,18 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
         import psycopg
 
         with self.db.write() as conn:
-            seq = self._next_seq(conn)
             try:
                 with conn.raw.transaction():  # a savepoint: the clash leaves the rest usable
-                    conn.execute(
+                    keys = conn.execute(
                         "UPDATE memories SET text = ?, content_hash = ?, embedding = ?, "
                         "embedder = ?, dim = ?, metadata = CASE WHEN ? THEN ?::jsonb ELSE "
-                        "metadata END, updated_at = ?, seq = ? WHERE id = ?",
+                        "metadata END, updated_at = ? WHERE id = ? RETURNING key",
                         (
                             record.text, record.content_hash, vec(vector), record.embedder,
                             record.dim, metadata_changed, json.dumps(record.metadata),
-                            record.updated_at, seq, record.id,
+                            record.updated_at, record.id,
                         ),
-                    )  # fmt: skip
+                    ).fetchall()  # fmt: skip
             except psycopg.errors.UniqueViolation as exc:
                 raise InvalidRecordError(
                     "the same text is already stored in this scope; update or delete that "
@@ -165,31 +176,26 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
             conn.execute(
                 _HISTORY, (record.id, "UPDATE", old_text, record.text, actor, record.updated_at)
             )
+            self._stamp(conn, [k[0] for k in keys])
 
     def soft_delete(self, record_id: str, *, old_text: str, at: float, actor: str) -> None:
         def work() -> None:
             with self.db.write() as conn:
-                seq = self._next_seq(conn)
-                conn.execute(
-                    "UPDATE memories SET deleted_at = ?, seq = ? WHERE id = ?", (at, seq, record_id)
-                )
+                keys = conn.execute(
+                    "UPDATE memories SET deleted_at = ? WHERE id = ? RETURNING key", (at, record_id)
+                ).fetchall()
                 conn.execute(_HISTORY, (record_id, "DELETE", old_text, None, actor, at))
+                self._stamp(conn, [k[0] for k in keys])
 
         self.db.atomic(work)
 
     def hard_delete(self, record_id: str) -> None:
         def work() -> None:
             with self.db.write() as conn:
-                seq = self._next_seq(conn)
-                row = conn.execute(
+                keys = conn.execute(
                     "DELETE FROM memories WHERE id = ? RETURNING key", (record_id,)
-                ).fetchone()
-                if row is not None:
-                    conn.execute(
-                        "INSERT INTO tombstones VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
-                        "SET seq = excluded.seq",
-                        (row[0], seq),
-                    )
+                ).fetchall()
+                self._stamp(conn, [k[0] for k in keys], gone=True)
 
         self.db.atomic(work)
 
@@ -258,11 +264,11 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
             if current == seq:
                 return Changes(seq=seq)
             rows = conn.execute(
-                f"SELECT {_VECTOR_COLUMNS.format(vector='embedding')} FROM memories "
-                "WHERE seq > ? ORDER BY seq",
+                f"SELECT {_VECTOR_COLUMNS.format(vector='m.embedding')} FROM changes c "
+                "JOIN memories m ON m.key = c.key WHERE c.seq > ? AND NOT c.gone ORDER BY c.seq",
                 (seq,),
             ).fetchall()
-            gone = conn.execute("SELECT key FROM tombstones WHERE seq > ?", (seq,)).fetchall()
+            gone = conn.execute("SELECT key FROM changes WHERE seq > ? AND gone", (seq,)).fetchall()
         found = [_vector_row(r) for r in rows]
         upto = max(current, max((r.seq for r in found), default=0))
         return Changes(rows=found, removed=[int(g[0]) for g in gone], seq=upto)
@@ -270,8 +276,9 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
     def live_rows(self, embedder: str, *, vectors: bool, upto: int | None = None) -> Changes:
         current = self.current_seq() if upto is None else upto
         rows = self.db.query(
-            f"SELECT {_VECTOR_COLUMNS.format(vector='embedding' if vectors else 'NULL')} "
-            "FROM memories WHERE deleted_at IS NULL AND embedder = ? AND seq <= ?",
+            f"SELECT {_VECTOR_COLUMNS.format(vector='m.embedding' if vectors else 'NULL')} "
+            "FROM memories m JOIN changes c ON c.key = m.key "
+            "WHERE m.deleted_at IS NULL AND m.embedder = ? AND c.seq <= ?",
             (embedder, current),
         )
         return Changes(rows=[_vector_row(r) for r in rows], seq=current)
@@ -292,12 +299,12 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
             last = int(rows[-1][0])
 
 
-def _row(item: NewRecord, seq: int) -> tuple[Any, ...]:
+def _row(item: NewRecord) -> tuple[Any, ...]:
     r = item.record
     return (
         r.id, r.scope.user_id, r.scope.agent_id, r.scope.session_id, r.scope.key(), r.text,
         json.dumps(r.metadata), r.content_hash, r.embedder, r.dim, vec(item.vector),
-        r.created_at, r.updated_at, r.expires_at, r.deleted_at, seq, r.surprise, bool(r.salient),
+        r.created_at, r.updated_at, r.expires_at, r.deleted_at, r.surprise, bool(r.salient),
     )  # fmt: skip
 
 

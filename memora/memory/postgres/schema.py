@@ -34,7 +34,6 @@ CREATE TABLE IF NOT EXISTS memories (
     updated_at DOUBLE PRECISION NOT NULL,
     expires_at DOUBLE PRECISION,
     deleted_at DOUBLE PRECISION,
-    seq BIGINT NOT NULL,
     surprise DOUBLE PRECISION,
     salient BOOLEAN NOT NULL DEFAULT FALSE,
     tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED
@@ -44,7 +43,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS memories_dedup
 CREATE INDEX IF NOT EXISTS memories_user ON memories (user_id, agent_id, session_id);
 CREATE INDEX IF NOT EXISTS memories_agent ON memories (agent_id);
 CREATE INDEX IF NOT EXISTS memories_session ON memories (session_id);
-CREATE INDEX IF NOT EXISTS memories_seq ON memories (seq);
 CREATE INDEX IF NOT EXISTS memories_tsv ON memories USING gin (tsv);
 
 CREATE TABLE IF NOT EXISTS history (
@@ -58,7 +56,14 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id);
 
-CREATE TABLE IF NOT EXISTS tombstones (key BIGINT PRIMARY KEY, seq BIGINT NOT NULL);
+-- the change number of every record written (gone: removed for good), numbered at the end of
+-- each write transaction, so that concurrent writers hold the counter's lock only to commit
+CREATE TABLE IF NOT EXISTS changes (
+    key BIGINT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    gone BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
 """
 
 #: The memory component; its version follows the SQLite form's (2: surprise and salience).
@@ -69,5 +74,5 @@ COLUMNS = (
     "memories.key, memories.id, memories.user_id, memories.agent_id, memories.session_id, "
     "memories.text, memories.metadata::text, memories.created_at, memories.updated_at, "
     "memories.embedder, memories.dim, memories.content_hash, memories.expires_at, "
-    "memories.deleted_at, memories.seq, memories.surprise, memories.salient"
+    "memories.deleted_at, 0, memories.surprise, memories.salient"
 )

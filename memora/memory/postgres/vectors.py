@@ -95,7 +95,7 @@ class PgVectors:
         cond, params = scope_sql(scope, live=True)
         if keys is not None:
             cond, params = f"key = ANY(?) AND {cond}", [list(keys), *params]
-        if keys is not None or self._small(cond, params):
+        if keys is not None or self._small(scope, cond, params):
             rows = self.db.query(  # "+ 0": an expression the HNSW index cannot serve: exact
                 f"SELECT key FROM memories WHERE {cond} ORDER BY (embedding <=> ?) + 0, key "
                 "LIMIT ?",
@@ -104,7 +104,17 @@ class PgVectors:
             return [int(r[0]) for r in rows]
         return self._approximate(query, depth, cond, params)
 
-    def _small(self, cond: str, params: Sequence[Any]) -> bool:
+    def _small(self, scope: Scope | None, cond: str, params: Sequence[Any]) -> bool:
+        """Whether to search exactly: the whole table is small by the planner's estimate (no
+        count), or the scope holds at most ``exact_below`` live records (counted through the
+        scope's index; a search across every scope of a large table never counts)."""
+        estimate = self.db.one(
+            "SELECT reltuples FROM pg_class WHERE oid = 'memora.memories'::regclass"
+        )[0]
+        if 0 <= estimate <= self.exact_below:
+            return True
+        if scope is None and estimate > 0:
+            return False
         row = self.db.one(
             f"SELECT count(*) FROM (SELECT 1 FROM memories WHERE {cond} LIMIT ?) AS s",
             (*params, self.exact_below + 1),
