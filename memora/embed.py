@@ -72,9 +72,11 @@ class SentenceTransformerEmbedder:
         *,
         batch_size: int = 64,
         device: str = "cpu",
+        threads: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.threads = check_threads(threads)
         path = Path(model) if Path(model).exists() else bundled_model_dir(str(model))
         try:
             from sentence_transformers import SentenceTransformer
@@ -109,7 +111,7 @@ class SentenceTransformerEmbedder:
             raise ConfigError("encode takes a list of texts; wrap a single text in a list")
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        with self._lock:
+        with self._lock, _torch_threads(self.threads):
             vectors = self._model.encode(
                 list(texts),
                 batch_size=self.batch_size,
@@ -118,6 +120,31 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def check_threads(threads: int | None) -> int | None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):  # fmt: skip
+        raise ConfigError(f"embed threads must be a whole number >= 1 (or None), got {threads!r}")
+    return threads
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``threads`` for one encode call (None: torch's default).
+    On a few shared cores one thread is often fastest: torch's default of one per core
+    collapses when another process takes a core."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -144,15 +171,20 @@ _default_lock = threading.Lock()
 _default: SentenceTransformerEmbedder | None = None
 
 
-def load_embedder(name: str = "default") -> Embedder:
+def load_embedder(name: str = "default", *, threads: int | None = None) -> Embedder:
     """The embedder called ``name`` ("default" is all-MiniLM-L6-v2), or one from a directory.
+    ``threads``: torch's CPU threads for its encode calls (None: torch's default).
 
-    The default is loaded once per process and shared.
+    The default is loaded once per process and shared (``threads``, when given, applies to it
+    from then on).
     """
     global _default
+    check_threads(threads)
     if name in ("default", DEFAULT_EMBEDDER):
         with _default_lock:
             if _default is None:
-                _default = SentenceTransformerEmbedder(DEFAULT_EMBEDDER)
+                _default = SentenceTransformerEmbedder(DEFAULT_EMBEDDER, threads=threads)
+            elif threads is not None:
+                _default.threads = threads
             return _default
-    return SentenceTransformerEmbedder(name)
+    return SentenceTransformerEmbedder(name, threads=threads)

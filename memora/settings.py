@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         3, ge=0, description="retries on connection errors, HTTP 408, 409, 429 and 5xx"
     )
     embedder: str = Field("default", description="bundled embedder name or a local directory")
+    embed_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads of the embedder; None: torch's default"
+    )
     data_dir: Path = Field(Path("~/.local/share/memora"), description="stores, stories, caches")
 
     def model_options(self) -> dict[str, Any]:

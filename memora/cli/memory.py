@@ -125,16 +125,20 @@ def open_store(db_path: Where, *, readonly: bool = False, max_text_chars: int = 
     out to need it. Errors and warnings name CLI flags."""
     from memora.embed import load_embedder
     from memora.memory.store import MemoryStore
-    from memora.memory.vectors import DamagedStoreWarning
+    from memora.memory.types import DamagedStoreWarning
     from memora.settings import load_settings
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", DamagedStoreWarning)
         warnings.showwarning = _show_warning
         try:
-            name = load_settings().embedder
-            store = MemoryStore(db_path, embedder=load_embedder(name) if embeds else name,
-                                readonly=readonly, max_text_chars=max_text_chars)  # fmt: skip
+            settings = load_settings()
+            name, threads = settings.embedder, settings.embed_threads
+            store = MemoryStore(
+                db_path, embedder=load_embedder(name, threads=threads) if embeds else name,
+                readonly=readonly, max_text_chars=max_text_chars,
+                embed_threads=None if embeds else threads,
+            )  # fmt: skip
             try:
                 yield store
             finally:
@@ -225,8 +229,9 @@ def search(query: str, db_path: Where, k: int, mode: str, min_score: float | Non
             )
         return
     table = Table("score", "cosine", "id", "text")
-    for hit in hits:
-        table.add_row(f"{hit.score:.4f}", f"{hit.similarity:.3f}", hit.record.id, hit.record.text)
+    for h in hits:  # a lexical search has no cosine: it embeds nothing
+        cosine = "-" if h.similarity is None else f"{h.similarity:.3f}"
+        table.add_row(f"{h.score:.4f}", cosine, h.record.id, h.record.text)
     console.print(table)
 
 

@@ -9,15 +9,17 @@ import builtins
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 import numpy as np
 
-from memora.embed import Embedder, load_embedder
+from memora._sqlite import Database
+from memora.embed import Embedder, check_threads, load_embedder
 from memora.errors import ClosedError, ConfigError, ReadOnlyError
-from memora.memory.contract import RecordStore
+from memora.memory.contract import RecordStore, SQLDatabase
 from memora.memory.neural import NeuralConfig, NeuralMemory
 from memora.memory.neural_bank import NeuralBank, read_unit
+from memora.memory.records import SQLiteRecords
 from memora.memory.rows import write_scope
 from memora.memory.search import SearchOptions, neural_blend
 from memora.memory.types import IndexStatus, MemoryRecord, Scope, ScopeIds
@@ -76,12 +78,18 @@ class DerivedParts:
 
     def __init__(
         self, records: RecordStore, embedder: Embedder | str | None, *, approx_threshold: int,
-        neural: NeuralConfig | None, readonly: bool = False,
+        neural: NeuralConfig | None, readonly: bool = False, embed_threads: int | None = None,
     ) -> None:  # fmt: skip
         self.records = records
         self._embedder = None if embedder is None or isinstance(embedder, str) else embedder
         self._embedder_name = embedder if isinstance(embedder, str) else "default"
         self._space_checked = False
+        self._embed_threads = check_threads(embed_threads)
+        if embed_threads is not None and self._embedder is not None:
+            raise ConfigError(
+                "embed_threads applies to an embedder memora loads by name; set the threads of "
+                "the embedder you pass instead (SentenceTransformerEmbedder(threads=...))"
+            )
         self.approx_threshold = approx_threshold
         self.readonly = readonly  # the vector view is kept in memory, never written
         self._config = neural
@@ -90,6 +98,21 @@ class DerivedParts:
         self._lazy_lock = threading.RLock()
         self._embed_lock = threading.Lock()  # tokenizers refuse concurrent calls
         self._closed = False
+
+    @property
+    def database(self) -> SQLDatabase:
+        """The database of the records (SQLite or Postgres), for the agent journal."""
+        db = getattr(self.records, "db", None)
+        if db is None:
+            raise ConfigError("this store's records keep no database other components can use")
+        return cast("SQLDatabase", db)
+
+    @property
+    def db(self) -> Database:
+        """The SQLite database of a store on SQLite."""
+        if not isinstance(self.records, SQLiteRecords):
+            raise ConfigError("this store's records are not in SQLite")
+        return self.records.db
 
     def _open(self, *, write: bool = False) -> None:
         if self._closed or self.records.closed:
@@ -105,7 +128,9 @@ class DerivedParts:
         refuses it: :class:`~memora.errors.EmbedderMismatchError`)."""
         if self._embedder is None or not self._space_checked:
             with self._lazy_lock:
-                embedder = self._embedder or load_embedder(self._embedder_name)
+                embedder = self._embedder or load_embedder(
+                    self._embedder_name, threads=self._embed_threads
+                )
                 space = getattr(self.records, "space", None)
                 if space is not None and space() is not None:
                     self.records.bind(embedder.name, embedder.dim)  # type: ignore[attr-defined]

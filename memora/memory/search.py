@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,13 +23,15 @@ from memora.errors import (
     InvalidOptionError,
     unknown_option,
 )
-from memora.memory.types import MemoryRecord, SearchHit
+from memora.memory.contract import RecordStore
+from memora.memory.types import MemoryRecord, Scope, SearchHit
 
 __all__ = [
     "RRF_K",
     "SearchMode",
     "SearchOptions",
     "fuse",
+    "lexical_hits",
     "neural_blend",
     "query_words",
     "score_hits",
@@ -155,18 +158,19 @@ def score_hits(
     fused: Mapping[int, float],
     dense: Sequence[int],
     lexical: Sequence[int],
-    query: np.ndarray,
+    query: np.ndarray | None,
     options: SearchOptions,
     now: float,
 ) -> list[SearchHit]:
     """The hits, best first: fused score plus the recency and salience bonuses; ties by
-    similarity, then id (a stable order)."""
+    similarity, then id (a stable order). Without a query vector (a lexical search) the hits
+    have no similarity."""
     dense_rank = {key: i for i, key in enumerate(dense, start=1)}
     lexical_rank = {key: i for i, key in enumerate(lexical, start=1)}
     hits = []
     for key, (record, vector) in records.items():
-        similarity = float(vector @ query)
-        if options.min_score is not None and similarity < options.min_score:
+        similarity = None if query is None else float(vector @ query)
+        if options.min_score is not None and (similarity or 0.0) < options.min_score:
             continue
         score = fused[key]
         if options.recency_weight:
@@ -182,5 +186,15 @@ def score_hits(
                 lexical_rank=lexical_rank.get(key),
             )
         )
-    hits.sort(key=lambda h: (-h.score, -h.similarity, h.record.id))
+    hits.sort(key=lambda h: (-h.score, -(h.similarity or 0.0), h.record.id))
     return hits[: options.k]
+
+
+def lexical_hits(
+    records: RecordStore, words: Sequence[str], where: Scope | None, options: SearchOptions
+) -> list[SearchHit]:
+    """A full-text search alone: neither the embedder nor the vector index is loaded, and the
+    hits carry no similarity."""
+    lexical = records.lexical(words, where, options.filters, options.depth)
+    found = records.fetch(lexical, where)
+    return score_hits(found, fuse([lexical]), [], lexical, None, options, time.time())

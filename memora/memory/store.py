@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, Unpack, cast
+from typing import IO, Any, Unpack
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from memora._sqlite import Database
 from memora.embed import Embedder
 from memora.errors import ConfigError, InvalidRecordError, RecordNotFoundError
 from memora.memory import jsonl
-from memora.memory.contract import NewRecord, RecordStore, SQLDatabase
+from memora.memory.contract import NewRecord, RecordStore
 from memora.memory.neural import NeuralConfig
 from memora.memory.neural_bank import config_with, neural_keys
 from memora.memory.parts import DerivedParts
@@ -49,7 +49,14 @@ from memora.memory.rows import (
     read_scope,
     write_scope,
 )
-from memora.memory.search import RRF_K, SearchOptions, fuse, query_words, score_hits
+from memora.memory.search import (
+    RRF_K,
+    SearchOptions,
+    fuse,
+    lexical_hits,
+    query_words,
+    score_hits,
+)
 from memora.memory.types import (
     AddResult,
     HistoryEntry,
@@ -94,12 +101,15 @@ class MemoryStore(DerivedParts):
             instead of ``path``.
         readonly: open the file for reading only: nothing is created or written (not even the
             index file); a missing file raises :class:`~memora.errors.ReadOnlyError`.
+        embed_threads: torch CPU threads of an embedder loaded by name (``MEMORA_EMBED_THREADS``
+            at the command line); None: torch's default.
     """
 
     def __init__(self, path: str | Path = ":memory:", *, embedder: Embedder | str | None = None,
                  max_text_chars: int = 10_000, approx_threshold: int = 250_000,
                  neural: NeuralConfig | bool = False, db: Database | None = None,
-                 records: RecordStore | None = None, readonly: bool = False) -> None:  # fmt: skip
+                 records: RecordStore | None = None, readonly: bool = False,
+                 embed_threads: int | None = None) -> None:  # fmt: skip
         if max_text_chars < 1:
             raise ConfigError("max_text_chars must be >= 1")
         if db is not None and records is not None:
@@ -110,25 +120,10 @@ class MemoryStore(DerivedParts):
         super().__init__(
             records if records is not None else SQLiteRecords(path, db=db, readonly=readonly),
             embedder, approx_threshold=approx_threshold, neural=config_with(neural),
-            readonly=readonly,
+            readonly=readonly, embed_threads=embed_threads,
         )  # fmt: skip
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def database(self) -> SQLDatabase:
-        """The database of the records (SQLite or Postgres), for the agent journal."""
-        db = getattr(self.records, "db", None)
-        if db is None:
-            raise ConfigError("this store's records keep no database other components can use")
-        return cast("SQLDatabase", db)
-
-    @property
-    def db(self) -> Database:
-        """The SQLite database of a store on SQLite."""
-        if not isinstance(self.records, SQLiteRecords):
-            raise ConfigError("this store's records are not in SQLite")
-        return self.records.db
 
     def close(self) -> None:
         """Save the index (when it changed) and close the records. Idempotent."""
@@ -316,15 +311,15 @@ class MemoryStore(DerivedParts):
                                     session_id=session_id), all_scopes, all_users)  # fmt: skip
         words = query_words(query)
         opts.check_neural(self.neural is not None)
+        if opts.mode == "lexical" and opts.min_score is None:
+            return lexical_hits(self.records, words, where, opts)  # no embedder, no index
         (qvec,) = self.embed([query])
-        keys = None
-        if opts.filters and opts.mode != "lexical":
-            keys = self.records.matching(where, opts.filters, self.space)
+        filters = opts.filters if opts.mode != "lexical" else None
+        keys = self.records.matching(where, filters, self.space) if filters else None
         self.vectors.sync()
         dense = [] if opts.mode == "lexical" else self.vectors.search(qvec, opts.depth, where, keys)
-        lexical = [] if opts.mode == "dense" else (
-            self.records.lexical(words, where, opts.filters, opts.depth)
-        )  # fmt: skip
+        lexical = (self.records.lexical(words, where, opts.filters, opts.depth)
+                   if opts.mode != "dense" else [])  # fmt: skip
         pool: dict[int, tuple[MemoryRecord, np.ndarray]] = {}
         if opts.neural_weight and dense and where is not None:
             pool, dense = self._neural_candidates(where, opts, qvec, dense, keys)

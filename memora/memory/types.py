@@ -15,6 +15,7 @@ from memora.errors import ScopeError
 __all__ = [
     "AddResult",
     "AnyUserScope",
+    "DamagedStoreWarning",
     "HistoryEntry",
     "IndexStatus",
     "MemoryRecord",
@@ -194,16 +195,22 @@ class AddResult:
     surprise: SurpriseScore | None = None  # with a neural memory: measured before the write
 
 
+class DamagedStoreWarning(UserWarning):
+    """Records whose stored vector is damaged (wrong length, NaN): they are left out of
+    dense searches until ``memora memory doctor --repair`` quarantines them."""
+
+
 @dataclass(frozen=True)
 class SearchHit:
     """A search result. ``score`` orders the hits (reciprocal rank fusion in hybrid mode, plus
-    the recency weight); ``similarity`` is the cosine similarity of query and record;
+    the recency weight); ``similarity`` is the cosine similarity of query and record (None in a
+    lexical search, which embeds nothing);
     ``dense_rank`` / ``lexical_rank`` are the 1-based ranks in each retriever (None: not
     retrieved by it)."""
 
     record: MemoryRecord
     score: float
-    similarity: float
+    similarity: float | None
     dense_rank: int | None = None
     lexical_rank: int | None = None
 

@@ -28,14 +28,9 @@ import numpy as np
 from memora.errors import NotMemoraFileError
 from memora.memory.contract import RecordStore, VectorRow
 from memora.memory.index import VectorIndex, file_checksum
-from memora.memory.types import IndexStatus, Scope
+from memora.memory.types import DamagedStoreWarning, IndexStatus, Scope
 
 __all__ = ["DamagedStoreWarning", "VectorView", "check_index_path"]
-
-
-class DamagedStoreWarning(UserWarning):
-    """Records whose stored vector is damaged (wrong length, NaN): they are left out of
-    dense searches until ``memora memory doctor --repair`` quarantines them."""
 
 
 class VectorView:
