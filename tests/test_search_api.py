@@ -1,19 +1,27 @@
-"""Search API consistency: a lexical search loads no model, and the embedder's torch threads
-are a setting (the bundled MiniLM, real SQLite)."""
+"""Search API consistency: prefix-stable rankings on both backends, a lexical search loads no
+model, and the embedder's torch threads are a setting (the bundled MiniLM, real SQLite and a
+real PostgreSQL server)."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from memora.embed import SentenceTransformerEmbedder, load_embedder
 from memora.errors import ConfigError, InvalidOptionError
+from memora.memory.search import SearchOptions, Tier, tiered
 from memora.memory.store import MemoryStore
+from memora.memory.types import MemoryRecord, Scope
 from memora.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -32,7 +40,9 @@ def stored(tmp_path: Path) -> Path:
 def test_a_lexical_search_in_a_fresh_process_imports_no_model(stored: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
-        from memora.memory.store import MemoryStore
+        from memora.memory.search import SearchOptions, Tier, tiered
+from memora.memory.store import MemoryStore
+from memora.memory.types import MemoryRecord, Scope
         with MemoryStore({str(stored)!r}, readonly=True) as store:
             hits = store.search("green tea", user_id="alice", mode="lexical")
         print([h.record.text for h in hits], [h.similarity for h in hits])
@@ -97,3 +107,95 @@ def test_embed_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
     with MemoryStore(":memory:", embed_threads=1) as store:
         assert store.embedder.threads == 1  # type: ignore[attr-defined]
         store.embedder.threads = None  # type: ignore[attr-defined]  # shared: leave it as found
+
+
+# -- prefix-stable rankings ----------------------------------------------------------------
+
+WORDS = ["tea", "coffee", "dog", "cat", "garden", "train", "red", "blue", "morning", "Lyon"]
+_STORES = iter(range(1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgres"], scope="module")
+def ranking_store(request: pytest.FixtureRequest) -> Iterator[MemoryStore | None]:
+    """None: a new in-memory SQLite store per example; else one Postgres store shared by the
+    examples, each in its own scope."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres")
+    with MemoryStore(server.create_database("ranking"), embedder=load_embedder()) as store:
+        yield store
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    texts=st.lists(
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=5).map(" ".join),
+        min_size=1, max_size=60, unique=True,
+    ),
+    query=st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join),
+    mode=st.sampled_from(["hybrid", "dense", "lexical"]),
+    fusion_depth=st.integers(1, 8),
+    ks=st.tuples(st.integers(1, 12), st.integers(1, 70)),
+)  # fmt: skip
+def test_a_ranking_is_prefix_stable_in_every_mode(
+    ranking_store: MemoryStore | None, texts: list[str], query: str, mode: str,
+    fusion_depth: int, ks: tuple[int, int],
+) -> None:  # fmt: skip
+    """For the same store, search(k=a) is the first a hits of search(k=b), for a < b."""
+    a, b = sorted(ks)
+    user = f"u{next(_STORES)}"
+    with contextlib.ExitStack() as stack:
+        store = ranking_store or stack.enter_context(
+            MemoryStore(":memory:", embedder=load_embedder())
+        )
+        store.add_many(texts, user_id=user)
+        options = {"mode": mode, "fusion_depth": fusion_depth, "user_id": user}
+        short = [h.record.id for h in store.search(query, k=a, **options)]  # type: ignore[arg-type]
+        long = [h.record.id for h in store.search(query, k=b, **options)]  # type: ignore[arg-type]
+        assert short == long[:a]
+        if mode != "lexical":  # every record is a dense candidate: k hits while there are k
+            assert len(long) == min(b, len(texts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(1, 120),
+    seed=st.integers(0, 2**32 - 1),
+    fusion_depth=st.integers(1, 12),
+    ks=st.tuples(st.integers(1, 130), st.integers(1, 130)),
+    recency=st.sampled_from([0.0, 0.5]),
+)
+def test_tiered_fusion_is_prefix_stable_for_any_rankings(
+    n: int, seed: int, fusion_depth: int, ks: tuple[int, int], recency: float
+) -> None:
+    """The fusion itself, over random dense and lexical rankings that disagree (what a store
+    hands it): k=a is the first a hits of k=b, and there are min(k, candidates) hits."""
+    rng = np.random.default_rng(seed)
+    dense = [int(k) for k in rng.permutation(n)]
+    lexical = [int(k) for k in rng.permutation(n)[: int(rng.integers(0, n + 1))]]
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    query = rng.normal(size=8).astype(np.float32)
+    records = {
+        k: MemoryRecord(id=f"r{k:03d}", scope=Scope(user_id="u"), text=f"text {k}", metadata={},
+                        created_at=0.0, updated_at=float(rng.integers(0, 10**6)),
+                        embedder="test", dim=8, content_hash=f"h{k}")
+        for k in range(n)
+    }  # fmt: skip
+
+    def candidates(depth: int) -> Tier:
+        head = dict.fromkeys([*dense[:depth], *lexical[:depth]])
+        return {k: (records[k], vectors[k]) for k in head}, dense[:depth], lexical[:depth]
+
+    a, b = sorted(ks)
+    ranked = {
+        k: [h.record.id for h in tiered(candidates, query, SearchOptions(
+            k=k, fusion_depth=fusion_depth, recency_weight=recency))]
+        for k in (a, b)
+    }  # fmt: skip
+    assert ranked[a] == ranked[b][:a]
+    assert len(ranked[b]) == min(b, n) and len(set(ranked[b])) == len(ranked[b])

@@ -218,14 +218,14 @@ class DerivedParts:
 
     def _neural_candidates(
         self, where: Scope, opts: SearchOptions, qvec: np.ndarray, dense: builtins.list[int],
-        keys: builtins.list[int] | None,
+        keys: builtins.list[int] | None, depth: int,
     ) -> tuple[dict[int, tuple[MemoryRecord, np.ndarray]], builtins.list[int]]:  # fmt: skip
-        """The dense candidates of ``q`` and of ``M(q)``, pooled and blended."""
+        """The dense candidates of ``q`` and of ``M(q)`` (``depth`` each), pooled and blended."""
         memory = self.neural_memory(where)
         (key,) = self.embed([opts.neural_query]) if opts.neural_query else (qvec,)
         read = None if memory is None else read_unit(memory, key)
         if read is None:
             return {}, dense
-        near = self.vectors.search(read, opts.depth, where, keys)
+        near = self.vectors.search(read, depth, where, keys)
         pool = self.records.fetch(list(dict.fromkeys(dense + near)), where)
-        return pool, neural_blend(pool, qvec, read, opts.neural_weight, opts.depth)
+        return pool, neural_blend(pool, qvec, read, opts.neural_weight, depth)

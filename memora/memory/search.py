@@ -11,7 +11,7 @@ import dataclasses
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ __all__ = [
     "neural_blend",
     "query_words",
     "score_hits",
+    "tiered",
 ]
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
@@ -65,6 +66,10 @@ class SearchOptions:
         neural_query: the text whose embedding is read through the memory (default: the query).
         salience_weight: added to the score of records the neural memory flagged salient
             (needs a store with a neural memory).
+        fusion_depth: how deep each retriever looks before fusion, whatever ``k``: so that a
+            ranking is prefix-stable (``k=a`` gives the first ``a`` hits of ``k=b``). When
+            ``k`` needs more hits, the lists are read deeper in tiers (twice as deep each) and
+            each tier's new records rank after the ones before.
     """
 
     k: int = 10
@@ -76,10 +81,13 @@ class SearchOptions:
     neural_weight: float = 0.0
     neural_query: str | None = None
     salience_weight: float = 0.0
+    fusion_depth: int = 50
 
     def __post_init__(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ConfigError(f"k must be an integer >= 1, got {self.k!r}")
+        for name in ("k", "fusion_depth"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if self.mode not in ("hybrid", "dense", "lexical"):
             raise ConfigError(f"mode must be 'hybrid', 'dense' or 'lexical', got {self.mode!r}")
         if self.filters is not None and not isinstance(self.filters, Mapping):
@@ -121,8 +129,8 @@ class SearchOptions:
 
     @property
     def depth(self) -> int:
-        """How deep each retriever looks (fusion wants deeper lists than ``k``)."""
-        return self.k if self.mode == "dense" else max(self.k * 4, 20)
+        """How deep each retriever looks in the first tier (:attr:`fusion_depth`)."""
+        return self.fusion_depth
 
 
 def query_words(query: str) -> list[str]:
@@ -162,9 +170,9 @@ def score_hits(
     options: SearchOptions,
     now: float,
 ) -> list[SearchHit]:
-    """The hits, best first: fused score plus the recency and salience bonuses; ties by
-    similarity, then id (a stable order). Without a query vector (a lexical search) the hits
-    have no similarity."""
+    """The hits, best first (all of them: the caller cuts): fused score plus the recency and
+    salience bonuses; ties by similarity, then id (a stable order). Without a query vector (a
+    lexical search) the hits have no similarity."""
     dense_rank = {key: i for i, key in enumerate(dense, start=1)}
     lexical_rank = {key: i for i, key in enumerate(lexical, start=1)}
     hits = []
@@ -187,7 +195,7 @@ def score_hits(
             )
         )
     hits.sort(key=lambda h: (-h.score, -(h.similarity or 0.0), h.record.id))
-    return hits[: options.k]
+    return hits
 
 
 def lexical_hits(
@@ -195,6 +203,35 @@ def lexical_hits(
 ) -> list[SearchHit]:
     """A full-text search alone: neither the embedder nor the vector index is loaded, and the
     hits carry no similarity."""
-    lexical = records.lexical(words, where, options.filters, options.depth)
-    found = records.fetch(lexical, where)
-    return score_hits(found, fuse([lexical]), [], lexical, None, options, time.time())
+
+    def tier(depth: int) -> Tier:
+        lexical = records.lexical(words, where, options.filters, depth)
+        return records.fetch(lexical, where), [], lexical
+
+    return tiered(tier, None, options)
+
+
+#: The candidates of one tier: the fetched records (key -> record, vector) and the dense and
+#: lexical rankings they came from.
+Tier = tuple[Mapping[int, tuple[MemoryRecord, np.ndarray]], Sequence[int], Sequence[int]]
+
+
+def tiered(
+    candidates: Callable[[int], Tier], query: np.ndarray | None, options: SearchOptions
+) -> list[SearchHit]:
+    """The first ``k`` hits, prefix-stable: tier ``t`` fuses rankings ``fusion_depth * 2**t``
+    deep, and ranks the records it adds after those of the tiers before. What a tier holds does
+    not depend on ``k``, so ``k=a`` returns the first ``a`` hits of ``k=b``. A search needing
+    at most ``fusion_depth`` candidates reads one tier."""
+    hits: list[SearchHit] = []
+    seen: set[int] = set()
+    depth, now = options.fusion_depth, time.time()
+    while True:
+        found, dense, lexical = candidates(depth)
+        fused = fuse([dense, lexical])
+        new = {key: hit for key, hit in found.items() if key not in seen}
+        hits += score_hits(new, fused, dense, lexical, query, options, now)
+        seen.update(fused)
+        if len(hits) >= options.k or (len(dense) < depth and len(lexical) < depth):
+            return hits[: options.k]
+        depth *= 2

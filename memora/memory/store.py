@@ -49,14 +49,7 @@ from memora.memory.rows import (
     read_scope,
     write_scope,
 )
-from memora.memory.search import (
-    RRF_K,
-    SearchOptions,
-    fuse,
-    lexical_hits,
-    query_words,
-    score_hits,
-)
+from memora.memory.search import RRF_K, SearchOptions, Tier, lexical_hits, query_words, tiered
 from memora.memory.types import (
     AddResult,
     HistoryEntry,
@@ -317,17 +310,21 @@ class MemoryStore(DerivedParts):
         filters = opts.filters if opts.mode != "lexical" else None
         keys = self.records.matching(where, filters, self.space) if filters else None
         self.vectors.sync()
-        dense = [] if opts.mode == "lexical" else self.vectors.search(qvec, opts.depth, where, keys)
-        lexical = (self.records.lexical(words, where, opts.filters, opts.depth)
+        return tiered(lambda depth: self._tier(depth, qvec, words, where, keys, opts), qvec, opts)
+
+    def _tier(self, depth: int, qvec: np.ndarray, words: builtins.list[str], where: Scope | None,
+              keys: builtins.list[int] | None, opts: SearchOptions) -> Tier:  # fmt: skip
+        """The candidates of both retrievers ``depth`` deep (and of the neural memory)."""
+        dense = [] if opts.mode == "lexical" else self.vectors.search(qvec, depth, where, keys)
+        lexical = (self.records.lexical(words, where, opts.filters, depth)
                    if opts.mode != "dense" else [])  # fmt: skip
         pool: dict[int, tuple[MemoryRecord, np.ndarray]] = {}
         if opts.neural_weight and dense and where is not None:
-            pool, dense = self._neural_candidates(where, opts, qvec, dense, keys)
-        fused = fuse([dense, lexical])
-        found = {k: pool[k] for k in fused if k in pool}
-        found |= self.records.fetch([k for k in fused if k not in pool], where)
-        found = {k: hit for k, hit in found.items() if _fits(hit[1], qvec)}
-        return score_hits(found, fused, dense, lexical, qvec, opts, time.time())
+            pool, dense = self._neural_candidates(where, opts, qvec, dense, keys, depth)
+        wanted = list(dict.fromkeys([*dense, *lexical]))
+        found = {k: pool[k] for k in wanted if k in pool}
+        found |= self.records.fetch([k for k in wanted if k not in pool], where)
+        return {k: hit for k, hit in found.items() if _fits(hit[1], qvec)}, dense, lexical
 
     # -- import / export / index ---------------------------------------------------------
 
