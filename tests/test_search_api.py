@@ -40,9 +40,7 @@ def stored(tmp_path: Path) -> Path:
 def test_a_lexical_search_in_a_fresh_process_imports_no_model(stored: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
-        from memora.memory.search import SearchOptions, Tier, tiered
-from memora.memory.store import MemoryStore
-from memora.memory.types import MemoryRecord, Scope
+        from memora.memory.store import MemoryStore
         with MemoryStore({str(stored)!r}, readonly=True) as store:
             hits = store.search("green tea", user_id="alice", mode="lexical")
         print([h.record.text for h in hits], [h.similarity for h in hits])
