@@ -14,6 +14,8 @@ from the caller's point of view, and every message says how to fix it::
     │   ├── InputFormatError         an input file that is not UTF-8 text or not valid JSON
     │   ├── NoStoryError             a story command on a missing file, or on a memora file
     │   │                            that holds no story (a memory store); nothing written
+    │   ├── EmbedderMismatchError    a database whose vectors another embedder made (name or
+    │   │                            dimension); names both
     │   └── OutputExistsError        a batch run's output exists and resume was not asked for
     │       └── NotResumableError    resume of an output memora did not write, or of a run
     │                                with another strategy, model or parameters; unchanged
@@ -48,7 +50,11 @@ from the caller's point of view, and every message says how to fix it::
     │   │                            database; refused and left byte-for-byte unchanged
     │   ├── ReadOnlyError            a read-only open of a missing file, or of one whose
     │   │                            tables would need creating or upgrading
-    │   └── StoreBusyError           the database stayed locked through the bounded retries
+    │   ├── DatabaseUnreachableError a database server that cannot be reached (or a lost
+    │   │                            connection after the retries); the DSN without password
+    │   ├── DatabaseAuthError        a database server that refused the DSN's credentials
+    │   └── StoreBusyError           the database stayed locked, or aborted the transaction,
+    │                                through the bounded retries
     ├── ClosedError                  a call on a model, memory store, story or agent after its
     │                                close(); open a new one
     └── AgentError                   a memory agent (memora.agents)
