@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memora.embed import SentenceTransformerEmbedder, load_embedder
-from memora.errors import ConfigError, InvalidOptionError
+from memora.errors import ConfigError, InvalidOptionError, InvalidRecordError
 from memora.memory.search import SearchOptions, Tier, tiered
 from memora.memory.store import MemoryStore
 from memora.memory.types import MemoryRecord, Scope
+from memora.rank.pointwise import BiEncoderReranker, PointwiseReranker
 from memora.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -197,3 +198,66 @@ def test_tiered_fusion_is_prefix_stable_for_any_rankings(
     }  # fmt: skip
     assert ranked[a] == ranked[b][:a]
     assert len(ranked[b]) == min(b, n) and len(set(ranked[b])) == len(ranked[b])
+
+
+# -- a second stage --------------------------------------------------------------------------
+
+NOTES = [
+    "Alice drinks green tea every morning.",
+    "Alice's dog Rex likes the park.",
+    "The train to Lyon leaves at nine.",
+    "Alice grows tomatoes in her garden.",
+    "Green tea and jasmine are Alice's favourites.",
+    "Bob fixed Alice's red bicycle.",
+]
+
+
+def test_rerankers_take_search_hits_and_records(tmp_path: Path) -> None:
+    with MemoryStore(tmp_path / "m.db", embedder=load_embedder()) as store:
+        store.add_many(NOTES, user_id="alice")
+        hits = store.search("what does alice drink", user_id="alice", k=4)
+        reranker = BiEncoderReranker(store.embedder)
+        ranked = reranker.rank("what does alice drink", hits)
+        assert sorted(ranked.ids) == sorted(h.record.id for h in hits)
+        records = [h.record for h in hits]
+        assert reranker.rank("what does alice drink", records).ids == ranked.ids
+        with pytest.raises(InvalidRecordError, match="memory record or search hit"):
+            reranker.rank("tea", [object()])
+
+
+def test_search_reranks_its_hits_in_one_call_reusing_stored_vectors(tmp_path: Path) -> None:
+    with MemoryStore(tmp_path / "m.db", embedder=load_embedder()) as store:
+        store.add_many(NOTES, user_id="alice")
+        encoded: list[list[str]] = []
+        encode = store.embedder.encode
+
+        def spy(texts: list[str]) -> np.ndarray:
+            encoded.append(list(texts))
+            return encode(texts)
+
+        reranker = BiEncoderReranker(store.embedder)
+        plain = store.search("tea", user_id="alice", mode="lexical", k=6)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(store.embedder, "encode", spy)
+            hits = store.search("tea", user_id="alice", mode="lexical", k=2, rerank=reranker,
+                                rerank_depth=6)  # fmt: skip
+        assert encoded == [["tea"]]  # the query only: the records' vectors came from the store
+        assert len(hits) == 2 and all(h.rerank_score is not None for h in hits)
+        scores = [h.rerank_score for h in hits]
+        assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
+        assert {h.record.id for h in hits} <= {h.record.id for h in plain}
+        with pytest.raises(ConfigError, match="rerank must be a reranker"):
+            store.search("tea", user_id="alice", rerank="biencoder")
+        with pytest.raises(ConfigError, match="rerank_depth"):
+            store.search("tea", user_id="alice", rerank=reranker, rerank_depth=0)
+
+
+def test_a_model_reranker_as_the_second_stage(tmp_path: Path, local_llm: object) -> None:
+    """The bundled SmolLM2 judges the first stage's hits (pointwise), in the same call."""
+    with MemoryStore(tmp_path / "m.db", embedder=load_embedder()) as store:
+        store.add_many(NOTES, user_id="alice")
+        first = store.search("what does alice drink", user_id="alice", k=4)
+        hits = store.search("what does alice drink", user_id="alice", k=4,
+                            rerank=PointwiseReranker(local_llm), rerank_depth=4)  # type: ignore[arg-type]  # fmt: skip
+        assert sorted(h.record.id for h in hits) == sorted(h.record.id for h in first)
+        assert all(isinstance(h.rerank_score, float) for h in hits)

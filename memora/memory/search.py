@@ -30,11 +30,13 @@ __all__ = [
     "RRF_K",
     "SearchMode",
     "SearchOptions",
+    "fits",
     "fuse",
     "lexical_hits",
     "neural_blend",
     "query_words",
     "score_hits",
+    "second_stage",
     "tiered",
 ]
 
@@ -70,6 +72,10 @@ class SearchOptions:
             ranking is prefix-stable (``k=a`` gives the first ``a`` hits of ``k=b``). When
             ``k`` needs more hits, the lists are read deeper in tiers (twice as deep each) and
             each tier's new records rank after the ones before.
+        rerank: a second stage, any :mod:`memora.rank` reranker (or anything with
+            ``rank(query, docs)`` returning ranked ids): it reorders the first
+            ``rerank_depth`` hits; the rest follow. A bi-encoder of the store's embedder uses
+            the stored vectors instead of encoding the texts again.
     """
 
     k: int = 10
@@ -82,9 +88,13 @@ class SearchOptions:
     neural_query: str | None = None
     salience_weight: float = 0.0
     fusion_depth: int = 50
+    rerank: Any = field(default=None, hash=False, compare=False)
+    rerank_depth: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("k", "fusion_depth"):
+        if self.rerank is not None and not callable(getattr(self.rerank, "rank", None)):
+            raise ConfigError("rerank must be a reranker (memora.rank), with rank(query, docs)")
+        for name in ("k", "fusion_depth", "rerank_depth"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
@@ -199,16 +209,51 @@ def score_hits(
 
 
 def lexical_hits(
-    records: RecordStore, words: Sequence[str], where: Scope | None, options: SearchOptions
+    records: RecordStore, query: str, where: Scope | None, options: SearchOptions
 ) -> list[SearchHit]:
     """A full-text search alone: neither the embedder nor the vector index is loaded, and the
     hits carry no similarity."""
+
+    words = query_words(query)
 
     def tier(depth: int) -> Tier:
         lexical = records.lexical(words, where, options.filters, depth)
         return records.fetch(lexical, where), [], lexical
 
-    return tiered(tier, None, options)
+    return second_stage(query, tier, None, options)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A hit as a reranker's candidate, with its stored vector."""
+
+    id: str
+    text: str
+    vector: np.ndarray | None
+    embedder: str
+
+
+def second_stage(
+    query: str, candidates: Callable[[int], Tier], qvec: np.ndarray | None,
+    options: SearchOptions,
+) -> list[SearchHit]:  # fmt: skip
+    """The fused hits, their first ``rerank_depth`` reordered by ``options.rerank`` (when set;
+    ``rerank_score`` is the reranker's score), the rest after them, cut to ``k``."""
+    if options.rerank is None:
+        return tiered(candidates, qvec, options)
+    vectors: dict[str, np.ndarray] = {}
+    wide = dataclasses.replace(options, k=max(options.k, options.rerank_depth))
+    hits = tiered(candidates, qvec, wide, vectors)
+    head, tail = hits[: options.rerank_depth], hits[options.rerank_depth :]
+    if not head:
+        return hits
+    docs = [_Candidate(h.record.id, h.record.text, vectors.get(h.record.id), h.record.embedder)
+            for h in head]  # fmt: skip
+    ranking = options.rerank.rank(query, docs)
+    scores = dict(zip(ranking.ids, ranking.scores or [None] * len(docs), strict=True))
+    by_id = {h.record.id: h for h in head}
+    ordered = [dataclasses.replace(by_id[i], rerank_score=scores[i]) for i in ranking.ids]
+    return (ordered + tail)[: options.k]
 
 
 #: The candidates of one tier: the fetched records (key -> record, vector) and the dense and
@@ -217,12 +262,14 @@ Tier = tuple[Mapping[int, tuple[MemoryRecord, np.ndarray]], Sequence[int], Seque
 
 
 def tiered(
-    candidates: Callable[[int], Tier], query: np.ndarray | None, options: SearchOptions
-) -> list[SearchHit]:
+    candidates: Callable[[int], Tier], query: np.ndarray | None, options: SearchOptions,
+    vectors: dict[str, np.ndarray] | None = None,
+) -> list[SearchHit]:  # fmt: skip
     """The first ``k`` hits, prefix-stable: tier ``t`` fuses rankings ``fusion_depth * 2**t``
     deep, and ranks the records it adds after those of the tiers before. What a tier holds does
     not depend on ``k``, so ``k=a`` returns the first ``a`` hits of ``k=b``. A search needing
-    at most ``fusion_depth`` candidates reads one tier."""
+    at most ``fusion_depth`` candidates reads one tier. ``vectors`` collects the hits' stored
+    vectors (by record id)."""
     hits: list[SearchHit] = []
     seen: set[int] = set()
     depth, now = options.fusion_depth, time.time()
@@ -230,8 +277,15 @@ def tiered(
         found, dense, lexical = candidates(depth)
         fused = fuse([dense, lexical])
         new = {key: hit for key, hit in found.items() if key not in seen}
+        if vectors is not None:
+            vectors.update((record.id, vector) for record, vector in new.values())
         hits += score_hits(new, fused, dense, lexical, query, options, now)
         seen.update(fused)
         if len(hits) >= options.k or (len(dense) < depth and len(lexical) < depth):
             return hits[: options.k]
         depth *= 2
+
+
+def fits(vector: np.ndarray, query: np.ndarray) -> bool:
+    """Whether a stored vector can be compared with the query (a damaged one cannot)."""
+    return vector.shape == query.shape and bool(np.isfinite(vector).all())

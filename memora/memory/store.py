@@ -20,6 +20,7 @@ history, exporting or deleting never load a model.
 from __future__ import annotations
 
 import builtins
+import functools
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,7 +50,15 @@ from memora.memory.rows import (
     read_scope,
     write_scope,
 )
-from memora.memory.search import RRF_K, SearchOptions, Tier, lexical_hits, query_words, tiered
+from memora.memory.search import (
+    RRF_K,
+    SearchOptions,
+    Tier,
+    fits,
+    lexical_hits,
+    query_words,
+    second_stage,
+)
 from memora.memory.types import (
     AddResult,
     HistoryEntry,
@@ -305,12 +314,15 @@ class MemoryStore(DerivedParts):
         words = query_words(query)
         opts.check_neural(self.neural is not None)
         if opts.mode == "lexical" and opts.min_score is None:
-            return lexical_hits(self.records, words, where, opts)  # no embedder, no index
+            return lexical_hits(self.records, query, where, opts)  # no embedder, no index
         (qvec,) = self.embed([query])
         filters = opts.filters if opts.mode != "lexical" else None
         keys = self.records.matching(where, filters, self.space) if filters else None
         self.vectors.sync()
-        return tiered(lambda depth: self._tier(depth, qvec, words, where, keys, opts), qvec, opts)
+        tier = functools.partial(
+            self._tier, qvec=qvec, words=words, where=where, keys=keys, opts=opts
+        )
+        return second_stage(query, tier, qvec, opts)
 
     def _tier(self, depth: int, qvec: np.ndarray, words: builtins.list[str], where: Scope | None,
               keys: builtins.list[int] | None, opts: SearchOptions) -> Tier:  # fmt: skip
@@ -324,7 +336,7 @@ class MemoryStore(DerivedParts):
         wanted = list(dict.fromkeys([*dense, *lexical]))
         found = {k: pool[k] for k in wanted if k in pool}
         found |= self.records.fetch([k for k in wanted if k not in pool], where)
-        return {k: hit for k, hit in found.items() if _fits(hit[1], qvec)}, dense, lexical
+        return {k: hit for k, hit in found.items() if fits(hit[1], qvec)}, dense, lexical
 
     # -- import / export / index ---------------------------------------------------------
 
@@ -384,8 +396,3 @@ class MemoryStore(DerivedParts):
         """Compare the vector index with the records (see :class:`IndexStatus`)."""
         self._open()
         return self.vectors.verify()
-
-
-def _fits(vector: np.ndarray, query: np.ndarray) -> bool:
-    """Whether a stored vector can be compared with the query (a damaged one cannot)."""
-    return vector.shape == query.shape and bool(np.isfinite(vector).all())

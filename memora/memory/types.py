@@ -206,13 +206,15 @@ class SearchHit:
     the recency weight); ``similarity`` is the cosine similarity of query and record (None in a
     lexical search, which embeds nothing);
     ``dense_rank`` / ``lexical_rank`` are the 1-based ranks in each retriever (None: not
-    retrieved by it)."""
+    retrieved by it); ``rerank_score`` is the second stage's score (None: no second stage, or
+    a reranker without scores)."""
 
     record: MemoryRecord
     score: float
     similarity: float | None
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,9 @@ class PointwiseReranker(Reranker):
 
 
 class BiEncoderReranker(Reranker):
-    """Cosine similarity of sentence embeddings (default: the bundled MiniLM)."""
+    """Cosine similarity of sentence embeddings (default: the bundled MiniLM). A candidate that
+    carries a vector of the same embedder (hits of a memory store's search) is not encoded
+    again."""
 
     name = "biencoder"
 
@@ -85,8 +87,17 @@ class BiEncoderReranker(Reranker):
     def _rank(
         self, query: str, docs: list[Doc], diag: Diagnostics
     ) -> tuple[list[int], Sequence[float] | None]:
-        vectors = self.embedder.encode([query] + [d.text for d in docs])
-        scores = [float(s) for s in vectors[1:] @ vectors[0]]
+        name, dim = self.embedder.name, self.embedder.dim
+        stored = [d.vector is not None and d.embedder == name and len(d.vector) == dim
+                  for d in docs]  # fmt: skip
+        fresh = self.embedder.encode(
+            [query] + [d.text for d, ok in zip(docs, stored, strict=True) if not ok]
+        )
+        made = iter(fresh[1:])
+        vectors = np.asarray(
+            [d.vector if ok else next(made) for d, ok in zip(docs, stored, strict=True)]
+        )
+        scores = [float(s) for s in vectors.astype(np.float32) @ fresh[0]]
         diag.calls += 1
         order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
         return order, scores

@@ -13,15 +13,21 @@ __all__ = ["Diagnostics", "Doc", "ParseStats", "Ranking", "as_docs"]
 
 @dataclass(frozen=True)
 class Doc:
-    """A candidate: its id (unique within one query's candidates) and its text."""
+    """A candidate: its id (unique within one query's candidates) and its text. ``vector``: an
+    embedding of the text already made by ``embedder`` (a memory store's), which a bi-encoder
+    of the same embedder uses instead of encoding the text again."""
 
     id: str
     text: str
+    vector: Any = field(default=None, compare=False, repr=False)
+    embedder: str | None = None
 
 
-def as_docs(docs: Sequence[Doc | tuple[str, str] | Mapping[str, Any] | str]) -> list[Doc]:
-    """Docs from ``Doc``s, ``(id, text)`` pairs, ``{"docid"|"id", "text"}`` mappings or bare
-    strings (ids ``"0"``, ``"1"``, ...). Ids must be unique and texts non-empty."""
+def as_docs(docs: Sequence[Doc | tuple[str, str] | Mapping[str, Any] | str | Any]) -> list[Doc]:
+    """Docs from ``Doc``s, ``(id, text)`` pairs, ``{"docid"|"id", "text"}`` mappings, bare
+    strings (ids ``"0"``, ``"1"``, ...), or anything with an ``id`` and a ``text`` (a memory
+    record) or a ``record`` that has them (a memory store's search hit). Ids must be unique and
+    texts non-empty."""
     if isinstance(docs, str):
         raise InvalidRecordError("docs must be a list; wrap a single text in a list")
     out: list[Doc] = []
@@ -34,10 +40,13 @@ def as_docs(docs: Sequence[Doc | tuple[str, str] | Mapping[str, Any] | str]) -> 
             out.append(Doc(str(doc[0]), str(doc[1])))
         elif isinstance(doc, Mapping) and "text" in doc and ("docid" in doc or "id" in doc):
             out.append(Doc(str(doc.get("docid", doc.get("id"))), str(doc["text"])))
+        elif _has_id_and_text(item := getattr(doc, "record", doc)):
+            vector, embedder = getattr(item, "vector", None), getattr(item, "embedder", None)
+            out.append(Doc(str(getattr(item, "id")), getattr(item, "text"), vector, embedder))  # noqa: B009
         else:
             raise InvalidRecordError(
-                f"doc {i} is {type(doc).__name__}; pass Doc, (id, text), {{'docid', 'text'}} "
-                "or a string"
+                f"doc {i} is {type(doc).__name__}; pass Doc, (id, text), {{'docid', 'text'}}, "
+                "a string, or anything with an id and a text (a memory record or search hit)"
             )
     if not out:
         raise InvalidRecordError("no candidates to rank")
@@ -65,6 +74,12 @@ class ParseStats:
     def add(self, other: ParseStats) -> None:
         for name in ("ok", "wrong_format", "repetition", "missing", "out_of_range"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _has_id_and_text(item: Any) -> bool:
+    return isinstance(getattr(item, "id", None), str | int) and isinstance(
+        getattr(item, "text", None), str
+    )
 
 
 @dataclass
