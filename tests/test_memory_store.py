@@ -295,3 +295,30 @@ def test_scopes_options_and_lifecycle_fail_with_memora_errors(store: MemoryStore
     ):
         with pytest.raises(ClosedError, match="closed"):
             call()
+
+
+def test_a_repeated_text_keeps_every_occurrence_and_its_metadata(
+    store: MemoryStore, tmp_path: Path
+) -> None:
+    first = store.add("ok, thanks", ALICE, metadata={"day": 1})
+    again = store.add("OK,  thanks", ALICE, metadata={"day": 2}, actor="chat")
+    batch = store.add_many(["ok, thanks", "see you"], ALICE, metadatas=[{"day": 3}, {"day": 3}])
+    assert first.created and not again.created and [r.created for r in batch] == [False, True]
+    assert again.record.id == first.record.id and again.record.metadata == {"day": 1}
+    seen = store.occurrences(first.record.id, ALICE)
+    assert [(o.metadata, o.actor) for o in seen] == [({"day": 2}, "chat"), ({"day": 3}, "memora")]
+    assert (
+        seen[0].at >= first.record.created_at and store.occurrences(batch[1].record.id, ALICE) == []
+    )
+    with pytest.raises(RecordNotFoundError):
+        store.occurrences(first.record.id, BOB)  # another scope's record: not found
+    buffer = io.StringIO()
+    store.export(buffer)
+    with MemoryStore(tmp_path / "copy.db", embedder=store.embedder) as copy:
+        copy.import_(buffer.getvalue().splitlines())
+        assert copy.occurrences(first.record.id, ALICE) == seen  # export and import keep them
+    from memora.memory.migrate import migrate
+
+    with MemoryStore(tmp_path / "moved.db", embedder=store.embedder) as moved:
+        migrate(store.records, moved.records)
+        assert moved.occurrences(first.record.id, ALICE) == seen  # and so does a migration

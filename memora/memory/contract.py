@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from memora._sqlite import Component
-from memora.memory.types import Event, HistoryEntry, MemoryRecord, Scope
+from memora.memory.types import Event, HistoryEntry, MemoryRecord, Occurrence, Scope
 
 __all__ = ["Changes", "NeuralLog", "NewRecord", "RecordStore", "SQLDatabase", "VectorRow"]
 
@@ -37,11 +37,13 @@ __all__ = ["Changes", "NeuralLog", "NewRecord", "RecordStore", "SQLDatabase", "V
 @dataclass(frozen=True)
 class NewRecord:
     """A record to insert, embedded already. ``history`` (event, old text, new text, actor,
-    time) replaces the single ADD entry when a record is imported with its past."""
+    time) replaces the single ADD entry when a record is imported with its past;
+    ``occurrences`` (time, metadata, actor) are the times it was added again."""
 
     record: MemoryRecord
     vector: np.ndarray
     history: tuple[tuple[Event, str | None, str | None, str, float], ...] = ()
+    occurrences: tuple[tuple[float, dict[str, Any], str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,14 @@ class RecordStore(Protocol):
         ...
 
     def history(self, record_id: str) -> list[HistoryEntry]: ...
+
+    def add_occurrences(self, items: Sequence[Occurrence]) -> None:
+        """Record texts added again to records that hold them (in the current transaction)."""
+        ...
+
+    def occurrences(self, record_id: str) -> list[Occurrence]:
+        """The times a record's text was added again, oldest first."""
+        ...
 
     def fetch(
         self, keys: Sequence[int], scope: Scope | None

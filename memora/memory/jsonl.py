@@ -24,16 +24,18 @@ import numpy as np
 from memora.errors import BatchInputError, StoreError
 from memora.memory.contract import NewRecord
 from memora.memory.rows import check_metadata
-from memora.memory.types import Event, HistoryEntry, MemoryRecord, Scope, content_hash
+from memora.memory.types import Event, HistoryEntry, MemoryRecord, Occurrence, Scope, content_hash
 
 __all__ = ["Imported", "decode_file", "encode", "parse", "to_new_records"]
 
 History = tuple[tuple[Event, str | None, str | None, str, float], ...]
+Again = tuple[tuple[float, dict[str, Any], str], ...]
 
 _FIX = "fix or remove the line, or export the store again with `memora memory export`"
 _KEYS = frozenset(
     ("id", "scope", "text", "metadata", "created_at", "updated_at", "embedder", "dim",
-     "content_hash", "expires_at", "deleted_at", "surprise", "salient", "vector", "history")
+     "content_hash", "expires_at", "deleted_at", "surprise", "salient", "vector", "history",
+     "occurrences")
 )  # fmt: skip
 _HISTORY_KEYS = frozenset(("memory_id", "event", "old_text", "new_text", "actor", "at"))
 
@@ -49,6 +51,7 @@ class Imported:
     record: MemoryRecord
     vector: np.ndarray | None
     entries: History
+    occurrences: Again = ()
 
     def history(self, actor: str) -> History:
         """The history to store; a line without one gets an ADD by ``actor``."""
@@ -70,15 +73,19 @@ def to_new_records(
             replace(p.record, embedder=space, dim=dim, content_hash=content_hash(p.record.text)),
             fresh[i] if i in fresh else np.asarray(p.vector, dtype=np.float32),
             history=p.history(actor),
+            occurrences=p.occurrences,
         )
         for i, p in enumerate(parsed)
     ]
 
 
-def encode(record: MemoryRecord, vector: bytes, history: Sequence[HistoryEntry]) -> str:
+def encode(record: MemoryRecord, vector: bytes, history: Sequence[HistoryEntry],
+           occurrences: Sequence[Occurrence] = ()) -> str:  # fmt: skip
     data = record.to_dict()
     data["vector"] = base64.b64encode(vector).decode("ascii")
     data["history"] = [h.to_dict() for h in history]
+    if occurrences:
+        data["occurrences"] = [o.to_dict() for o in occurrences]
     return json.dumps(data, ensure_ascii=False)
 
 
@@ -134,7 +141,8 @@ def _line(line: str, space: str, dim: int) -> Imported:
     if unknown:
         raise LineError(f"unknown fields {unknown}; an exported memory has {sorted(_KEYS)}")
     record = _record(data)
-    return Imported(record, _vector(data.get("vector"), record, space, dim), _history(data, record))
+    vector = _vector(data.get("vector"), record, space, dim)
+    return Imported(record, vector, _history(data, record), _occurrences(data))
 
 
 def _record(data: Mapping[str, Any]) -> MemoryRecord:
@@ -213,6 +221,21 @@ def _history(data: Mapping[str, Any], record: MemoryRecord) -> History:
     if not isinstance(entries, list):
         raise LineError(f"'history' must be a list of events, got {type(entries).__name__}")
     return tuple(_entry(h, record.id) for h in entries)
+
+
+def _occurrences(data: Mapping[str, Any]) -> Again:
+    items = data.get("occurrences") or []
+    if not isinstance(items, list):
+        raise LineError(f"'occurrences' must be a list, got {type(items).__name__}")
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) - {"at", "metadata", "actor"}:
+            raise LineError(f"an occurrence is an object with at, metadata and actor: {item!r}")
+        actor = item.get("actor", "import")
+        if not isinstance(actor, str) or not actor:
+            raise LineError(f"an occurrence's actor must be a non-empty string, got {actor!r}")
+        out.append((_number(item, "at"), check_metadata(item.get("metadata")), actor))
+    return tuple(out)
 
 
 def _entry(data: Any, record_id: str) -> tuple[Event, str | None, str | None, str, float]:

@@ -189,7 +189,8 @@ def _move_records(
             report.history.present += len(history)
             continue
         past = tuple((h.event, h.old_text, h.new_text, h.actor, h.at) for h in history)
-        absent.append(NewRecord(record, np.frombuffer(vector, dtype=np.float32), past))
+        again = tuple((o.at, o.metadata, o.actor) for o in src.occurrences(record.id))
+        absent.append(NewRecord(record, np.frombuffer(vector, dtype=np.float32), past, again))
     if not absent:
         return
     inserted = dst.insert(absent, actor="migrate")  # one transaction: all of them or none

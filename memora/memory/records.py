@@ -29,7 +29,7 @@ from memora.memory.rows import (
     scope_sql,
     to_record,
 )
-from memora.memory.sqlbase import SQLRecordsBase
+from memora.memory.sqlbase import OCCURRENCES, SQLRecordsBase, occurrences_of
 from memora.memory.types import MemoryRecord, Scope
 
 __all__ = ["MEMORY", "SQLiteRecords"]
@@ -94,16 +94,20 @@ CREATE TRIGGER IF NOT EXISTS memories_fts_update AFTER UPDATE OF text ON memorie
 END;
 """
 
-#: The memory component: version 2 added the neural memory's surprise and salience columns.
+_OCCURRENCES = OCCURRENCES.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL")
+
+#: The memory component: version 2 added the neural memory's surprise and salience columns,
+#: version 3 the occurrences of texts added again.
 MEMORY = Component(
     name="memory",
-    version=2,
-    schema=_SCHEMA,
+    version=3,
+    schema=_SCHEMA + _OCCURRENCES,
     migrations={
         1: """
 ALTER TABLE memories ADD COLUMN surprise REAL;
 ALTER TABLE memories ADD COLUMN salient INTEGER NOT NULL DEFAULT 0;
-"""
+""",
+        2: _OCCURRENCES,
     },
 )  # files of older releases record this version in PRAGMA user_version
 
@@ -167,7 +171,7 @@ class SQLiteRecords(SQLRecordsBase):
     def insert(self, items: Sequence[NewRecord], *, actor: str) -> list[bool]:
         if not items:
             return []
-        inserted = []
+        inserted: list[bool] = []
         dumped: dict[int, str] = {}  # metadata JSON by dict (a batch often shares one)
         with self.db.write() as conn:
             seq = self._next_seq(conn)
@@ -190,6 +194,8 @@ class SQLiteRecords(SQLRecordsBase):
                 if cursor.rowcount == 1:
                     history = item.history or (("ADD", None, r.text, actor, r.created_at),)
                     conn.executemany(_HISTORY, [(r.id, *h) for h in history])
+            done = {i.record.id for i, ok in zip(items, inserted, strict=True) if ok}
+            self.add_occurrences(occurrences_of(items, done))
         return inserted
 
     def update(

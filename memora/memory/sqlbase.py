@@ -5,12 +5,39 @@ only in the column list and the insertion-order key (``rowid``, ``key``)."""
 
 from __future__ import annotations
 
-from memora.memory.contract import NeuralLog, SQLDatabase
+import json
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from memora.memory.contract import NeuralLog, NewRecord, SQLDatabase
 from memora.memory.neural_bank import NeuralTables
 from memora.memory.rows import scope_sql, to_record
-from memora.memory.types import HistoryEntry, MemoryRecord, Scope
+from memora.memory.types import HistoryEntry, MemoryRecord, Occurrence, Scope
 
-__all__ = ["SQLRecordsBase"]
+__all__ = ["OCCURRENCES", "SQLRecordsBase", "occurrence_row", "occurrences_of"]
+
+_OCCURRENCE = "INSERT INTO occurrences (memory_id, at, metadata, actor) VALUES (?, ?, ?, ?)"
+#: The occurrences table (memory schema 3), the same statement for SQLite and PostgreSQL.
+OCCURRENCES = """
+CREATE TABLE IF NOT EXISTS occurrences (
+    id {id},
+    memory_id TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+    at {real} NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{{}}',
+    actor TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS occurrences_memory ON occurrences (memory_id);
+"""
+
+
+def occurrence_row(o: Occurrence) -> tuple[Any, ...]:
+    return (o.memory_id, o.at, json.dumps(o.metadata), o.actor)
+
+
+def occurrences_of(items: Sequence[NewRecord], inserted: Collection[str]) -> list[Occurrence]:
+    """The occurrences carried by the inserted ``items`` (an import, a migration)."""
+    return [Occurrence(i.record.id, at, dict(meta), actor) for i in items
+            if i.record.id in inserted for at, meta, actor in i.occurrences]  # fmt: skip
 
 
 class SQLRecordsBase:
@@ -51,6 +78,19 @@ class SQLRecordsBase:
             (record_id,),
         )
         return [HistoryEntry(*row) for row in rows]
+
+    def add_occurrences(self, items: Sequence[Occurrence]) -> None:
+        if items:
+            with self.db.write() as conn:
+                conn.executemany(_OCCURRENCE, [occurrence_row(o) for o in items])
+
+    def occurrences(self, record_id: str) -> list[Occurrence]:
+        rows = self.db.query(
+            "SELECT memory_id, at, metadata, actor FROM occurrences WHERE memory_id = ? "
+            "ORDER BY id",
+            (record_id,),
+        )
+        return [Occurrence(r[0], float(r[1]), json.loads(r[2]), str(r[3])) for r in rows]
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.one("SELECT value FROM meta WHERE key = ?", (key,))

@@ -23,17 +23,16 @@ import builtins
 import functools
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, Unpack
+from typing import Any, Unpack
 
 import numpy as np
 
 from memora._sqlite import Database
 from memora.embed import Embedder
-from memora.errors import ConfigError, InvalidRecordError, RecordNotFoundError
-from memora.memory import jsonl
+from memora.errors import ConfigError, RecordNotFoundError
 from memora.memory.contract import NewRecord, RecordStore
 from memora.memory.neural import NeuralConfig
 from memora.memory.neural_bank import config_with, neural_keys
@@ -59,11 +58,13 @@ from memora.memory.search import (
     query_words,
     second_stage,
 )
+from memora.memory.transfer import Transfer
 from memora.memory.types import (
     AddResult,
     HistoryEntry,
     IndexStatus,
     MemoryRecord,
+    Occurrence,
     Scope,
     ScopeIds,
     SearchHit,
@@ -77,7 +78,7 @@ __all__ = ["RRF_K", "IndexStatus", "MemoryStore", "SearchOptions", "normalize_te
 ScopeArg = Scope | Mapping[str, Any] | None
 
 
-class MemoryStore(DerivedParts):
+class MemoryStore(DerivedParts, Transfer):
     """Scoped memories in one SQLite file (or ``":memory:"``) with a derived faiss index, or in
     a PostgreSQL database with pgvector (``"postgresql://..."``).
 
@@ -204,8 +205,11 @@ class MemoryStore(DerivedParts):
             ]  # fmt: skip
             created = self.records.insert(items, actor=actor)
             found = {r.content_hash: r for r in self.records.by_hash(where, hashes)}
+            done = {i for i, ok in zip(unique, created, strict=True) if ok}
+            self.records.add_occurrences([Occurrence(found[hashes[i]].id, now, metas[i], actor)
+                                          for i in range(len(texts)) if i not in done])  # fmt: skip
             self.records.after_commit(self._sync_view)
-            return found, {i for i, ok in zip(unique, created, strict=True) if ok}, scores
+            return found, done, scores
 
         found, inserted, scores = self.records.atomic(write)
         return [AddResult(found[h], i in inserted, None if scores is None else scores[i])
@@ -291,6 +295,12 @@ class MemoryStore(DerivedParts):
         self.get(record_id, scope, all_scopes=all_scopes, all_users=all_users, **ids)
         return self.records.history(record_id)
 
+    def occurrences(self, record_id: str, scope: ScopeArg = None, *, all_scopes: bool = False,
+                    **ids: Unpack[ScopeIds]) -> builtins.list[Occurrence]:  # fmt: skip
+        """The times a record's text was added again (with the metadata each add carried)."""
+        self.get(record_id, scope, all_scopes=all_scopes, **ids)
+        return self.records.occurrences(record_id)
+
     def search(
         self,
         query: str,
@@ -338,54 +348,7 @@ class MemoryStore(DerivedParts):
         found |= self.records.fetch([k for k in wanted if k not in pool], where)
         return {k: hit for k, hit in found.items() if fits(hit[1], qvec)}, dense, lexical
 
-    # -- import / export / index ---------------------------------------------------------
-
-    def export(self, out: IO[str], *, include_deleted: bool = False) -> int:
-        """Write every record (all scopes) as JSON lines, with its history and vector."""
-        self._open()
-        count = 0
-        for record, vector in self.records.export(include_deleted):
-            out.write(jsonl.encode(record, vector, self.records.history(record.id)) + "\n")
-            count += 1
-        return count
-
-    def parse_import(self, lines: Iterable[str], *, source: str | Path = "<input>",
-                     first_line: int = 1) -> builtins.list[jsonl.Imported]:  # fmt: skip
-        """Check every line of an export against this store (fields, types, vector length and
-        values, text length) without writing anything; a bad line raises
-        :class:`~memora.errors.BatchInputError` naming ``source`` and its line number."""
-        self._open()
-        parsed = jsonl.parse(lines, space=self.space, dim=self.embedder.dim, source=source,
-                             first_line=first_line, max_chars=self.max_text_chars)  # fmt: skip
-        return parsed
-
-    def import_(self, lines: Iterable[str] | Sequence[jsonl.Imported], *,
-                actor: str = "import") -> tuple[int, int]:  # fmt: skip
-        """Read records written by :meth:`export` (lines, or what :meth:`parse_import` made of
-        them); returns (imported, skipped). Every line is checked before anything is written.
-        A record whose id or text is already in its scope is skipped. Vectors of this store's
-        embedder are reused, others re-embedded. Everything commits in one transaction."""
-        self._open(write=True)
-        items = list(lines)
-        parsed = [i for i in items if isinstance(i, jsonl.Imported)]
-        if len(parsed) != len(items):
-            lines = [i for i in items if isinstance(i, str)]
-            if len(lines) != len(items):
-                raise InvalidRecordError(
-                    "import_ takes the lines of an export (strings), or what parse_import "
-                    "returned, not a mix or other values"
-                )
-            parsed = self.parse_import(lines)
-        new = jsonl.to_new_records(parsed, self.space, self.embedder.dim, self.embed, actor)
-        self.vectors.sync()  # opened before the write, saved on close
-
-        def write() -> int:
-            imported = sum(self.records.insert(new, actor=actor))
-            self.records.after_commit(self._sync_view)
-            return imported
-
-        imported = int(self.records.atomic(write))
-        return imported, len(new) - imported
+    # -- index ---------------------------------------------------------------------------
 
     def rebuild_index(self) -> int:
         """Rebuild the vector index from the stored vectors; returns how many it holds."""

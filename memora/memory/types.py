@@ -19,6 +19,7 @@ __all__ = [
     "HistoryEntry",
     "IndexStatus",
     "MemoryRecord",
+    "Occurrence",
     "Scope",
     "ScopeIds",
     "SearchHit",
@@ -237,6 +238,20 @@ class HistoryEntry:
             "actor": self.actor,
             "at": self.at,
         }
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """A text added again to a scope that already held it: the record is not stored twice,
+    but this time it was said, with its metadata, is kept (``MemoryStore.occurrences``)."""
+
+    memory_id: str
+    at: float
+    metadata: dict[str, Any]
+    actor: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "metadata": self.metadata, "actor": self.actor}
 
 
 @dataclass(frozen=True)

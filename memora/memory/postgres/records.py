@@ -27,7 +27,7 @@ from memora.memory.postgres.database import Connection, PgDatabase
 from memora.memory.postgres.schema import COLUMNS, MEMORY
 from memora.memory.postgres.vectors import EXACT_BELOW, PgVectors, array, vec
 from memora.memory.rows import filter_sql, scope_sql, to_record
-from memora.memory.sqlbase import SQLRecordsBase
+from memora.memory.sqlbase import SQLRecordsBase, occurrences_of
 from memora.memory.types import MemoryRecord, Scope
 
 __all__ = ["PostgresRecords"]
@@ -131,6 +131,7 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
                                             item.record.created_at),))
             ]  # fmt: skip
             conn.executemany(_HISTORY, history)
+            self.add_occurrences(occurrences_of(items, inserted))
             self._stamp(conn, list(inserted.values()))
         seen: set[str] = set()
         flags = []

@@ -10,6 +10,7 @@ SQLite's default tokenizer) with a GIN index.
 from __future__ import annotations
 
 from memora._sqlite import Component
+from memora.memory.sqlbase import OCCURRENCES
 
 __all__ = ["COLUMNS", "MEMORY"]
 
@@ -66,8 +67,14 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
 """
 
-#: The memory component; its version follows the SQLite form's (2: surprise and salience).
-MEMORY = Component(name="memory", version=2, schema="", postgres=_TABLES)
+_OCCURRENCES = OCCURRENCES.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                                  real="DOUBLE PRECISION")  # fmt: skip
+
+#: The memory component; its version follows the SQLite form's (3: occurrences).
+MEMORY = Component(
+    name="memory", version=3, schema="", postgres=_TABLES + _OCCURRENCES,
+    postgres_migrations={2: _OCCURRENCES},
+)  # fmt: skip
 
 #: :data:`memora.memory.rows.COLUMNS` in this schema (``to_record`` reads both).
 COLUMNS = (

@@ -26,6 +26,7 @@ _MINE = "SELECT user_id FROM role_users WHERE role = current_user"
 _POLICIES = {
     "memories": f"user_id IN ({_MINE})",
     "history": "memory_id IN (SELECT id FROM memories)",  # memories' own policy applies there
+    "occurrences": "memory_id IN (SELECT id FROM memories)",
     "agent_turns": f"user_id IN ({_MINE})",
     "agent_core": f"user_id IN ({_MINE})",
     "neural_state": f"(name::jsonb ->> 0) IN ({_MINE})",
