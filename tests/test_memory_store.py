@@ -322,3 +322,23 @@ def test_a_repeated_text_keeps_every_occurrence_and_its_metadata(
     with MemoryStore(tmp_path / "moved.db", embedder=store.embedder) as moved:
         migrate(store.records, moved.records)
         assert moved.occurrences(first.record.id, ALICE) == seen  # and so does a migration
+
+
+def test_dedup_false_keeps_a_repeated_text_as_its_own_record(store: MemoryStore) -> None:
+    kept = store.add("ok, thanks", ALICE, metadata={"day": 1})
+    events = store.add_many(["ok, thanks", "ok, thanks"], ALICE, dedup=False,
+                            metadatas=[{"day": 2}, {"day": 3}])  # fmt: skip
+    assert (
+        all(e.created for e in events)
+        and len({kept.record.id, *(e.record.id for e in events)}) == 3
+    )
+    assert sorted(r.metadata["day"] for r in store.list(ALICE)) == [1, 2, 3]
+    assert not events[0].record.dedup and store.get(events[0].record.id, ALICE).dedup is False
+    again = store.add("OK, thanks", ALICE, metadata={"day": 4})  # dedup on: the deduped record
+    assert again.record.id == kept.record.id and not again.created
+    assert [o.metadata for o in store.occurrences(kept.record.id, ALICE)] == [{"day": 4}]
+    buffer = io.StringIO()
+    store.export(buffer)
+    with MemoryStore(":memory:", embedder=store.embedder) as copy:
+        assert copy.import_(buffer.getvalue().splitlines()) == (3, 0)  # all three, once each
+        assert copy.import_(buffer.getvalue().splitlines()) == (0, 3)

@@ -240,6 +240,9 @@ def test_a_version_1_database_is_migrated(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.executescript(  # back to what the first release wrote
         "DROP TABLE neural_log; DROP TABLE neural_state; DROP TABLE schema_versions; "
+        "DROP TABLE occurrences; DROP INDEX memories_dedup; ALTER TABLE memories DROP COLUMN "
+        "dedup; CREATE UNIQUE INDEX memories_dedup ON memories (scope_key, content_hash) "
+        "WHERE deleted_at IS NULL; "
         "UPDATE memories SET surprise = NULL, salient = 0; "
         "ALTER TABLE memories DROP COLUMN surprise; ALTER TABLE memories DROP COLUMN salient; "
         "PRAGMA user_version = 1;"
@@ -253,5 +256,5 @@ def test_a_version_1_database_is_migrated(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == FILE_FORMAT
     versions = dict(conn.execute("SELECT component, version FROM schema_versions").fetchall())
-    assert versions == {"memory": 2, "neural": 1}
+    assert versions == {"memory": 3, "neural": 1}
     conn.close()

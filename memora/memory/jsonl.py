@@ -35,7 +35,7 @@ _FIX = "fix or remove the line, or export the store again with `memora memory ex
 _KEYS = frozenset(
     ("id", "scope", "text", "metadata", "created_at", "updated_at", "embedder", "dim",
      "content_hash", "expires_at", "deleted_at", "surprise", "salient", "vector", "history",
-     "occurrences")
+     "occurrences", "dedup")
 )  # fmt: skip
 _HISTORY_KEYS = frozenset(("memory_id", "event", "old_text", "new_text", "actor", "at"))
 
@@ -165,16 +165,16 @@ def _record(data: Mapping[str, Any]) -> MemoryRecord:
     record_dim = data.get("dim", 0)
     if isinstance(record_dim, bool) or not isinstance(record_dim, int) or record_dim < 0:
         raise LineError(f"'dim' must be an integer >= 0, got {record_dim!r}")
-    salient = data.get("salient", False)
-    if not isinstance(salient, bool):
-        raise LineError(f"'salient' must be true or false, got {salient!r}")
+    salient, dedup = data.get("salient", False), data.get("dedup", True)
+    if not isinstance(salient, bool) or not isinstance(dedup, bool):
+        raise LineError(f"'salient' and 'dedup' must be true or false: {salient!r}, {dedup!r}")
     return MemoryRecord(
         id=data["id"], scope=where, text=data["text"], metadata=metadata,
         created_at=_number(data, "created_at"), updated_at=_number(data, "updated_at"),
         embedder=embedder, dim=record_dim, content_hash=content_hash(data["text"]),
         expires_at=_number(data, "expires_at", optional=True),
         deleted_at=_number(data, "deleted_at", optional=True),
-        surprise=_number(data, "surprise", optional=True), salient=salient,
+        surprise=_number(data, "surprise", optional=True), salient=salient, dedup=dedup,
     )  # fmt: skip
 
 

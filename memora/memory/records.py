@@ -94,7 +94,9 @@ CREATE TRIGGER IF NOT EXISTS memories_fts_update AFTER UPDATE OF text ON memorie
 END;
 """
 
-_OCCURRENCES = OCCURRENCES.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL")
+_OCCURRENCES = OCCURRENCES.format(
+    id="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL", bool="INTEGER", true="1"
+)
 
 #: The memory component: version 2 added the neural memory's surprise and salience columns,
 #: version 3 the occurrences of texts added again.
@@ -114,7 +116,8 @@ ALTER TABLE memories ADD COLUMN salient INTEGER NOT NULL DEFAULT 0;
 _INSERT = (
     "INSERT INTO memories (id, user_id, agent_id, session_id, scope_key, text, metadata, "
     "content_hash, embedder, dim, vector, created_at, updated_at, expires_at, deleted_at, seq, "
-    "surprise, salient) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+    "surprise, salient, dedup) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT DO NOTHING"
 )
 _HISTORY = (
     "INSERT INTO history (memory_id, event, old_text, new_text, actor, at) VALUES (?,?,?,?,?,?)"
@@ -187,7 +190,7 @@ class SQLiteRecords(SQLRecordsBase):
                         r.scope.key(), r.text, meta, r.content_hash,
                         r.embedder, r.dim, np.asarray(item.vector, dtype=np.float32).tobytes(),
                         r.created_at, r.updated_at, r.expires_at, r.deleted_at, seq,
-                        r.surprise, bool(r.salient),
+                        r.surprise, bool(r.salient), bool(r.dedup),
                     ),
                 )  # fmt: skip
                 inserted.append(cursor.rowcount == 1)
@@ -257,7 +260,7 @@ class SQLiteRecords(SQLRecordsBase):
         marks = ",".join("?" * len(unique))
         rows = self.db.query(
             f"SELECT {COLUMNS} FROM memories WHERE scope_key = ? AND deleted_at IS NULL "
-            f"AND content_hash IN ({marks})",
+            f"AND dedup AND content_hash IN ({marks})",
             (scope.key(), *unique),
         )
         return [to_record(r) for r in rows]

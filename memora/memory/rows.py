@@ -37,7 +37,7 @@ __all__ = [
 
 COLUMNS = (
     "rowid, id, user_id, agent_id, session_id, text, metadata, created_at, updated_at, "
-    "embedder, dim, content_hash, expires_at, deleted_at, seq, surprise, salient"
+    "embedder, dim, content_hash, expires_at, deleted_at, seq, surprise, salient, dedup"
 )
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -181,13 +181,14 @@ def check_expiry(expires_at: float | None) -> None:
 def new_record(
     where: Scope, text: str, text_hash: str, metadata: dict[str, Any], now: float,
     expires_at: float | None, embedder: str, dim: int, score: SurpriseScore | None,
+    dedup: bool = True,
 ) -> MemoryRecord:  # fmt: skip
     """A record about to be stored, with a fresh id (and its neural surprise, if any)."""
     return MemoryRecord(
         id=uuid.uuid4().hex, scope=where, text=text, metadata=metadata, created_at=now,
         updated_at=now, embedder=embedder, dim=dim, content_hash=text_hash,
         expires_at=expires_at, surprise=None if score is None else score.normalized,
-        salient=bool(score and score.salient),
+        salient=bool(score and score.salient), dedup=dedup,
     )  # fmt: skip
 
 
@@ -204,7 +205,8 @@ def check_cues(cue: str | Sequence[str | None] | None, n: int) -> list[str | Non
 def to_record(row: Sequence[Any]) -> MemoryRecord:
     """A record from a row of :data:`COLUMNS`."""
     (_, record_id, user_id, agent_id, session_id, text, metadata, created_at, updated_at,
-     embedder, dim, content_hash, expires_at, deleted_at, _, surprise, salient) = row  # fmt: skip
+     embedder, dim, content_hash, expires_at, deleted_at, _, surprise, salient,
+     dedup) = row  # fmt: skip
     return MemoryRecord(
         id=record_id,
         scope=Scope(user_id=user_id, agent_id=agent_id, session_id=session_id),
@@ -219,6 +221,7 @@ def to_record(row: Sequence[Any]) -> MemoryRecord:
         deleted_at=deleted_at,
         surprise=surprise,
         salient=bool(salient),
+        dedup=bool(dedup),
     )
 
 

@@ -17,8 +17,13 @@ from memora.memory.types import HistoryEntry, MemoryRecord, Occurrence, Scope
 __all__ = ["OCCURRENCES", "SQLRecordsBase", "occurrence_row", "occurrences_of"]
 
 _OCCURRENCE = "INSERT INTO occurrences (memory_id, at, metadata, actor) VALUES (?, ?, ?, ?)"
-#: The occurrences table (memory schema 3), the same statement for SQLite and PostgreSQL.
+#: Memory schema 3, the same statements for SQLite and PostgreSQL: the occurrences of texts
+#: added again, and records kept apart from de-duplication (``dedup`` false).
 OCCURRENCES = """
+ALTER TABLE memories ADD COLUMN dedup {bool} NOT NULL DEFAULT {true};
+DROP INDEX IF EXISTS memories_dedup;
+CREATE UNIQUE INDEX IF NOT EXISTS memories_dedup
+    ON memories (scope_key, content_hash) WHERE deleted_at IS NULL AND dedup;
 CREATE TABLE IF NOT EXISTS occurrences (
     id {id},
     memory_id TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,

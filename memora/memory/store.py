@@ -148,11 +148,13 @@ class MemoryStore(DerivedParts, Transfer):
 
     def add(self, text: str, scope: ScopeArg = None, *, metadata: Mapping[str, Any] | None = None,
             expires_at: float | None = None, actor: str = "memora", cue: str | None = None,
-            **ids: Unpack[ScopeIds]) -> AddResult:  # fmt: skip
+            dedup: bool = True, **ids: Unpack[ScopeIds]) -> AddResult:  # fmt: skip
         """Store one text. A text whose normalized form is already stored in the same scope is
-        not stored again: the result holds the existing record with ``created=False``. With a
-        neural memory the text (stored again or not) is also written to it, in the same
-        transaction; ``cue`` is the key it is associated with."""
+        not stored again: the result holds the existing record with ``created=False``, and this
+        add (time, actor, metadata) becomes its occurrence (:meth:`occurrences`); with
+        ``dedup=False`` the text is stored as its own record. With a neural memory the text
+        (stored again or not) is also written to it, in the same transaction; ``cue`` is the
+        key it is associated with."""
         if not isinstance(text, str):
             message = "MemoryStore.add with a list of texts is deprecated; use add_many"
             warnings.warn(message, DeprecationWarning, stacklevel=2)
@@ -161,17 +163,19 @@ class MemoryStore(DerivedParts, Transfer):
                                  actor=actor, cues=cues, **ids)  # fmt: skip
             return many  # a list, as before add_many existed
         return self.add_many([text], scope, metadata=metadata, expires_at=expires_at,
-                             actor=actor, cues=cue, **ids)[0]  # fmt: skip
+                             actor=actor, cues=cue, dedup=dedup, **ids)[0]  # fmt: skip
 
     def add_many(self, texts: Sequence[str], scope: ScopeArg = None, *,
                  metadatas: Sequence[Mapping[str, Any] | None] | None = None,
                  metadata: Mapping[str, Any] | None = None, expires_at: float | None = None,
                  actor: str = "memora", cues: str | Sequence[str | None] | None = None,
+                 dedup: bool = True,
                  **ids: Unpack[ScopeIds]) -> builtins.list[AddResult]:  # fmt: skip
         """Store several texts, embedded in one batch and committed in one transaction.
         ``metadatas``: one dict per text (or ``metadata``: one for all); ``cues``: one key per
         text for the neural memory. Duplicates (in the store or within ``texts``) behave as in
-        :meth:`add`: the first of them is stored, its metadata kept."""
+        :meth:`add`: the first is stored, the others become its occurrences; ``dedup=False``
+        stores each text as its own record."""
         self._open(write=True)
         where = write_scope(Scope.of(scope, **ids))
         metas = check_metadatas(texts, metadatas, metadata)
@@ -180,10 +184,10 @@ class MemoryStore(DerivedParts, Transfer):
             check_text(t, self.max_text_chars)
         cue_list = check_cues(cues, len(texts))
         hashes = [content_hash(t) for t in texts]
-        stored = {r.content_hash for r in self.records.by_hash(where, hashes)}
+        stored = {r.content_hash for r in self.records.by_hash(where, hashes)} if dedup else set()
         first: dict[str, int] = {}
         unique = [i for i, h in enumerate(hashes)
-                  if h not in stored and first.setdefault(h, i) == i]  # fmt: skip
+                  if not dedup or (h not in stored and first.setdefault(h, i) == i)]  # fmt: skip
         bank = self.neural  # a neural memory sees every text, stored again or not
         vectors = self.embed(list(texts) if bank is not None else [texts[i] for i in unique])
         keys = vectors if bank is None else (
@@ -192,7 +196,8 @@ class MemoryStore(DerivedParts, Transfer):
         now = time.time()
         self.vectors.sync()  # opened (loaded or rebuilt) before the write, saved on close
 
-        def write() -> tuple[dict[str, MemoryRecord], set[int], Sequence[SurpriseScore] | None]:
+        def write() -> tuple[dict[str, MemoryRecord], dict[int, MemoryRecord],
+                             Sequence[SurpriseScore] | None]:  # fmt: skip
             scores, stored = None, vectors
             if bank is not None:
                 scores = bank.write_in(self.records, where.key(), keys, vectors, now)
@@ -200,19 +205,21 @@ class MemoryStore(DerivedParts, Transfer):
             items = [
                 NewRecord(new_record(where, texts[i], hashes[i], metas[i], now, expires_at,
                                      self.space, self.embedder.dim,
-                                     None if scores is None else scores[i]), v)
+                                     None if scores is None else scores[i], dedup), v)
                 for i, v in zip(unique, stored, strict=True)
             ]  # fmt: skip
             created = self.records.insert(items, actor=actor)
+            made = {
+                i: item.record for i, item, ok in zip(unique, items, created, strict=True) if ok
+            }
             found = {r.content_hash: r for r in self.records.by_hash(where, hashes)}
-            done = {i for i, ok in zip(unique, created, strict=True) if ok}
             self.records.add_occurrences([Occurrence(found[hashes[i]].id, now, metas[i], actor)
-                                          for i in range(len(texts)) if i not in done])  # fmt: skip
+                                          for i in range(len(texts)) if i not in made])  # fmt: skip
             self.records.after_commit(self._sync_view)
-            return found, done, scores
+            return found, made, scores
 
-        found, inserted, scores = self.records.atomic(write)
-        return [AddResult(found[h], i in inserted, None if scores is None else scores[i])
+        found, made, scores = self.records.atomic(write)
+        return [AddResult(made.get(i) or found[h], i in made, None if scores is None else scores[i])
                 for i, h in enumerate(hashes)]  # fmt: skip
 
     def update(self, record_id: str, text: str, scope: ScopeArg = None, *,

@@ -135,6 +135,7 @@ class MemoryRecord:
     deleted_at: float | None = None
     surprise: float | None = None  # normalized surprise when written to a neural memory
     salient: bool = False  # flagged by the neural memory as surprising
+    dedup: bool = True  # False: added with dedup=False, never merged with the same text
 
     @property
     def deleted(self) -> bool:
@@ -155,6 +156,7 @@ class MemoryRecord:
             "deleted_at": self.deleted_at,
             "surprise": self.surprise,
             "salient": self.salient,
+            "dedup": self.dedup,
         }
 
     @classmethod
@@ -173,6 +175,7 @@ class MemoryRecord:
             deleted_at=data.get("deleted_at"),
             surprise=data.get("surprise"),
             salient=bool(data.get("salient", False)),
+            dedup=bool(data.get("dedup", True)),
         )
 
 

@@ -32,12 +32,12 @@ from memora.memory.types import MemoryRecord, Scope
 
 __all__ = ["PostgresRecords"]
 
-_ROW_MARKS = "(?,?,?,?,?,?,?::jsonb,?,?,?,?,?,?,?,?,?,?)"
+_ROW_MARKS = "(?,?,?,?,?,?,?::jsonb,?,?,?,?,?,?,?,?,?,?,?)"
 _BATCH = 1000  # rows per INSERT statement
 _INSERT = (
     "INSERT INTO memories (id, user_id, agent_id, session_id, scope_key, text, metadata, "
     "content_hash, embedder, dim, embedding, created_at, updated_at, expires_at, deleted_at, "
-    "surprise, salient) VALUES {rows} ON CONFLICT DO NOTHING RETURNING id, key"
+    "surprise, salient, dedup) VALUES {rows} ON CONFLICT DO NOTHING RETURNING id, key"
 )
 _HISTORY = (
     "INSERT INTO history (memory_id, event, old_text, new_text, actor, at) VALUES (?,?,?,?,?,?)"
@@ -208,7 +208,7 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
             return []
         rows = self.db.query(
             f"SELECT {COLUMNS} FROM memories WHERE scope_key = ? AND deleted_at IS NULL "
-            "AND content_hash = ANY(?)",
+            "AND dedup AND content_hash = ANY(?)",
             (scope.key(), unique),
         )
         return [to_record(r) for r in rows]
@@ -306,6 +306,7 @@ def _row(item: NewRecord) -> tuple[Any, ...]:
         r.id, r.scope.user_id, r.scope.agent_id, r.scope.session_id, r.scope.key(), r.text,
         json.dumps(r.metadata), r.content_hash, r.embedder, r.dim, vec(item.vector),
         r.created_at, r.updated_at, r.expires_at, r.deleted_at, r.surprise, bool(r.salient),
+        bool(r.dedup),
     )  # fmt: skip
 
 

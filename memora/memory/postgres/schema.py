@@ -68,7 +68,7 @@ CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
 """
 
 _OCCURRENCES = OCCURRENCES.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-                                  real="DOUBLE PRECISION")  # fmt: skip
+                                  real="DOUBLE PRECISION", bool="BOOLEAN", true="TRUE")  # fmt: skip
 
 #: The memory component; its version follows the SQLite form's (3: occurrences).
 MEMORY = Component(
@@ -81,5 +81,5 @@ COLUMNS = (
     "memories.key, memories.id, memories.user_id, memories.agent_id, memories.session_id, "
     "memories.text, memories.metadata::text, memories.created_at, memories.updated_at, "
     "memories.embedder, memories.dim, memories.content_hash, memories.expires_at, "
-    "memories.deleted_at, 0, memories.surprise, memories.salient"
+    "memories.deleted_at, 0, memories.surprise, memories.salient, memories.dedup"
 )
