@@ -371,7 +371,8 @@ def layout(c: Conv) -> list[Row]:
 def plan_unanswerable(c: Conv, texts: str) -> None:
     for name in c.rng.sample(sorted(c.people), PLAN["no_attr"]):
         rel, attrs, _ = c.people[name]
-        attr = c.rng.choice(sorted(set(V.PERSON_ATTRS) - attrs))
+        work = {"job", "employer"}  # either one answers "what does X do"
+        attr = c.rng.choice(sorted(set(V.PERSON_ATTRS) - attrs - (work if attrs & work else set())))
         c.ask("unanswerable", V.PERSON_ATTRS[attr][3].format(rel=rel, name=name), None)
     absent = [r for r in V.RELS if not re.search(rf"\b{re.escape(r)}\b", texts, re.I)]
     for rel in c.rng.sample(absent, PLAN["no_rel"]):
