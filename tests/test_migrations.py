@@ -83,7 +83,7 @@ def test_an_old_memory_file_migrates_with_everything_in_it(
         assert journal.core_blocks(ALICE) == {"human": ("Name: Alice", 500)}
         store.add("Alice learns Portuguese.", ALICE)  # and it keeps working
     assert versions(path) == (
-        FILE_FORMAT, {"memory": 3, "neural": 1, "agent_journal": 1}
+        FILE_FORMAT, {"memory": 4, "neural": 1, "agent_journal": 1}
     )  # fmt: skip
 
 
@@ -98,7 +98,7 @@ def test_an_old_story_file_migrates_and_continues(tmp_path: Path, embedder: Embe
         assert engine.file.unindexed() == []
         hits = engine.store.search("green bottle", agent_id=engine._scope, mode="lexical")
         assert {h.record.metadata["step_id"] for h in hits} == {s.id for s in steps}
-    assert versions(path) == (FILE_FORMAT, {"memory": 3, "story": 1})
+    assert versions(path) == (FILE_FORMAT, {"memory": 4, "story": 1})
 
 
 def test_probing_writes_nothing(tmp_path: Path) -> None:

@@ -240,6 +240,8 @@ def test_a_version_1_database_is_migrated(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.executescript(  # back to what the first release wrote
         "DROP TABLE neural_log; DROP TABLE neural_state; DROP TABLE schema_versions; "
+        "DROP INDEX memories_key_of; DROP INDEX memories_occurred; ALTER TABLE memories DROP "
+        "COLUMN occurred_at; ALTER TABLE memories DROP COLUMN key_of; "
         "DROP TABLE occurrences; DROP INDEX memories_dedup; ALTER TABLE memories DROP COLUMN "
         "dedup; CREATE UNIQUE INDEX memories_dedup ON memories (scope_key, content_hash) "
         "WHERE deleted_at IS NULL; "
@@ -256,5 +258,5 @@ def test_a_version_1_database_is_migrated(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == FILE_FORMAT
     versions = dict(conn.execute("SELECT component, version FROM schema_versions").fetchall())
-    assert versions == {"memory": 3, "neural": 1}
+    assert versions == {"memory": 4, "neural": 1}
     conn.close()

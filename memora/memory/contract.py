@@ -208,12 +208,35 @@ class RecordStore(Protocol):
         """Live records (with their vectors) among ``keys``, the scope applied again."""
         ...
 
+    def fetch_ids(
+        self, ids: Sequence[str], scope: Scope | None
+    ) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
+        """Live records (with their vectors) with these ids, by key, the scope applied."""
+        ...
+
+    def keys_of(self, record_id: str) -> list[MemoryRecord]:
+        """The live search keys of a record (rows whose ``key_of`` is it), oldest first."""
+        ...
+
+    def around(self, record: MemoryRecord, n: int) -> list[MemoryRecord]:
+        """Up to ``n`` live records before ``record`` in its exact scope and ``n`` after it,
+        in time order (``occurred_at``, else when written); keys excluded."""
+        ...
+
     def lexical(
         self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,
         depth: int,
     ) -> list[int]:  # fmt: skip
         """Keys of the live records of ``scope`` matching any of ``words``, best first
         (full-text ranking), at most ``depth``."""
+        ...
+
+    def lexical_scored(
+        self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,
+        depth: int,
+    ) -> list[tuple[int, float]]:  # fmt: skip
+        """:meth:`lexical` with the full-text scores (higher is better); search keys of
+        records included."""
         ...
 
     def matching(self, scope: Scope | None, filters: Mapping[str, Any], embedder: str) -> list[int]:

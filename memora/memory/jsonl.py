@@ -35,7 +35,7 @@ _FIX = "fix or remove the line, or export the store again with `memora memory ex
 _KEYS = frozenset(
     ("id", "scope", "text", "metadata", "created_at", "updated_at", "embedder", "dim",
      "content_hash", "expires_at", "deleted_at", "surprise", "salient", "vector", "history",
-     "occurrences", "dedup")
+     "occurrences", "dedup", "occurred_at", "key_of")
 )  # fmt: skip
 _HISTORY_KEYS = frozenset(("memory_id", "event", "old_text", "new_text", "actor", "at"))
 
@@ -168,6 +168,9 @@ def _record(data: Mapping[str, Any]) -> MemoryRecord:
     salient, dedup = data.get("salient", False), data.get("dedup", True)
     if not isinstance(salient, bool) or not isinstance(dedup, bool):
         raise LineError(f"'salient' and 'dedup' must be true or false: {salient!r}, {dedup!r}")
+    key_of = data.get("key_of")
+    if key_of is not None and (not isinstance(key_of, str) or not key_of.strip()):
+        raise LineError(f"'key_of' must be a record id or null, got {key_of!r}")
     return MemoryRecord(
         id=data["id"], scope=where, text=data["text"], metadata=metadata,
         created_at=_number(data, "created_at"), updated_at=_number(data, "updated_at"),
@@ -175,6 +178,7 @@ def _record(data: Mapping[str, Any]) -> MemoryRecord:
         expires_at=_number(data, "expires_at", optional=True),
         deleted_at=_number(data, "deleted_at", optional=True),
         surprise=_number(data, "surprise", optional=True), salient=salient, dedup=dedup,
+        occurred_at=_number(data, "occurred_at", optional=True), key_of=key_of,
     )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ from memora.memory.rows import (
     scope_sql,
     to_record,
 )
-from memora.memory.sqlbase import OCCURRENCES, SQLRecordsBase, occurrences_of
+from memora.memory.sqlbase import OCCURRENCES, TIMES_AND_KEYS, SQLRecordsBase, occurrences_of
 from memora.memory.types import MemoryRecord, Scope
 
 __all__ = ["MEMORY", "SQLiteRecords"]
@@ -80,8 +80,17 @@ CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id);
 -- rows removed for good: other processes drop them from their indexes
 CREATE TABLE IF NOT EXISTS tombstones (rowid INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 
-CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts
-    USING fts5 (text, content = 'memories', content_rowid = 'rowid');
+"""
+
+_OCCURRENCES = OCCURRENCES.format(
+    id="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL", bool="INTEGER", true="1"
+)
+# full text with stemming (porter) and diacritics folded: "hiked" finds "hiking", "cafe" "café"
+_FTS = """
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
+    text, content = 'memories', content_rowid = 'rowid',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
 CREATE TRIGGER IF NOT EXISTS memories_fts_insert AFTER INSERT ON memories BEGIN
     INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
 END;
@@ -93,30 +102,40 @@ CREATE TRIGGER IF NOT EXISTS memories_fts_update AFTER UPDATE OF text ON memorie
     INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
 END;
 """
-
-_OCCURRENCES = OCCURRENCES.format(
-    id="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL", bool="INTEGER", true="1"
+_V4 = (
+    TIMES_AND_KEYS.format(real="REAL")
+    + """
+DROP TRIGGER IF EXISTS memories_fts_insert;
+DROP TRIGGER IF EXISTS memories_fts_delete;
+DROP TRIGGER IF EXISTS memories_fts_update;
+DROP TABLE IF EXISTS memories_fts;
+"""
+    + _FTS
+    + "INSERT INTO memories_fts (memories_fts) VALUES ('rebuild');\n"
 )
 
 #: The memory component: version 2 added the neural memory's surprise and salience columns,
-#: version 3 the occurrences of texts added again.
+#: version 3 the occurrences of texts added again, version 4 ``occurred_at``, search keys and
+#: the stemming full-text index.
 MEMORY = Component(
     name="memory",
-    version=3,
-    schema=_SCHEMA + _OCCURRENCES,
+    version=4,
+    schema=_SCHEMA + _OCCURRENCES + TIMES_AND_KEYS.format(real="REAL") + _FTS,
     migrations={
         1: """
 ALTER TABLE memories ADD COLUMN surprise REAL;
 ALTER TABLE memories ADD COLUMN salient INTEGER NOT NULL DEFAULT 0;
 """,
         2: _OCCURRENCES,
+        3: _V4,
     },
 )  # files of older releases record this version in PRAGMA user_version
 
 _INSERT = (
     "INSERT INTO memories (id, user_id, agent_id, session_id, scope_key, text, metadata, "
     "content_hash, embedder, dim, vector, created_at, updated_at, expires_at, deleted_at, seq, "
-    "surprise, salient, dedup) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "surprise, salient, dedup, occurred_at, key_of) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT DO NOTHING"
 )
 _HISTORY = (
@@ -190,7 +209,7 @@ class SQLiteRecords(SQLRecordsBase):
                         r.scope.key(), r.text, meta, r.content_hash,
                         r.embedder, r.dim, np.asarray(item.vector, dtype=np.float32).tobytes(),
                         r.created_at, r.updated_at, r.expires_at, r.deleted_at, seq,
-                        r.surprise, bool(r.salient), bool(r.dedup),
+                        r.surprise, bool(r.salient), bool(r.dedup), r.occurred_at, r.key_of,
                     ),
                 )  # fmt: skip
                 inserted.append(cursor.rowcount == 1)
@@ -233,23 +252,32 @@ class SQLiteRecords(SQLRecordsBase):
             conn.execute(
                 _HISTORY, (record.id, "UPDATE", old_text, record.text, actor, record.updated_at)
             )
+            if metadata_changed:  # a record's search keys carry its metadata (for filters)
+                conn.execute(
+                    "UPDATE memories SET metadata = ?, seq = ? WHERE key_of = ?",
+                    (json.dumps(record.metadata), seq, record.id),
+                )
 
     def soft_delete(self, record_id: str, *, old_text: str, at: float, actor: str) -> None:
         with self.db.write() as conn:
             seq = self._next_seq(conn)
             conn.execute(
-                "UPDATE memories SET deleted_at = ?, seq = ? WHERE id = ?", (at, seq, record_id)
+                "UPDATE memories SET deleted_at = ?, seq = ? WHERE id = ? OR (key_of = ? AND "
+                "deleted_at IS NULL)",
+                (at, seq, record_id, record_id),
             )
             conn.execute(_HISTORY, (record_id, "DELETE", old_text, None, actor, at))
 
     def hard_delete(self, record_id: str) -> None:
         with self.db.write() as conn:
             seq = self._next_seq(conn)
-            row = conn.execute("SELECT rowid FROM memories WHERE id = ?", (record_id,)).fetchone()
-            if row is None:
-                return
-            conn.execute("DELETE FROM memories WHERE id = ?", (record_id,))
-            conn.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?)", (row[0], seq))
+            rows = conn.execute(  # the record and its search keys
+                "SELECT rowid FROM memories WHERE id = ? OR key_of = ?", (record_id, record_id)
+            ).fetchall()
+            conn.execute("DELETE FROM memories WHERE id = ? OR key_of = ?", (record_id, record_id))
+            conn.executemany(
+                "INSERT OR REPLACE INTO tombstones VALUES (?, ?)", [(r[0], seq) for r in rows]
+            )
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -268,36 +296,45 @@ class SQLiteRecords(SQLRecordsBase):
     def fetch(
         self, keys: Sequence[int], scope: Scope | None
     ) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
-        if not keys:
+        return self._fetch("rowid", keys, scope, keys=True)
+
+    def fetch_ids(
+        self, ids: Sequence[str], scope: Scope | None
+    ) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
+        return self._fetch("id", ids, scope, keys=False)
+
+    def _fetch(self, column: str, values: Sequence[Any], scope: Scope | None,
+               keys: bool) -> dict[int, tuple[MemoryRecord, np.ndarray]]:  # fmt: skip
+        if not values:
             return {}
-        scope_cond, params = scope_sql(scope, live=True)
-        marks = ",".join("?" * len(keys))
+        cond, params = scope_sql(scope, live=True, keys=keys)
         rows = self.db.query(
-            f"SELECT {COLUMNS}, vector FROM memories WHERE rowid IN ({marks}) AND {scope_cond}",
-            (*keys, *params),
+            f"SELECT {COLUMNS}, vector FROM memories WHERE {column} IN "
+            f"({','.join('?' * len(values))}) AND {cond}",
+            (*values, *params),
         )
         return {r[0]: (to_record(r[:-1]), blob_vector(r[-1])) for r in rows}
 
-    def lexical(
+    def lexical_scored(
         self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,
         depth: int,
-    ) -> list[int]:  # fmt: skip
+    ) -> list[tuple[int, float]]:  # fmt: skip
         if not words:
             return []
         match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-        scope_cond, params = scope_sql(scope, live=True)
+        scope_cond, params = scope_sql(scope, live=True, keys=True)
         filter_cond, fparams = filter_sql(filters)
         rows = self.db.query(
-            "SELECT memories.rowid FROM memories_fts JOIN memories "
+            "SELECT memories.rowid, -bm25(memories_fts) AS rank FROM memories_fts JOIN memories "
             "ON memories.rowid = memories_fts.rowid "
             f"WHERE memories_fts MATCH ? AND {scope_cond} AND {filter_cond} "
-            "ORDER BY bm25(memories_fts) LIMIT ?",
+            "ORDER BY rank DESC LIMIT ?",
             (match, *params, *fparams, depth),
         )
-        return [r[0] for r in rows]
+        return [(int(r[0]), float(r[1])) for r in rows]
 
     def matching(self, scope: Scope | None, filters: Mapping[str, Any], embedder: str) -> list[int]:
-        scope_cond, params = scope_sql(scope, live=True)
+        scope_cond, params = scope_sql(scope, live=True, keys=True)
         filter_cond, fparams = filter_sql(filters)
         rows = self.db.query(
             f"SELECT rowid FROM memories WHERE {scope_cond} AND {filter_cond} AND embedder = ?",

@@ -16,16 +16,20 @@ from typing import Any
 import numpy as np
 
 from memora.errors import ConfigError, InvalidRecordError, ReadOnlyError, ScopeError
-from memora.memory.types import AnyUserScope, MemoryRecord, Scope, SurpriseScore
+from memora.memory.types import AnyUserScope, MemoryRecord, Scope, SurpriseScore, content_hash
 
 __all__ = [
     "COLUMNS",
     "blob_vector",
+    "check_batch",
     "check_cues",
     "check_expiry",
+    "check_keys",
     "check_metadata",
     "check_metadatas",
     "check_text",
+    "check_time",
+    "check_times",
     "check_writable",
     "filter_sql",
     "new_record",
@@ -37,7 +41,8 @@ __all__ = [
 
 COLUMNS = (
     "rowid, id, user_id, agent_id, session_id, text, metadata, created_at, updated_at, "
-    "embedder, dim, content_hash, expires_at, deleted_at, seq, surprise, salient, dedup"
+    "embedder, dim, content_hash, expires_at, deleted_at, seq, surprise, salient, dedup, "
+    "occurred_at, key_of"
 )
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -84,9 +89,11 @@ def read_scope(scope: Scope | None, all_scopes: bool, all_users: bool = False) -
 
 
 def scope_sql(
-    where: Scope | None, *, live: bool = False, table: str = "memories"
+    where: Scope | None, *, live: bool = False, table: str = "memories", keys: bool = False
 ) -> tuple[str, list[Any]]:
-    conditions: list[str] = ["1 = 1"]
+    """Conditions that a row is in ``where`` (and live); search keys of records only with
+    ``keys`` (they are found by searches, never listed or counted as memories)."""
+    conditions: list[str] = ["1 = 1"] if keys else [f"{table}.key_of IS NULL"]
     params: list[Any] = []
     if where is not None:
         for column, value in where.items():
@@ -172,24 +179,73 @@ def check_metadatas(
 
 
 def check_expiry(expires_at: float | None) -> None:
-    if expires_at is not None and not (
-        isinstance(expires_at, int | float) and math.isfinite(expires_at)
-    ):
-        raise InvalidRecordError("expires_at must be a finite timestamp (seconds since 1970)")
+    check_time(expires_at, "expires_at")
 
 
 def new_record(
-    where: Scope, text: str, text_hash: str, metadata: dict[str, Any], now: float,
-    expires_at: float | None, embedder: str, dim: int, score: SurpriseScore | None,
-    dedup: bool = True,
+    where: Scope, text: str, metadata: dict[str, Any], now: float, *, space: tuple[str, int],
+    expires_at: float | None = None, score: SurpriseScore | None = None, dedup: bool = True,
+    occurred_at: float | None = None, key_of: str | None = None,
 ) -> MemoryRecord:  # fmt: skip
-    """A record about to be stored, with a fresh id (and its neural surprise, if any)."""
+    """A record about to be stored, with a fresh id (and its neural surprise, if any);
+    ``space``: the embedder's name and dimension; a key (``key_of``) is never de-duplicated."""
+    embedder, dim = space
     return MemoryRecord(
         id=uuid.uuid4().hex, scope=where, text=text, metadata=metadata, created_at=now,
-        updated_at=now, embedder=embedder, dim=dim, content_hash=text_hash,
+        updated_at=now, embedder=embedder, dim=dim, content_hash=content_hash(text),
         expires_at=expires_at, surprise=None if score is None else score.normalized,
-        salient=bool(score and score.salient), dedup=dedup,
+        salient=bool(score and score.salient), dedup=dedup and key_of is None,
+        occurred_at=occurred_at, key_of=key_of,
     )  # fmt: skip
+
+
+def check_time(value: float | None, name: str) -> float | None:
+    """A finite timestamp (seconds since 1970), or None."""
+    if value is not None and not (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ):
+        raise InvalidRecordError(f"{name} must be a finite timestamp (seconds since 1970)")
+    return None if value is None else float(value)
+
+
+def check_times(value: float | Sequence[float | None] | None, n: int) -> list[float | None]:
+    """One ``occurred_at`` (or None) per added text: one value for all, or a list of ``n``."""
+    values = [value] * n if value is None or isinstance(value, int | float) else list(value)
+    if len(values) != n:
+        raise InvalidRecordError(f"occurred_at must be one timestamp, or a list of {n}")
+    return [check_time(v, "occurred_at") for v in values]
+
+
+def check_batch(
+    texts: Sequence[str],
+    max_chars: int,
+    *,
+    metadatas: Sequence[Mapping[str, Any] | None] | None,
+    metadata: Mapping[str, Any] | None,
+    expires_at: float | None,
+    cues: str | Sequence[str | None] | None,
+    occurred_at: float | Sequence[float | None] | None,
+) -> tuple[list[dict[str, Any]], list[str | None], list[float | None]]:
+    """An ``add_many``'s inputs checked: one metadata dict, cue and time per text."""
+    metas = check_metadatas(texts, metadatas, metadata)
+    check_expiry(expires_at)
+    for text in texts:
+        check_text(text, max_chars)
+    n = len(texts)
+    return metas, check_cues(cues, n), check_times(occurred_at, n)
+
+
+def check_keys(keys: Sequence[Sequence[str]] | None, n: int, max_chars: int) -> list[list[str]]:
+    """The extra search keys of each added text (``keys[i]``: the texts that find text i)."""
+    if keys is None:
+        return [[] for _ in range(n)]
+    if isinstance(keys, str) or len(keys) != n or any(isinstance(k, str) for k in keys):
+        raise InvalidRecordError(f"keys must be a list with one list of key texts per text ({n})")
+    checked = [list(dict.fromkeys(k)) for k in keys]
+    for group in checked:
+        for key in group:
+            check_text(key, max_chars)
+    return checked
 
 
 def check_cues(cue: str | Sequence[str | None] | None, n: int) -> list[str | None]:
@@ -206,7 +262,7 @@ def to_record(row: Sequence[Any]) -> MemoryRecord:
     """A record from a row of :data:`COLUMNS`."""
     (_, record_id, user_id, agent_id, session_id, text, metadata, created_at, updated_at,
      embedder, dim, content_hash, expires_at, deleted_at, _, surprise, salient,
-     dedup) = row  # fmt: skip
+     dedup, occurred_at, key_of) = row  # fmt: skip
     return MemoryRecord(
         id=record_id,
         scope=Scope(user_id=user_id, agent_id=agent_id, session_id=session_id),
@@ -222,6 +278,8 @@ def to_record(row: Sequence[Any]) -> MemoryRecord:
         surprise=surprise,
         salient=bool(salient),
         dedup=bool(dedup),
+        occurred_at=occurred_at,
+        key_of=key_of,
     )
 
 

@@ -1,30 +1,31 @@
-"""How the memory store ranks: the search options as one frozen value, and the fusion as pure
-functions (reciprocal rank fusion, the neural blend, recency, salience).
+"""How the memory store ranks: prefix-stable tiers of candidates, the second stage and the
+neural blend, as pure functions (the options are :mod:`memora.memory.options`, the fusion of
+one tier :mod:`memora.memory.fusion`).
 
-The store gathers the candidates (dense from the vector view, lexical from the records, and
-with a neural memory the candidates near ``M(q)``); everything here is arithmetic on them.
+The store gathers the candidates (dense from the vector view, lexical from the records, the
+records of search keys, and with a neural memory the candidates near ``M(q)``); everything
+here is arithmetic on them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memora.errors import (
-    ConfigError,
-    EmptyQueryError,
-    InvalidOptionError,
-    unknown_option,
-)
+from memora.errors import EmptyQueryError
 from memora.memory.contract import RecordStore
+from memora.memory.fusion import RRF_K, collapse, ranked_hits, scored
+from memora.memory.options import SearchMode, SearchOptions
 from memora.memory.types import MemoryRecord, Scope, SearchHit
+
+if TYPE_CHECKING:
+    from memora.memory.when import TimeWindow
 
 __all__ = [
     "RRF_K",
@@ -40,107 +41,7 @@ __all__ = [
     "tiered",
 ]
 
-SearchMode = Literal["hybrid", "dense", "lexical"]
-RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
-_ALIASES = {
-    "top_k": "k", "limit": "k", "n_results": "k", "topk": "k",
-    "filter": "filters", "where": "filters", "metadata": "filters",
-    "threshold": "min_score", "score_threshold": "min_score", "min_similarity": "min_score",
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """How :meth:`MemoryStore.search <memora.memory.store.MemoryStore.search>` ranks.
-
-    Attributes:
-        k: how many hits to return (>= 1).
-        mode: ``"dense"`` (embeddings), ``"lexical"`` (full text, BM25) or ``"hybrid"`` (both,
-            fused by reciprocal rank fusion).
-        filters: metadata keys that must match exactly.
-        min_score: hits whose cosine similarity is below it are dropped.
-        recency_weight: adds ``weight * 0.5 ** (age / half_life)`` to the fused score.
-        recency_half_life_days: the half life of that bonus.
-        neural_weight: > 0 reads ``r = M(q)`` through the scope's neural memory and ranks the
-            pooled dense candidates of ``q`` and ``r`` by ``cos(q, x) + weight * cos(r, x)``
-            (needs a store with a neural memory).
-        neural_query: the text whose embedding is read through the memory (default: the query).
-        salience_weight: added to the score of records the neural memory flagged salient
-            (needs a store with a neural memory).
-        fusion_depth: how deep each retriever looks before fusion, whatever ``k``: so that a
-            ranking is prefix-stable (``k=a`` gives the first ``a`` hits of ``k=b``). When
-            ``k`` needs more hits, the lists are read deeper in tiers (twice as deep each) and
-            each tier's new records rank after the ones before.
-        rerank: a second stage, any :mod:`memora.rank` reranker (or anything with
-            ``rank(query, docs)`` returning ranked ids): it reorders the first
-            ``rerank_depth`` hits; the rest follow. A bi-encoder of the store's embedder uses
-            the stored vectors instead of encoding the texts again.
-    """
-
-    k: int = 10
-    mode: SearchMode = "hybrid"
-    filters: Mapping[str, Any] | None = field(default=None, hash=False)
-    min_score: float | None = None
-    recency_weight: float = 0.0
-    recency_half_life_days: float = 30.0
-    neural_weight: float = 0.0
-    neural_query: str | None = None
-    salience_weight: float = 0.0
-    fusion_depth: int = 50
-    rerank: Any = field(default=None, hash=False, compare=False)
-    rerank_depth: int = 20
-
-    def __post_init__(self) -> None:
-        if self.rerank is not None and not callable(getattr(self.rerank, "rank", None)):
-            raise ConfigError("rerank must be a reranker (memora.rank), with rank(query, docs)")
-        for name in ("k", "fusion_depth", "rerank_depth"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.mode not in ("hybrid", "dense", "lexical"):
-            raise ConfigError(f"mode must be 'hybrid', 'dense' or 'lexical', got {self.mode!r}")
-        if self.filters is not None and not isinstance(self.filters, Mapping):
-            raise ConfigError("filters must be a dict of metadata keys and values")
-        for name in ("recency_weight", "neural_weight", "salience_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not self.recency_half_life_days > 0:
-            raise ConfigError("recency_half_life_days must be > 0")
-
-    @classmethod
-    def build(cls, base: SearchOptions | None = None, **changes: Any) -> SearchOptions:
-        """``base`` (default: the defaults) with ``changes``; an unknown option name raises
-        :class:`~memora.errors.InvalidOptionError` with the nearest valid one."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        valid = [*names, "user_id", "agent_id", "session_id"]
-        for name in changes:
-            if name in _ALIASES:  # the names other libraries use
-                raise InvalidOptionError(
-                    f"search has no option '{name}'; did you mean '{_ALIASES[name]}'? "
-                    f"options: {', '.join(valid)}"
-                )
-            if name not in names:
-                raise unknown_option(name, valid, "search")
-        return dataclasses.replace(base or cls(), **changes)
-
-    @property
-    def needs_neural(self) -> bool:
-        return bool(self.neural_weight or self.salience_weight)
-
-    def check_neural(self, available: bool) -> None:
-        """Refuse options that need a neural memory where there is none."""
-        if self.needs_neural and not available:
-            raise ConfigError(
-                "neural_weight and salience_weight need a store with a neural memory: open it "
-                "with MemoryStore(path, neural=True), or leave them at 0"
-            )
-
-    @property
-    def depth(self) -> int:
-        """How deep each retriever looks in the first tier (:attr:`fusion_depth`)."""
-        return self.fusion_depth
 
 
 def query_words(query: str) -> list[str]:
@@ -209,18 +110,31 @@ def score_hits(
 
 
 def lexical_hits(
-    records: RecordStore, query: str, where: Scope | None, options: SearchOptions
-) -> list[SearchHit]:
+    records: RecordStore, query: str, where: Scope | None, options: SearchOptions,
+    window: TimeWindow | None = None,
+) -> list[SearchHit]:  # fmt: skip
     """A full-text search alone: neither the embedder nor the vector index is loaded, and the
     hits carry no similarity."""
 
     words = query_words(query)
 
     def tier(depth: int) -> Tier:
-        lexical = records.lexical(words, where, options.filters, depth)
-        return records.fetch(lexical, where), [], lexical
+        lexical = records.lexical_scored(words, where, options.filters, depth)
+        found = records.fetch([k for k, _ in lexical], where)
+        if not options.keys:
+            found = {k: hit for k, hit in found.items() if hit[0].key_of is None}
+        return with_owners(records, found, where), [], lexical
 
-    return second_stage(query, tier, None, options)
+    return second_stage(query, tier, None, options, window)
+
+
+def with_owners(
+    records: RecordStore, found: dict[int, tuple[MemoryRecord, np.ndarray]], where: Scope | None
+) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
+    """``found`` with the records its search keys find (fetched when missing)."""
+    have = {record.id for record, _ in found.values()}
+    wanted = sorted({r.key_of for r, _ in found.values() if r.key_of and r.key_of not in have})
+    return found | records.fetch_ids(wanted, where) if wanted else found
 
 
 @dataclass(frozen=True)
@@ -235,15 +149,16 @@ class _Candidate:
 
 def second_stage(
     query: str, candidates: Callable[[int], Tier], qvec: np.ndarray | None,
-    options: SearchOptions,
+    options: SearchOptions, window: TimeWindow | None = None,
 ) -> list[SearchHit]:  # fmt: skip
     """The fused hits, their first ``rerank_depth`` reordered by ``options.rerank`` (when set;
     ``rerank_score`` is the reranker's score), the rest after them, cut to ``k``."""
+    terms = query_words(query)
     if options.rerank is None:
-        return tiered(candidates, qvec, options)
+        return tiered(candidates, qvec, options, window=window, terms=terms)
     vectors: dict[str, np.ndarray] = {}
     wide = dataclasses.replace(options, k=max(options.k, options.rerank_depth))
-    hits = tiered(candidates, qvec, wide, vectors)
+    hits = tiered(candidates, qvec, wide, vectors, window, terms)
     head, tail = hits[: options.rerank_depth], hits[options.rerank_depth :]
     if not head:
         return hits
@@ -256,34 +171,45 @@ def second_stage(
     return (ordered + tail)[: options.k]
 
 
-#: The candidates of one tier: the fetched records (key -> record, vector) and the dense and
-#: lexical rankings they came from.
-Tier = tuple[Mapping[int, tuple[MemoryRecord, np.ndarray]], Sequence[int], Sequence[int]]
+#: The candidates of one tier: the fetched records and search keys (key -> record, vector),
+#: the records of those keys, the dense ranking and the full-text ranking they came from (keys
+#: with scores, or keys alone).
+Tier = tuple[Mapping[int, tuple[MemoryRecord, np.ndarray]], Sequence[int], Sequence[Any]]
 
 
 def tiered(
     candidates: Callable[[int], Tier], query: np.ndarray | None, options: SearchOptions,
-    vectors: dict[str, np.ndarray] | None = None,
+    vectors: dict[str, np.ndarray] | None = None, window: TimeWindow | None = None,
+    terms: Sequence[str] = (),
 ) -> list[SearchHit]:  # fmt: skip
     """The first ``k`` hits, prefix-stable: tier ``t`` fuses rankings ``fusion_depth * 2**t``
     deep, and ranks the records it adds after those of the tiers before. What a tier holds does
     not depend on ``k``, so ``k=a`` returns the first ``a`` hits of ``k=b``. A search needing
     at most ``fusion_depth`` candidates reads one tier. ``vectors`` collects the hits' stored
-    vectors (by record id)."""
+    vectors (by record id); ``window``: the time the query asks about."""
     hits: list[SearchHit] = []
     seen: set[int] = set()
-    depth, now = options.fusion_depth, time.time()
+    depth = options.fusion_depth
+    now = time.time() if options.now is None else options.now
     while True:
         found, dense, lexical = candidates(depth)
-        fused = fuse([dense, lexical])
-        new = {key: hit for key, hit in found.items() if key not in seen}
+        signals = collapse(found, dense, scored(lexical), query)
+        new = {key: s for key, s in signals.items() if key not in seen}
         if vectors is not None:
-            vectors.update((record.id, vector) for record, vector in new.values())
-        hits += score_hits(new, fused, dense, lexical, query, options, now)
-        seen.update(fused)
+            vectors.update((s.record.id, found[key][1]) for key, s in new.items())
+        hits += ranked_hits(new, options, now, window, terms)
+        seen.update(signals)
         if len(hits) >= options.k or (len(dense) < depth and len(lexical) < depth):
-            return hits[: options.k]
+            return _abstain(hits[: options.k], options)
         depth *= 2
+
+
+def _abstain(hits: list[SearchHit], options: SearchOptions) -> list[SearchHit]:
+    """No hits when the best similarity is under ``abstain_below`` (nothing relevant)."""
+    if options.abstain_below is None or not hits:
+        return hits
+    best = max((h.similarity for h in hits if h.similarity is not None), default=None)
+    return [] if best is not None and best < options.abstain_below else hits
 
 
 def fits(vector: np.ndarray, query: np.ndarray) -> bool:

@@ -6,7 +6,7 @@ only in the column list and the insertion-order key (``rowid``, ``key``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from memora.memory.contract import NeuralLog, NewRecord, SQLDatabase
@@ -14,7 +14,7 @@ from memora.memory.neural_bank import NeuralTables
 from memora.memory.rows import scope_sql, to_record
 from memora.memory.types import HistoryEntry, MemoryRecord, Occurrence, Scope
 
-__all__ = ["OCCURRENCES", "SQLRecordsBase", "occurrence_row", "occurrences_of"]
+__all__ = ["OCCURRENCES", "TIMES_AND_KEYS", "SQLRecordsBase", "occurrence_row", "occurrences_of"]
 
 _OCCURRENCE = "INSERT INTO occurrences (memory_id, at, metadata, actor) VALUES (?, ?, ?, ?)"
 #: Memory schema 3, the same statements for SQLite and PostgreSQL: the occurrences of texts
@@ -32,6 +32,16 @@ CREATE TABLE IF NOT EXISTS occurrences (
     actor TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS occurrences_memory ON occurrences (memory_id);
+"""
+#: Memory schema 4, the same for SQLite and PostgreSQL: when what a record says happened
+#: (``occurred_at``), and search keys (``key_of``: the record a key finds; keys are rows that
+#: searches see and collapse onto their record, never listed or counted; deleted with it).
+TIMES_AND_KEYS = """
+ALTER TABLE memories ADD COLUMN occurred_at {real};
+ALTER TABLE memories ADD COLUMN key_of TEXT;
+CREATE INDEX IF NOT EXISTS memories_key_of ON memories (key_of) WHERE key_of IS NOT NULL;
+CREATE INDEX IF NOT EXISTS memories_occurred ON memories (occurred_at)
+    WHERE occurred_at IS NOT NULL;
 """
 
 
@@ -75,6 +85,45 @@ class SQLRecordsBase:
     def count(self, scope: Scope | None) -> int:
         sql, params = scope_sql(scope, live=True)
         return int(self.db.one(f"SELECT COUNT(*) FROM memories WHERE {sql}", params)[0])
+
+    def lexical_scored(
+        self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,
+        depth: int,
+    ) -> list[tuple[int, float]]:  # fmt: skip
+        raise NotImplementedError
+
+    def lexical(
+        self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,
+        depth: int,
+    ) -> list[int]:  # fmt: skip
+        """Keys of the live records matching any of ``words``, best first."""
+        return [key for key, _ in self.lexical_scored(words, scope, filters, depth)]
+
+    def keys_of(self, record_id: str) -> list[MemoryRecord]:
+        """The live search keys of a record, oldest first."""
+        rows = self.db.query(
+            f"SELECT {self._columns} FROM memories WHERE key_of = ? AND deleted_at IS NULL "
+            f"ORDER BY {self._order}",
+            (record_id,),
+        )
+        return [to_record(r) for r in rows]
+
+    def around(self, record: MemoryRecord, n: int) -> list[MemoryRecord]:
+        """Up to ``n`` live records written before ``record`` in its exact scope and ``n``
+        after it, in time order (``occurred_at``, else when written)."""
+        when, order = "COALESCE(occurred_at, created_at)", self._order
+        row = self.db.one(f"SELECT {when}, {order} FROM memories WHERE id = ?", (record.id,))
+        if row is None or n < 1:
+            return []
+        live, params = scope_sql(None, live=True)
+        side = (
+            f"SELECT {self._columns} FROM memories WHERE scope_key = ? AND {live} "
+            f"AND ({when}, {order}) {{op}} (?, ?) ORDER BY {when} {{way}}, {order} {{way}} LIMIT ?"
+        )
+        args = (record.scope.key(), *params, row[0], row[1], n)
+        before = self.db.query(side.format(op="<", way="DESC"), args)
+        after = self.db.query(side.format(op=">", way="ASC"), args)
+        return [to_record(r) for r in [*reversed(before), *after]]
 
     def history(self, record_id: str) -> list[HistoryEntry]:
         rows = self.db.query(

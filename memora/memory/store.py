@@ -20,15 +20,12 @@ history, exporting or deleting never load a model.
 from __future__ import annotations
 
 import builtins
-import functools
 import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Unpack
-
-import numpy as np
 
 from memora._sqlite import Database
 from memora.embed import Embedder
@@ -39,25 +36,17 @@ from memora.memory.neural_bank import config_with, neural_keys
 from memora.memory.parts import DerivedParts
 from memora.memory.postgres import is_postgres_url, postgres_records
 from memora.memory.records import SQLiteRecords
+from memora.memory.retrieval import Retrieval
 from memora.memory.rows import (
-    check_cues,
-    check_expiry,
+    check_batch,
+    check_keys,
     check_metadata,
-    check_metadatas,
     check_text,
     new_record,
     read_scope,
     write_scope,
 )
-from memora.memory.search import (
-    RRF_K,
-    SearchOptions,
-    Tier,
-    fits,
-    lexical_hits,
-    query_words,
-    second_stage,
-)
+from memora.memory.search import RRF_K, SearchOptions
 from memora.memory.transfer import Transfer
 from memora.memory.types import (
     AddResult,
@@ -78,7 +67,7 @@ __all__ = ["RRF_K", "IndexStatus", "MemoryStore", "SearchOptions", "normalize_te
 ScopeArg = Scope | Mapping[str, Any] | None
 
 
-class MemoryStore(DerivedParts, Transfer):
+class MemoryStore(DerivedParts, Transfer, Retrieval):
     """Scoped memories in one SQLite file (or ``":memory:"``) with a derived faiss index, or in
     a PostgreSQL database with pgvector (``"postgresql://..."``).
 
@@ -148,13 +137,15 @@ class MemoryStore(DerivedParts, Transfer):
 
     def add(self, text: str, scope: ScopeArg = None, *, metadata: Mapping[str, Any] | None = None,
             expires_at: float | None = None, actor: str = "memora", cue: str | None = None,
-            dedup: bool = True, **ids: Unpack[ScopeIds]) -> AddResult:  # fmt: skip
+            dedup: bool = True, occurred_at: float | None = None,
+            keys: Sequence[str] | None = None, **ids: Unpack[ScopeIds]) -> AddResult:  # fmt: skip
         """Store one text. A text whose normalized form is already stored in the same scope is
         not stored again: the result holds the existing record with ``created=False``, and this
         add (time, actor, metadata) becomes its occurrence (:meth:`occurrences`); with
         ``dedup=False`` the text is stored as its own record. With a neural memory the text
         (stored again or not) is also written to it, in the same transaction; ``cue`` is the
-        key it is associated with."""
+        key it is associated with. ``occurred_at``: when what the text says happened (default:
+        now); ``keys``: more texts that find this record (:meth:`add_keys`), stored after it."""
         if not isinstance(text, str):
             message = "MemoryStore.add with a list of texts is deprecated; use add_many"
             warnings.warn(message, DeprecationWarning, stacklevel=2)
@@ -162,27 +153,31 @@ class MemoryStore(DerivedParts, Transfer):
             many = self.add_many(list(text), scope, metadata=metadata, expires_at=expires_at,
                                  actor=actor, cues=cues, **ids)  # fmt: skip
             return many  # a list, as before add_many existed
-        return self.add_many([text], scope, metadata=metadata, expires_at=expires_at,
-                             actor=actor, cues=cue, dedup=dedup, **ids)[0]  # fmt: skip
+        (result,) = self.add_many([text], scope, metadata=metadata, expires_at=expires_at,
+                                  actor=actor, cues=cue, dedup=dedup, occurred_at=occurred_at,
+                                  **ids)  # fmt: skip
+        if keys is not None:
+            (checked,) = check_keys([list(keys)], 1, self.max_text_chars)
+            self.attach_keys([(result.record, checked)], actor)
+        return result
 
     def add_many(self, texts: Sequence[str], scope: ScopeArg = None, *,
                  metadatas: Sequence[Mapping[str, Any] | None] | None = None,
                  metadata: Mapping[str, Any] | None = None, expires_at: float | None = None,
                  actor: str = "memora", cues: str | Sequence[str | None] | None = None,
-                 dedup: bool = True,
+                 dedup: bool = True, occurred_at: float | Sequence[float | None] | None = None,
                  **ids: Unpack[ScopeIds]) -> builtins.list[AddResult]:  # fmt: skip
         """Store several texts, embedded in one batch and committed in one transaction.
         ``metadatas``: one dict per text (or ``metadata``: one for all); ``cues``: one key per
-        text for the neural memory. Duplicates (in the store or within ``texts``) behave as in
-        :meth:`add`: the first is stored, the others become its occurrences; ``dedup=False``
-        stores each text as its own record."""
+        text for the neural memory; ``occurred_at``: one time for all or one per text.
+        Duplicates (in the store or within ``texts``) behave as in :meth:`add`: the first is
+        stored, the others become its occurrences; ``dedup=False`` stores each text as its own
+        record."""
         self._open(write=True)
         where = write_scope(Scope.of(scope, **ids))
-        metas = check_metadatas(texts, metadatas, metadata)
-        check_expiry(expires_at)
-        for t in texts:
-            check_text(t, self.max_text_chars)
-        cue_list = check_cues(cues, len(texts))
+        metas, cue_list, times = check_batch(
+            texts, self.max_text_chars, metadatas=metadatas, metadata=metadata,
+            expires_at=expires_at, cues=cues, occurred_at=occurred_at)  # fmt: skip
         hashes = [content_hash(t) for t in texts]
         stored = {r.content_hash for r in self.records.by_hash(where, hashes)} if dedup else set()
         first: dict[str, int] = {}
@@ -190,7 +185,7 @@ class MemoryStore(DerivedParts, Transfer):
                   if not dedup or (h not in stored and first.setdefault(h, i) == i)]  # fmt: skip
         bank = self.neural  # a neural memory sees every text, stored again or not
         vectors = self.embed(list(texts) if bank is not None else [texts[i] for i in unique])
-        keys = vectors if bank is None else (
+        cue_vectors = vectors if bank is None else (
             neural_keys(cue_list, vectors, self.embed([c for c in cue_list if c is not None]))
         )  # fmt: skip
         now = time.time()
@@ -200,12 +195,13 @@ class MemoryStore(DerivedParts, Transfer):
                              Sequence[SurpriseScore] | None]:  # fmt: skip
             scores, stored = None, vectors
             if bank is not None:
-                scores = bank.write_in(self.records, where.key(), keys, vectors, now)
+                scores = bank.write_in(self.records, where.key(), cue_vectors, vectors, now)
                 stored = vectors[unique]
             items = [
-                NewRecord(new_record(where, texts[i], hashes[i], metas[i], now, expires_at,
-                                     self.space, self.embedder.dim,
-                                     None if scores is None else scores[i], dedup), v)
+                NewRecord(new_record(where, texts[i], metas[i], now,
+                                     space=(self.space, self.embedder.dim), expires_at=expires_at,
+                                     score=None if scores is None else scores[i], dedup=dedup,
+                                     occurred_at=times[i]), v)
                 for i, v in zip(unique, stored, strict=True)
             ]  # fmt: skip
             created = self.records.insert(items, actor=actor)
@@ -219,8 +215,8 @@ class MemoryStore(DerivedParts, Transfer):
             return found, made, scores
 
         found, made, scores = self.records.atomic(write)
-        return [AddResult(made.get(i) or found[h], i in made, None if scores is None else scores[i])
-                for i, h in enumerate(hashes)]  # fmt: skip
+        return [AddResult(made.get(i) or found[h], i in made, None if scores is None else
+                          scores[i]) for i, h in enumerate(hashes)]  # fmt: skip
 
     def update(self, record_id: str, text: str, scope: ScopeArg = None, *,
                all_scopes: bool = False, metadata: Mapping[str, Any] | None = None,
@@ -308,52 +304,19 @@ class MemoryStore(DerivedParts, Transfer):
         self.get(record_id, scope, all_scopes=all_scopes, **ids)
         return self.records.occurrences(record_id)
 
-    def search(
-        self,
-        query: str,
-        scope: ScopeArg = None,
-        *,
-        all_scopes: bool = False,
-        all_users: bool = False,
-        options: SearchOptions | None = None,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
-        **changes: Any,
-    ) -> builtins.list[SearchHit]:
+    def search(self, query: str, scope: ScopeArg = None, *, all_scopes: bool = False,
+               all_users: bool = False, options: SearchOptions | None = None,
+               user_id: str | None = None, agent_id: str | None = None,
+               session_id: str | None = None,
+               **changes: Any) -> builtins.list[SearchHit]:  # fmt: skip
         """The best records for ``query`` in ``scope``, best first. How they are ranked is a
         :class:`SearchOptions` (``options``), or its fields as keywords (``k=5``,
-        ``mode="dense"``, ...); an unknown name raises :class:`InvalidOptionError`."""
-        self._open()
-        opts = SearchOptions.build(options, **changes)
-        where = read_scope(Scope.of(scope, user_id=user_id, agent_id=agent_id,
-                                    session_id=session_id), all_scopes, all_users)  # fmt: skip
-        words = query_words(query)
-        opts.check_neural(self.neural is not None)
-        if opts.mode == "lexical" and opts.min_score is None:
-            return lexical_hits(self.records, query, where, opts)  # no embedder, no index
-        (qvec,) = self.embed([query])
-        filters = opts.filters if opts.mode != "lexical" else None
-        keys = self.records.matching(where, filters, self.space) if filters else None
-        self.vectors.sync()
-        tier = functools.partial(
-            self._tier, qvec=qvec, words=words, where=where, keys=keys, opts=opts
-        )
-        return second_stage(query, tier, qvec, opts)
-
-    def _tier(self, depth: int, qvec: np.ndarray, words: builtins.list[str], where: Scope | None,
-              keys: builtins.list[int] | None, opts: SearchOptions) -> Tier:  # fmt: skip
-        """The candidates of both retrievers ``depth`` deep (and of the neural memory)."""
-        dense = [] if opts.mode == "lexical" else self.vectors.search(qvec, depth, where, keys)
-        lexical = (self.records.lexical(words, where, opts.filters, depth)
-                   if opts.mode != "dense" else [])  # fmt: skip
-        pool: dict[int, tuple[MemoryRecord, np.ndarray]] = {}
-        if opts.neural_weight and dense and where is not None:
-            pool, dense = self._neural_candidates(where, opts, qvec, dense, keys, depth)
-        wanted = list(dict.fromkeys([*dense, *lexical]))
-        found = {k: pool[k] for k in wanted if k in pool}
-        found |= self.records.fetch([k for k in wanted if k not in pool], where)
-        return {k: hit for k, hit in found.items() if fits(hit[1], qvec)}, dense, lexical
+        ``mode="dense"``, ``neighbours=2``, ...); an unknown name raises
+        :class:`InvalidOptionError`. A search key that matches finds its record
+        (``SearchHit.via``); a time the query names ("last week") favours what occurred then."""
+        return self.find(query, scope, all_scopes=all_scopes, all_users=all_users,
+                         options=options, user_id=user_id, agent_id=agent_id,
+                         session_id=session_id, **changes)  # fmt: skip
 
     # -- index ---------------------------------------------------------------------------
 

@@ -84,6 +84,10 @@ class Transfer:
                 )
             parsed = self.parse_import(lines)
         new = jsonl.to_new_records(parsed, self.space, self.embedder.dim, self.embed, actor)
+        ids = {i.record.id for i in new if i.record.key_of is None}
+        new = [i for i in new  # a search key needs its record, in the lines or the store
+               if i.record.key_of is None or i.record.key_of in ids
+               or self.records.get(i.record.key_of, None) is not None]  # fmt: skip
         self.vectors.sync()  # opened before the write, saved on close
 
         def write() -> int:
@@ -92,4 +96,4 @@ class Transfer:
             return imported
 
         imported = int(self.records.atomic(write))
-        return imported, len(new) - imported
+        return imported, len(items) - imported

@@ -136,6 +136,13 @@ class MemoryRecord:
     surprise: float | None = None  # normalized surprise when written to a neural memory
     salient: bool = False  # flagged by the neural memory as surprising
     dedup: bool = True  # False: added with dedup=False, never merged with the same text
+    occurred_at: float | None = None  # when what it says happened (None: when it was written)
+    key_of: str | None = None  # a search key of that record (not a memory of its own)
+
+    @property
+    def when(self) -> float:
+        """When what the record says happened: ``occurred_at``, else ``created_at``."""
+        return self.created_at if self.occurred_at is None else self.occurred_at
 
     @property
     def deleted(self) -> bool:
@@ -157,6 +164,8 @@ class MemoryRecord:
             "surprise": self.surprise,
             "salient": self.salient,
             "dedup": self.dedup,
+            "occurred_at": self.occurred_at,
+            "key_of": self.key_of,
         }
 
     @classmethod
@@ -176,6 +185,8 @@ class MemoryRecord:
             surprise=data.get("surprise"),
             salient=bool(data.get("salient", False)),
             dedup=bool(data.get("dedup", True)),
+            occurred_at=data.get("occurred_at"),
+            key_of=data.get("key_of"),
         )
 
 
@@ -211,7 +222,9 @@ class SearchHit:
     lexical search, which embeds nothing);
     ``dense_rank`` / ``lexical_rank`` are the 1-based ranks in each retriever (None: not
     retrieved by it); ``rerank_score`` is the second stage's score (None: no second stage, or
-    a reranker without scores)."""
+    a reranker without scores); ``via`` is the search key through which the record was found
+    best (None: its own text); ``context`` holds the records written around it in its scope
+    (``neighbours=n``: up to n before and n after, in time order, the hit not included)."""
 
     record: MemoryRecord
     score: float
@@ -219,6 +232,8 @@ class SearchHit:
     dense_rank: int | None = None
     lexical_rank: int | None = None
     rerank_score: float | None = None
+    via: str | None = None
+    context: tuple[MemoryRecord, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 :class:`~memora.memory.contract.RecordStore` as :class:`~memora.memory.records.SQLiteRecords`,
 and it searches its vectors itself (:mod:`.vectors`), so no faiss index is kept beside it.
 
-Full-text search is a generated ``tsvector`` (configuration ``simple``) ranked by
+Full-text search is a generated ``tsvector`` (configuration ``english``, stemmed) ranked by
 ``ts_rank_cd``.
 
 The change sequence is a counter in ``meta``; each write numbers its changes last (the
@@ -32,12 +32,13 @@ from memora.memory.types import MemoryRecord, Scope
 
 __all__ = ["PostgresRecords"]
 
-_ROW_MARKS = "(?,?,?,?,?,?,?::jsonb,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW_MARKS = "(?,?,?,?,?,?,?::jsonb,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _BATCH = 1000  # rows per INSERT statement
 _INSERT = (
     "INSERT INTO memories (id, user_id, agent_id, session_id, scope_key, text, metadata, "
     "content_hash, embedder, dim, embedding, created_at, updated_at, expires_at, deleted_at, "
-    "surprise, salient, dedup) VALUES {rows} ON CONFLICT DO NOTHING RETURNING id, key"
+    "surprise, salient, dedup, occurred_at, key_of) VALUES {rows} ON CONFLICT DO NOTHING "
+    "RETURNING id, key"
 )
 _HISTORY = (
     "INSERT INTO history (memory_id, event, old_text, new_text, actor, at) VALUES (?,?,?,?,?,?)"
@@ -177,13 +178,20 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
             conn.execute(
                 _HISTORY, (record.id, "UPDATE", old_text, record.text, actor, record.updated_at)
             )
+            if metadata_changed:  # a record's search keys carry its metadata (for filters)
+                keys += conn.execute(
+                    "UPDATE memories SET metadata = ?::jsonb WHERE key_of = ? RETURNING key",
+                    (json.dumps(record.metadata), record.id),
+                ).fetchall()
             self._stamp(conn, [k[0] for k in keys])
 
     def soft_delete(self, record_id: str, *, old_text: str, at: float, actor: str) -> None:
         def work() -> None:
             with self.db.write() as conn:
                 keys = conn.execute(
-                    "UPDATE memories SET deleted_at = ? WHERE id = ? RETURNING key", (at, record_id)
+                    "UPDATE memories SET deleted_at = ? WHERE id = ? OR (key_of = ? AND "
+                    "deleted_at IS NULL) RETURNING key",
+                    (at, record_id, record_id),
                 ).fetchall()
                 conn.execute(_HISTORY, (record_id, "DELETE", old_text, None, actor, at))
                 self._stamp(conn, [k[0] for k in keys])
@@ -194,7 +202,8 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
         def work() -> None:
             with self.db.write() as conn:
                 keys = conn.execute(
-                    "DELETE FROM memories WHERE id = ? RETURNING key", (record_id,)
+                    "DELETE FROM memories WHERE id = ? OR key_of = ? RETURNING key",
+                    (record_id, record_id),
                 ).fetchall()
                 self._stamp(conn, [k[0] for k in keys], gone=True)
 
@@ -218,32 +227,43 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
     ) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
         if not keys:
             return {}
-        cond, params = scope_sql(scope, live=True)
+        cond, params = scope_sql(scope, live=True, keys=True)
         rows = self.db.query(
             f"SELECT {COLUMNS}, embedding FROM memories WHERE key = ANY(?) AND {cond}",
             (list(keys), *params),
         )
         return {int(r[0]): (to_record(r[:-1]), array(r[-1])) for r in rows}
 
-    def lexical(
+    def fetch_ids(
+        self, ids: Sequence[str], scope: Scope | None
+    ) -> dict[int, tuple[MemoryRecord, np.ndarray]]:
+        if not ids:
+            return {}
+        cond, params = scope_sql(scope, live=True)
+        rows = self.db.query(
+            f"SELECT {COLUMNS}, embedding FROM memories WHERE id = ANY(?) AND {cond}",
+            (list(ids), *params),
+        )
+        return {int(r[0]): (to_record(r[:-1]), array(r[-1])) for r in rows}
+
+    def lexical_scored(
         self, words: Sequence[str], scope: Scope | None, filters: Mapping[str, Any] | None,
         depth: int,
-    ) -> list[int]:  # fmt: skip
+    ) -> list[tuple[int, float]]:  # fmt: skip
         if not words:
             return []
         query = " | ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words)
-        cond, params = scope_sql(scope, live=True)
+        cond, params = scope_sql(scope, live=True, keys=True)
         fcond, fparams = filter_sql(filters, postgres=True)
         rows = self.db.query(
-            "SELECT key FROM memories, to_tsquery('simple', ?) AS q "
-            f"WHERE tsv @@ q AND {cond} AND {fcond} "
-            "ORDER BY ts_rank_cd(tsv, q) DESC, key LIMIT ?",
+            "SELECT key, ts_rank_cd(tsv, q) AS rank FROM memories, to_tsquery('english', ?) AS q "
+            f"WHERE tsv @@ q AND {cond} AND {fcond} ORDER BY rank DESC, key LIMIT ?",
             (query, *params, *fparams, depth),
         )
-        return [int(r[0]) for r in rows]
+        return [(int(r[0]), float(r[1])) for r in rows]
 
     def matching(self, scope: Scope | None, filters: Mapping[str, Any], embedder: str) -> list[int]:
-        cond, params = scope_sql(scope, live=True)
+        cond, params = scope_sql(scope, live=True, keys=True)
         fcond, fparams = filter_sql(filters, postgres=True)
         rows = self.db.query(
             f"SELECT key FROM memories WHERE {cond} AND {fcond} AND embedder = ?",
@@ -306,7 +326,7 @@ def _row(item: NewRecord) -> tuple[Any, ...]:
         r.id, r.scope.user_id, r.scope.agent_id, r.scope.session_id, r.scope.key(), r.text,
         json.dumps(r.metadata), r.content_hash, r.embedder, r.dim, vec(item.vector),
         r.created_at, r.updated_at, r.expires_at, r.deleted_at, r.surprise, bool(r.salient),
-        bool(r.dedup),
+        bool(r.dedup), r.occurred_at, r.key_of,
     )  # fmt: skip
 
 

@@ -3,14 +3,14 @@
 The vector column is untyped until the first embedder writes: then it becomes
 ``vector(dim)``, gets its HNSW index (cosine) and the embedder's name and dimension are kept in
 ``meta`` (key ``space``), so that another embedder opening the database is refused.
-Full-text search is a generated ``tsvector`` (configuration ``simple``: no stemming, like
-SQLite's default tokenizer) with a GIN index.
+Full-text search is a generated ``tsvector`` (configuration ``english``: stemmed, like SQLite's
+porter tokenizer) with a GIN index.
 """
 
 from __future__ import annotations
 
 from memora._sqlite import Component
-from memora.memory.sqlbase import OCCURRENCES
+from memora.memory.sqlbase import OCCURRENCES, TIMES_AND_KEYS
 
 __all__ = ["COLUMNS", "MEMORY"]
 
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS memories (
     deleted_at DOUBLE PRECISION,
     surprise DOUBLE PRECISION,
     salient BOOLEAN NOT NULL DEFAULT FALSE,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED
 );
 CREATE UNIQUE INDEX IF NOT EXISTS memories_dedup
     ON memories (scope_key, content_hash) WHERE deleted_at IS NULL;
@@ -70,10 +70,19 @@ CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
 _OCCURRENCES = OCCURRENCES.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
                                   real="DOUBLE PRECISION", bool="BOOLEAN", true="TRUE")  # fmt: skip
 
-#: The memory component; its version follows the SQLite form's (3: occurrences).
+_V4 = TIMES_AND_KEYS.format(real="DOUBLE PRECISION")
+_STEMMED = """
+ALTER TABLE memories DROP COLUMN tsv;
+ALTER TABLE memories ADD COLUMN tsv tsvector
+    GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
+CREATE INDEX IF NOT EXISTS memories_tsv ON memories USING gin (tsv);
+"""
+
+#: The memory component; its version follows the SQLite form's (3: occurrences; 4:
+#: ``occurred_at``, search keys, stemmed full text).
 MEMORY = Component(
-    name="memory", version=3, schema="", postgres=_TABLES + _OCCURRENCES,
-    postgres_migrations={2: _OCCURRENCES},
+    name="memory", version=4, schema="", postgres=_TABLES + _OCCURRENCES + _V4,
+    postgres_migrations={2: _OCCURRENCES, 3: _V4 + _STEMMED},
 )  # fmt: skip
 
 #: :data:`memora.memory.rows.COLUMNS` in this schema (``to_record`` reads both).
@@ -81,5 +90,6 @@ COLUMNS = (
     "memories.key, memories.id, memories.user_id, memories.agent_id, memories.session_id, "
     "memories.text, memories.metadata::text, memories.created_at, memories.updated_at, "
     "memories.embedder, memories.dim, memories.content_hash, memories.expires_at, "
-    "memories.deleted_at, 0, memories.surprise, memories.salient, memories.dedup"
+    "memories.deleted_at, 0, memories.surprise, memories.salient, memories.dedup, "
+    "memories.occurred_at, memories.key_of"
 )

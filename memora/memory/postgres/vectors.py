@@ -92,7 +92,7 @@ class PgVectors:
         ``query`` by cosine distance, nearest first."""
         if self.space() is None or (keys is not None and not keys):
             return []
-        cond, params = scope_sql(scope, live=True)
+        cond, params = scope_sql(scope, live=True, keys=True)
         if keys is not None:
             cond, params = f"key = ANY(?) AND {cond}", [list(keys), *params]
         if keys is not None or self._small(scope, cond, params):
