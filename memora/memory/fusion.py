@@ -28,7 +28,18 @@ from memora.memory.types import MemoryRecord, SearchHit
 if TYPE_CHECKING:
     from memora.memory.when import TimeWindow
 
-__all__ = ["RRF_K", "Signals", "collapse", "fused", "ranked_hits"]
+__all__ = [
+    "RRF_K",
+    "Signals",
+    "asks_latest",
+    "bridge_names",
+    "collapse",
+    "content_terms",
+    "fused",
+    "interleave",
+    "ranked_hits",
+    "supersede",
+]
 
 RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -99,9 +110,83 @@ def collapse(
     return out
 
 
+_SUFFIXES = ("ing", "ed", "es", "s")
+_LATEST = re.compile(
+    r"\b(now|currently|current|these days|nowadays|latest|most recent|any ?more|still)\b", re.I
+)
+_NAME = re.compile(r"(?<![.!?] )(?<!^)\b[A-Z][a-z]{2,}\b")
+_CALENDAR = (
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May "
+    "June July August September October November December The This That What Anyway"
+)
+_NOT_NAMES = frozenset(_CALENDAR.split())
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)][:6]
+    return word[:6]
+
+
 def content_terms(text: str) -> set[str]:
-    """A text's content words, case-folded and cut to 5 letters (a crude stem)."""
-    return {w[:5] for w in _WORD.findall(text.casefold()) if w not in _STOP}
+    """A text's content words, case-folded and crudely stemmed (a suffix off, 6 letters)."""
+    return {_stem(w) for w in _WORD.findall(text.casefold()) if w not in _STOP and len(w) > 1}
+
+
+def asks_latest(query: str) -> bool:
+    """Whether a query asks for the current state of something ("now", "currently")."""
+    return _LATEST.search(query) is not None
+
+
+def supersede(hits: list[SearchHit], terms: Sequence[str], depth: int = 50) -> list[SearchHit]:
+    """Later statements of the same thing first: among the first ``depth`` hits, those that
+    share at least two of the query's content words with each other are one statement said
+    again (a moved city, a new job); they keep the places they hold, newest in the first."""
+    wanted = content_terms(" ".join(terms))
+    held = [content_terms(h.record.text) & wanted for h in hits[:depth]]
+    group = list(range(len(held)))
+    for i in range(len(held)):
+        for j in range(i):
+            if len(held[i] & held[j]) >= 2:
+                group[i] = group[j]
+                break
+    out = list(hits)
+    for g in set(group):
+        places = [i for i, x in enumerate(group) if x == g]
+        newest = sorted((hits[i] for i in places), key=lambda h: (-h.record.when, h.record.id))
+        for place, hit in zip(places, newest, strict=True):
+            out[place] = hit
+    return out
+
+
+def bridge_names(hits: Sequence[SearchHit], query: str) -> list[str]:
+    """Names (capitalized words inside a sentence) that the hits hold and the query does not:
+    what a second hop searches for ("my cousin who is a pilot" -> "Dagny")."""
+    asked = query.casefold()
+    names: list[str] = []
+    for hit in hits:
+        for name in _NAME.findall(hit.record.text):
+            if name not in _NOT_NAMES and name.casefold() not in asked and name not in names:
+                names.append(name)
+    return names
+
+
+def interleave(first: Sequence[SearchHit], second: Sequence[SearchHit]) -> list[SearchHit]:
+    """The two rankings taken in turns, each record once (prefix-stable when both are)."""
+    seen: set[str] = set()
+    out = []
+    for pair in zip(first, second, strict=False):
+        for hit in pair:
+            if hit.record.id not in seen:
+                seen.add(hit.record.id)
+                out.append(hit)
+    longer = first if len(first) > len(second) else second
+    for hit in longer[min(len(first), len(second)) :]:
+        if hit.record.id not in seen:
+            seen.add(hit.record.id)
+            out.append(hit)
+    return out
 
 
 def coverage(terms: Sequence[str], signals: Mapping[int, Signals]) -> float:

@@ -75,6 +75,11 @@ class SearchOptions:
             (nothing relevant is stored); :data:`ABSTAIN_BELOW` is calibrated for the default
             embedder.
         keys: search the records' extra search keys too (their hits collapse onto the record).
+        hops: 2: a second, full-text hop for the names the first two hits hold and the query
+            does not ("my cousin who is a pilot" finds "Dagny", then what Dagny did); its hits
+            are taken in turns with the first hop's. 1: one hop.
+        latest: a query that asks for the current state ("now", "currently") ranks later
+            statements of the same thing before earlier ones (a new job before the old).
     """
 
     k: int = 10
@@ -99,10 +104,14 @@ class SearchOptions:
     abstain_below: float | None = None
     keys: bool = True
     adaptive: bool = True
+    hops: int = 2
+    latest: bool = True
 
     def __post_init__(self) -> None:
         if self.rerank is not None and not callable(getattr(self.rerank, "rank", None)):
             raise ConfigError("rerank must be a reranker (memora.rank), with rank(query, docs)")
+        if self.hops not in (1, 2):
+            raise ConfigError(f"hops must be 1 or 2, got {self.hops!r}")
         for name in ("k", "fusion_depth", "rerank_depth"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

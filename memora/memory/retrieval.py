@@ -15,10 +15,12 @@ import numpy as np
 
 from memora.errors import RecordNotFoundError
 from memora.memory.contract import NewRecord, RecordStore
+from memora.memory.fusion import asks_latest, bridge_names, interleave, supersede
 from memora.memory.rows import check_keys, new_record, read_scope
 from memora.memory.search import (
     SearchOptions,
     Tier,
+    abstained,
     fits,
     lexical_hits,
     query_words,
@@ -103,8 +105,23 @@ class Retrieval:
             tier = functools.partial(
                 self._tier, qvec=qvec, words=words, where=where, keys=keys, opts=opts
             )
-            hits = second_stage(query, tier, qvec, opts, window)
-        return self._with_context(hits, opts.neighbours)
+            first = replace(opts, k=max(opts.k, 2)) if opts.hops > 1 else opts
+            hits = self._second_hop(query, second_stage(query, tier, qvec, first, window),
+                                    where, opts, window)  # fmt: skip
+        if opts.latest and window is None and asks_latest(query):
+            hits = supersede(hits, words)
+        return self._with_context(abstained(hits[: opts.k], opts), opts.neighbours)
+
+    def _second_hop(self, query: str, hits: builtins.list[SearchHit], where: Scope | None,
+                    opts: SearchOptions, window: Any) -> builtins.list[SearchHit]:  # fmt: skip
+        """The hits taken in turns with a full-text search for the query and the names the
+        first two hits hold (:func:`~memora.memory.fusion.bridge_names`)."""
+        names = bridge_names(hits[:2], query) if opts.hops > 1 and opts.mode != "dense" else []
+        if not names:
+            return hits
+        again = replace(opts, rerank=None, abstain_below=None, min_score=None)
+        hop = lexical_hits(self.records, f"{query} {' '.join(names)}", where, again, window)
+        return interleave(hits[: opts.k], hop)
 
     def _tier(self, depth: int, qvec: np.ndarray, words: builtins.list[str], where: Scope | None,
               keys: builtins.list[int] | None, opts: SearchOptions) -> Tier:  # fmt: skip

@@ -31,6 +31,7 @@ __all__ = [
     "RRF_K",
     "SearchMode",
     "SearchOptions",
+    "abstained",
     "fits",
     "fuse",
     "lexical_hits",
@@ -200,11 +201,11 @@ def tiered(
         hits += ranked_hits(new, options, now, window, terms)
         seen.update(signals)
         if len(hits) >= options.k or (len(dense) < depth and len(lexical) < depth):
-            return _abstain(hits[: options.k], options)
+            return hits[: options.k]
         depth *= 2
 
 
-def _abstain(hits: list[SearchHit], options: SearchOptions) -> list[SearchHit]:
+def abstained(hits: list[SearchHit], options: SearchOptions) -> list[SearchHit]:
     """No hits when the best similarity is under ``abstain_below`` (nothing relevant)."""
     if options.abstain_below is None or not hits:
         return hits
