@@ -1,186 +1,41 @@
-"""``memora memory ...``: the memory store from the command line."""
+"""``memora memory ...``: the memory store from the command line (``search`` and ``keys`` are in
+:mod:`memora.cli.memory_search`, the shared options in :mod:`memora.cli.memory_common`)."""
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
-from memora.errors import BatchInputError, ConfigError, InvalidRecordError, MemoraError, ScopeError
-
-__all__ = ["memory"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-Where = str | Path  # a SQLite file, or a postgresql:// DSN
-console = Console(highlight=False, soft_wrap=True)
-IMPORT_BATCH = 256
-#: The store of every memory command run without --db.
-DATABASE_URL = "MEMORA_DATABASE_URL"
-
-
-def scoped(*, reads: bool) -> Callable[[F], F]:
-    """--db and the scope options (plus --all-scopes and --all-users for reads)."""
-
-    def wrap(fn: F) -> F:
-        fn = click.option("--session", "session_id", default=None, help="session id")(fn)
-        fn = click.option("--agent", "agent_id", default=None, help="agent id")(fn)
-        fn = click.option("--user", "user_id", default=None, help="user id")(fn)
-        if reads:
-            fn = click.option(
-                "--all-users",
-                is_flag=True,
-                help="with --agent or --session: every user's memories (without it, a read "
-                "with no --user sees only memories stored without a user)",
-            )(fn)
-            fn = click.option(
-                "--all-scopes", is_flag=True, help="read across every scope (no isolation)"
-            )(fn)
-        return db_option(fn)
-
-    return wrap
-
-
-class Location(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 only
-    """A store: a SQLite file (a :class:`Path`) or a ``postgresql://`` DSN (kept a string)."""
-
-    name = "PATH|DSN"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> str | Path:  # fmt: skip
-        from memora.memory.postgres import is_postgres_url
-
-        return value if isinstance(value, Path) or is_postgres_url(value) else Path(value)
-
-
-def db_option(fn: F) -> F:
-    return click.option(
-        "--db",
-        "db_path",
-        required=True,
-        envvar=DATABASE_URL,
-        show_envvar=True,
-        type=Location(),  # a folder is refused by the store, with the fix
-        help="the store: a SQLite file, or a postgresql://user:password@host/db DSN "
-        "(PostgreSQL + pgvector)",
-    )(fn)
-
-
-def shown(location: str | Path) -> str:
-    """``location`` as messages show it: a DSN without its password."""
-    from memora.memory.postgres import redact
-
-    return redact(location) if isinstance(location, str) else str(location)
-
-
-def max_chars_option(fn: F) -> F:
-    return click.option(
-        "--max-text-chars", type=click.IntRange(min=1), default=10_000, show_default=True,
-        help="longer texts are refused",
-    )(fn)  # fmt: skip
-
-
-#: Python names in the store's messages, and the flags a CLI user types instead.
-_FLAGS = (
-    (r"\ball_scopes=True\b", "--all-scopes"),
-    (r"\ball_users=True\b", "--all-users"),
-    (r"\bmax_text_chars\b", "--max-text-chars"),
-    (r"\buser_id\b", "--user"),
-    (r"\bagent_id\b", "--agent"),
-    (r"\bsession_id\b", "--session"),
-    (r" \(or scope=Scope\(\.\.\.\)\)", ""),
-    (r"\breadonly=True\b", "a read-only command"),
+from memora.cli.memory_common import (
+    DATABASE_URL,
+    Location,
+    When,
+    Where,
+    as_json,
+    console,
+    db_option,
+    exact_scope,
+    max_chars_option,
+    open_store,
+    parse_metadata,
+    read_args,
+    scope_args,
+    scoped,
+    shown,
+    stamp,
 )
+from memora.cli.memory_search import checked_keys, keys, say_keys, search
+from memora.errors import ConfigError
 
+__all__ = ["DATABASE_URL", "memory"]
 
-def in_cli_terms(message: str, *, fields: bool = False) -> str:
-    """A store message with its Python parameter names replaced by the CLI's flags (with
-    ``fields``, the message is about the fields of a file's line: only the setting's name)."""
-    for pattern, flag in _FLAGS[2:3] if fields else _FLAGS:
-        message = re.sub(pattern, flag, message)
-    return message
-
-
-def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[yellow]warning:[/] {in_cli_terms(str(message))}"
-    )
-
-
-@contextmanager
-def open_store(db_path: Where, *, readonly: bool = False, max_text_chars: int = 10_000,
-               embeds: bool = False) -> Iterator[Any]:  # fmt: skip
-    """The store at ``db_path``. Its embedder loads first for a command that ``embeds`` (a bad
-    embedder setting is refused before the file is created), else only if the command turns
-    out to need it. Errors and warnings name CLI flags."""
-    from memora.embed import load_embedder
-    from memora.memory.store import MemoryStore
-    from memora.memory.types import DamagedStoreWarning
-    from memora.settings import load_settings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", DamagedStoreWarning)
-        warnings.showwarning = _show_warning
-        try:
-            settings = load_settings()
-            name, threads = settings.embedder, settings.embed_threads
-            store = MemoryStore(
-                db_path, embedder=load_embedder(name, threads=threads) if embeds else name,
-                readonly=readonly, max_text_chars=max_text_chars,
-                embed_threads=None if embeds else threads,
-            )  # fmt: skip
-            try:
-                yield store
-            finally:
-                store.close()
-        except MemoraError as exc:
-            fields = isinstance(exc, BatchInputError)
-            exc.args = (in_cli_terms(str(exc), fields=fields), *exc.args[1:])
-            raise
-
-
-def scope_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    names = ("user_id", "agent_id", "session_id", "all_scopes", "all_users")
-    return {k: kwargs.pop(k) for k in names if k in kwargs}
-
-
-def read_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The scope options of a read, checked before any file is opened."""
-    from memora.memory.rows import read_scope
-    from memora.memory.types import Scope
-
-    found = scope_args(kwargs)
-    ids = {k: v for k, v in found.items() if k.endswith("_id")}
-    try:
-        read_scope(Scope(**ids), found.get("all_scopes", False), found.get("all_users", False))
-    except MemoraError as exc:
-        exc.args = (in_cli_terms(str(exc)),)
-        raise
-    return found
-
-
-def as_json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def parse_metadata(metadata: str | None) -> dict[str, Any] | None:
-    try:
-        meta = json.loads(metadata) if metadata else None
-    except json.JSONDecodeError as exc:
-        raise InvalidRecordError(f"--metadata is not JSON: {exc.msg}") from exc
-    if meta is not None and not isinstance(meta, dict):
-        raise InvalidRecordError('--metadata must be a JSON object, such as \'{"src": "cli"}\'')
-    return meta
+IMPORT_BATCH = 256
 
 
 @click.group()
@@ -193,46 +48,40 @@ def memory() -> None:
 @scoped(reads=False)
 @click.option("--metadata", default=None, help="a JSON object stored with each text")
 @click.option("--expires-in", type=float, default=None, help="seconds until the memory expires")
+@click.option("--occurred-at", type=When(), default=None,
+              help="when what the texts say happened (default: now): an ISO 8601 date or "
+              "date-time such as 2024-03-03 or 2024-03-03T18:30, UTC unless it has an "
+              "offset")  # fmt: skip
+@click.option("--key", "keys_", multiple=True,
+              help="another text that finds the memory (a question it answers, a fact it "
+              "states); repeatable, with one TEXT")  # fmt: skip
 @click.option("--actor", default="cli", show_default=True)
 @max_chars_option
 def add(texts: tuple[str, ...], db_path: Where, metadata: str | None, expires_in: float | None,
-        actor: str, max_text_chars: int, **kwargs: Any) -> None:  # fmt: skip
+        occurred_at: float | None, keys_: tuple[str, ...], actor: str, max_text_chars: int,
+        **kwargs: Any) -> None:  # fmt: skip
     """Store TEXTS (one memory each)."""
+    if keys_ and len(texts) != 1:
+        raise click.UsageError("--key goes with one TEXT: the memory its keys find")
     meta = parse_metadata(metadata)
+    wanted = checked_keys(keys_, max_text_chars)
     expires = time.time() + expires_in if expires_in is not None else None
+    stored = []
     with open_store(db_path, max_text_chars=max_text_chars, embeds=True) as store:
-        results = store.add_many(
-            list(texts), metadata=meta, expires_at=expires, actor=actor, **scope_args(kwargs)
-        )
+        results = store.add_many(list(texts), metadata=meta, expires_at=expires, actor=actor,
+                                 occurred_at=occurred_at, **scope_args(kwargs))  # fmt: skip
+        if wanted:
+            stored = store.add_keys(results[0].record.id, wanted, actor=actor, all_scopes=True)
     for result in results:
         state = "added" if result.created else "exists"
-        click.echo(f"{state}\t{result.record.id}\t{result.record.text}")
+        click.echo(f"{state}\t{result.record.id}\t{result.record.text}{occurred(result.record)}")
+    if wanted:
+        say_keys(results[0].record.id, wanted, stored, prefix="key ")
 
 
-@memory.command()
-@click.argument("query")
-@scoped(reads=True)
-@click.option("-k", "k", type=int, default=5, show_default=True)
-@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid")
-@click.option("--min-score", type=float, default=None, help="minimum cosine similarity")
-@click.option("--json", "json_out", is_flag=True, help="one JSON object per hit")
-def search(query: str, db_path: Where, k: int, mode: str, min_score: float | None,
-           json_out: bool, **kwargs: Any) -> None:  # fmt: skip
-    """The best memories for QUERY."""
-    scope = read_args(kwargs)
-    with open_store(db_path, readonly=True) as store:
-        hits = store.search(query, k=k, mode=mode, min_score=min_score, **scope)
-    if json_out:
-        for hit in hits:
-            click.echo(
-                as_json({"score": hit.score, "similarity": hit.similarity, **hit.record.to_dict()})
-            )
-        return
-    table = Table("score", "cosine", "id", "text")
-    for h in hits:  # a lexical search has no cosine: it embeds nothing
-        cosine = "-" if h.similarity is None else f"{h.similarity:.3f}"
-        table.add_row(f"{h.score:.4f}", cosine, h.record.id, h.record.text)
-    console.print(table)
+def occurred(record: Any) -> str:
+    """The tab-separated end of a record's line: when it occurred, if that was given."""
+    return "" if record.occurred_at is None else f"\toccurred {stamp(record.occurred_at)}"
 
 
 @memory.command(name="list")
@@ -249,7 +98,7 @@ def list_(db_path: Where, include_deleted: bool, json_out: bool, **kwargs: Any) 
             click.echo(as_json(record.to_dict()))
         else:
             flag = " (deleted)" if record.deleted else ""
-            click.echo(f"{record.id}\t{record.text}{flag}")
+            click.echo(f"{record.id}\t{record.text}{flag}{occurred(record)}")
 
 
 @memory.command()
@@ -278,14 +127,6 @@ def delete(record_id: str, db_path: Where, hard: bool, **kwargs: Any) -> None:
     click.echo(f"{'removed' if hard else 'deleted'}\t{record_id}")
 
 
-def exact_scope(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The scope of a write by id (--all-users widens only reads)."""
-    found = scope_args(kwargs)
-    if found.pop("all_users", False):
-        raise ScopeError("--all-users is for reads; give --user, or --all-scopes")
-    return found
-
-
 @memory.command()
 @click.argument("record_id")
 @scoped(reads=True)
@@ -296,7 +137,8 @@ def get(record_id: str, db_path: Where, json_out: bool, **kwargs: Any) -> None:
     with open_store(db_path, readonly=True) as store:
         record = store.get(record_id, **scope)
     flag = " (deleted)" if record.deleted else ""
-    click.echo(as_json(record.to_dict()) if json_out else f"{record.id}\t{record.text}{flag}")
+    line = f"{record.id}\t{record.text}{flag}{occurred(record)}"
+    click.echo(as_json(record.to_dict()) if json_out else line)
 
 
 @memory.command()
@@ -447,3 +289,7 @@ def migrate(source: Where, target: Where, batch: int) -> None:
     for line in report.lines():
         console.print(line)
     console.print("migrated" if report.changed else "nothing to migrate: the target has it all")
+
+
+memory.add_command(search)
+memory.add_command(keys)
