@@ -158,3 +158,14 @@ def test_keys_add_and_list(tmp_path: Path) -> None:
     many = invoke("add", "a", "b", "--key", "k", "--db", db, "--user", "alice")
     assert many.exit_code == 2 and "--key goes with one TEXT" in many.output
     assert len(run("list", "--db", db, "--user", "alice").splitlines()) == 1  # nothing written
+
+
+def test_search_reranks_its_first_hits(store: tuple[str, dict[str, str]]) -> None:
+    db, _ = store
+    plain = hits("what did I buy", "--db", db, "--user", "ann", "-k", "3")
+    reranked = hits("what did I buy", "--db", db, "--user", "ann", "-k", "3",
+                    "--rerank", "biencoder", "--rerank-depth", "3")  # fmt: skip
+    assert sorted(h["id"] for h in reranked) == sorted(h["id"] for h in plain)
+    assert all(h["rerank_score"] is not None for h in reranked)
+    scores = [h["rerank_score"] for h in reranked]
+    assert scores == sorted(scores, reverse=True)

@@ -58,12 +58,28 @@ _WHEN += "has an offset"
 @click.option("--abstain-below", type=click.FloatRange(-1.0, 1.0), default=None,
               help="no hits when the best similarity is under this value")  # fmt: skip
 @click.option("--no-keys", is_flag=True, help="match the memories' own texts, not their keys")
+@click.option(
+    "--rerank",
+    type=click.Choice(["biencoder", "pointwise", "setwise", "full"]),
+    default=None,
+    help="a second stage on the first hits (a model's, but biencoder)",
+)
+@click.option("--rerank-depth", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option(
+    "--model",
+    default="default",
+    show_default=True,
+    help="the model of an LLM reranker (a name or a .gguf path)",
+)
 @click.option("--json", "json_out", is_flag=True, help="one JSON object per hit")
 def search(query: str, db_path: Where, json_out: bool, **kwargs: Any) -> None:
     """The best memories for QUERY."""
+    strategy, depth, model = kwargs.pop("rerank"), kwargs.pop("rerank_depth"), kwargs.pop("model")
     options = search_options(kwargs)
     scope = read_args(kwargs)
     with open_store(db_path, readonly=True) as store:
+        if strategy is not None:
+            options |= {"rerank": reranker(strategy, model, store), "rerank_depth": depth}
         hits = store.search(query, **options, **scope)
     floor = options["abstain_below"]
     if not hits:
@@ -76,6 +92,17 @@ def search(query: str, db_path: Where, json_out: bool, **kwargs: Any) -> None:
             click.echo(as_json(hit_json(hit)))
     else:
         console.print(hit_table(hits))
+
+
+def reranker(strategy: str, model: str, store: Any) -> Any:
+    """The second stage: the store's own embedder as a bi-encoder, or a model's reranker."""
+    from memora.rank import load_reranker
+
+    if strategy == "biencoder":
+        return load_reranker("biencoder", embedder=store.embedder)
+    from memora.llm import load_model
+
+    return load_reranker(strategy, load_model(model, n_threads=1))
 
 
 def search_options(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +133,7 @@ def hit_json(hit: Any) -> dict[str, Any]:
     return {
         "score": hit.score,
         "similarity": hit.similarity,
+        "rerank_score": hit.rerank_score,
         "via": hit.via,
         **hit.record.to_dict(),
         "when": hit.record.when,

@@ -105,23 +105,25 @@ class Retrieval:
             tier = functools.partial(
                 self._tier, qvec=qvec, words=words, where=where, keys=keys, opts=opts
             )
-            first = replace(opts, k=max(opts.k, 2)) if opts.hops > 1 else opts
-            hits = self._second_hop(query, second_stage(query, tier, qvec, first, window),
-                                    where, opts, window)  # fmt: skip
+            hop = functools.partial(self._second_hop, query, where=where, opts=opts,
+                                    window=window) if opts.hops > 1 else None  # fmt: skip
+            hits = second_stage(query, tier, qvec, opts, window, hop)
         if opts.latest and window is None and asks_latest(query):
             hits = supersede(hits, words)
         return self._with_context(abstained(hits[: opts.k], opts), opts.neighbours)
 
-    def _second_hop(self, query: str, hits: builtins.list[SearchHit], where: Scope | None,
-                    opts: SearchOptions, window: Any) -> builtins.list[SearchHit]:  # fmt: skip
-        """The hits taken in turns with a full-text search for the query and the names the
-        first two hits hold (:func:`~memora.memory.fusion.bridge_names`)."""
-        names = bridge_names(hits[:2], query) if opts.hops > 1 and opts.mode != "dense" else []
+    def _second_hop(self, query: str, hits: builtins.list[SearchHit], k: int, *,
+                    where: Scope | None, opts: SearchOptions,
+                    window: Any) -> builtins.list[SearchHit]:  # fmt: skip
+        """The first ``k`` hits taken in turns with a full-text search for the query and the
+        names the first two hits hold (:func:`~memora.memory.fusion.bridge_names`), before a
+        second stage."""
+        names = bridge_names(hits[:2], query) if opts.mode != "dense" else []
         if not names:
             return hits
-        again = replace(opts, rerank=None, abstain_below=None, min_score=None)
+        again = replace(opts, k=k, rerank=None, abstain_below=None, min_score=None)
         hop = lexical_hits(self.records, f"{query} {' '.join(names)}", where, again, window)
-        return interleave(hits[: opts.k], hop)
+        return interleave(hits[:k], hop)
 
     def _tier(self, depth: int, qvec: np.ndarray, words: builtins.list[str], where: Scope | None,
               keys: builtins.list[int] | None, opts: SearchOptions) -> Tier:  # fmt: skip
@@ -180,9 +182,10 @@ class Retrieval:
         return [i.record for i in items]
 
     def keys(self, record_id: str, scope: ScopeArg = None, *, all_scopes: bool = False,
+             all_users: bool = False,
              **ids: Unpack[ScopeIds]) -> builtins.list[MemoryRecord]:  # fmt: skip
         """The search keys of a record, oldest first."""
-        record = self.get(record_id, scope, all_scopes=all_scopes, **ids)
+        record = self.get(record_id, scope, all_scopes=all_scopes, all_users=all_users, **ids)
         return self.records.keys_of(record.id)
 
     def key_items(self, pairs: Sequence[tuple[MemoryRecord, Sequence[str]]],

@@ -151,15 +151,20 @@ class _Candidate:
 def second_stage(
     query: str, candidates: Callable[[int], Tier], qvec: np.ndarray | None,
     options: SearchOptions, window: TimeWindow | None = None,
+    merge: Callable[[list[SearchHit], int], list[SearchHit]] | None = None,
 ) -> list[SearchHit]:  # fmt: skip
-    """The fused hits, their first ``rerank_depth`` reordered by ``options.rerank`` (when set;
+    """The fused hits (``merge``-d with more, such as a second hop: given the hits and how many
+    to return), their first ``rerank_depth`` reordered by ``options.rerank`` (when set;
     ``rerank_score`` is the reranker's score), the rest after them, cut to ``k``."""
     terms = query_words(query)
-    if options.rerank is None:
-        return tiered(candidates, qvec, options, window=window, terms=terms)
     vectors: dict[str, np.ndarray] = {}
-    wide = dataclasses.replace(options, k=max(options.k, options.rerank_depth))
+    depth = options.rerank_depth if options.rerank is not None else 0
+    wide = dataclasses.replace(options, k=max(options.k, depth, 2 if merge else 1))
     hits = tiered(candidates, qvec, wide, vectors, window, terms)
+    if merge is not None:
+        hits = merge(hits, wide.k)
+    if options.rerank is None:
+        return hits[: options.k]
     head, tail = hits[: options.rerank_depth], hits[options.rerank_depth :]
     if not head:
         return hits

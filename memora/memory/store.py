@@ -145,7 +145,8 @@ class MemoryStore(DerivedParts, Transfer, Retrieval):
         ``dedup=False`` the text is stored as its own record. With a neural memory the text
         (stored again or not) is also written to it, in the same transaction; ``cue`` is the
         key it is associated with. ``occurred_at``: when what the text says happened (default:
-        now); ``keys``: more texts that find this record (:meth:`add_keys`), stored after it."""
+        now; a text stored again keeps its record's time); ``keys``: more texts that find this
+        record (:meth:`add_keys`), checked first and stored after it."""
         if not isinstance(text, str):
             message = "MemoryStore.add with a list of texts is deprecated; use add_many"
             warnings.warn(message, DeprecationWarning, stacklevel=2)
@@ -153,11 +154,11 @@ class MemoryStore(DerivedParts, Transfer, Retrieval):
             many = self.add_many(list(text), scope, metadata=metadata, expires_at=expires_at,
                                  actor=actor, cues=cues, **ids)  # fmt: skip
             return many  # a list, as before add_many existed
+        checked = check_keys([list(keys or [])], 1, self.max_text_chars)[0]  # before writing
         (result,) = self.add_many([text], scope, metadata=metadata, expires_at=expires_at,
                                   actor=actor, cues=cue, dedup=dedup, occurred_at=occurred_at,
                                   **ids)  # fmt: skip
-        if keys is not None:
-            (checked,) = check_keys([list(keys)], 1, self.max_text_chars)
+        if checked:
             self.attach_keys([(result.record, checked)], actor)
         return result
 
