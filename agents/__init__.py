@@ -7,6 +7,7 @@ journal keeps every turn.
 
 from memora.errors import CoreMemoryError, ExtractionError
 
+from .abstain import ABSTAIN_TEXT
 from .agent import MemoryAgent
 from .config import DEFAULT_SYSTEM, AgentConfig
 from .core import DEFAULT_BLOCKS, CoreMemory
@@ -15,6 +16,7 @@ from .journal import Journal, Turn
 from .streams import AsyncReplyStream, Reply, ReplyStream
 
 __all__ = [
+    "ABSTAIN_TEXT",
     "DEFAULT_BLOCKS",
     "DEFAULT_SYSTEM",
     "Action",

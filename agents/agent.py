@@ -1,11 +1,13 @@
 """The memory agent: a chat agent whose every turn reads from and writes to a memory store.
 
 A turn: retrieve (hybrid search, optionally the neural memory's expansion, optionally a
-reranker) → assemble the prompt within a token budget (system text, core blocks, retrieved
-memories quoted as data in a stable order, recent turns) → answer, streaming → record the turn
-in the journal → extract its facts in a background worker (off the response path). ``wait()``
-waits for the extractions; a failed one raises :class:`ExtractionError` there and stays in the
-journal, marked failed, until ``retry_failed()``.
+reranker) → assemble the prompt within a token budget (system text, today's date, core blocks,
+retrieved memories quoted as data with their dates in a stable order, recent turns) → answer,
+streaming (or, for a question about the user's past that no memory answers, a fixed "I don't
+know" without a model call: :mod:`.abstain`) → record the turn in the journal → extract its
+facts in a background worker (off the response path). ``wait()`` waits for the extractions; a
+failed one raises :class:`ExtractionError` there and stays in the journal, marked failed, until
+``retry_failed()``.
 
 The parts: :mod:`.config` (the options), :mod:`.context` (retrieval and the prompt),
 :mod:`.worker` (the extraction thread), :mod:`.streams` (the answer as it comes), :mod:`.tools`.
@@ -30,8 +32,9 @@ from memora.llm.base import LLM
 from memora.memory.store import MemoryStore
 from memora.memory.types import Scope, SearchHit
 
+from .abstain import ABSTAIN_TEXT
 from .config import DEFAULT_SYSTEM, AgentConfig
-from .context import TurnContext
+from .context import Fitted, TurnContext
 from .core import CoreMemory
 from .extract import Extraction, Extractor
 from .journal import Journal, Turn
@@ -149,14 +152,20 @@ class MemoryAgent:
 
     def _turn(self, message: str, holder: list[Reply], record: bool) -> Iterator[str]:
         started = time.perf_counter()
-        retrieved = self.recall(message)
+        now = time.time()
+        retrieved = self.recall(message, now=now)
         retrieval = time.perf_counter() - started
-        fitted = self.context.fit(message, retrieved)
+        abstained = self.context.abstains(message, retrieved, now=now)
+        fitted = Fitted([], 0, []) if abstained else self.context.fit(message, retrieved, now=now)
         pieces: list[str] = []
         calls: list[dict[str, Any]] = []
         finished = False
         try:
-            yield from self._answer(fitted.messages, pieces, calls)
+            if abstained:  # nothing the agent holds answers it: no model call
+                pieces.append(ABSTAIN_TEXT)
+                yield ABSTAIN_TEXT
+            else:
+                yield from self._answer(fitted.messages, pieces, calls)
             finished = True
         finally:
             if finished or pieces:  # a reader that stopped early keeps what was said
@@ -166,6 +175,7 @@ class MemoryAgent:
                     text=text, turn_id=turn_id, memories=fitted.hits,
                     prompt_tokens=fitted.tokens, seconds_retrieval=retrieval,
                     seconds=time.perf_counter() - started, extraction=future, tool_calls=calls,
+                    abstained=abstained,
                 ))  # fmt: skip
 
     def _answer(
@@ -196,14 +206,22 @@ class MemoryAgent:
 
     # -- retrieval and the prompt --------------------------------------------------------
 
-    def recall(self, query: str, k: int | None = None) -> list[SearchHit]:
-        """The memories for ``query``: this user's facts and past messages, best first."""
-        return self.context.recall(query, k)
+    def recall(
+        self, query: str, k: int | None = None, *, now: float | None = None
+    ) -> list[SearchHit]:
+        """The memories for ``query``: this user's facts and past messages, best first.
+        ``now``: when it is asked (default: the clock), for the times it names ("last
+        week")."""
+        return self.context.recall(query, k, now=now)
 
-    def prompt(self, message: str, hits: list[SearchHit]) -> list[dict[str, str]]:
+    def prompt(
+        self, message: str, hits: list[SearchHit], *, now: float | None = None
+    ) -> list[dict[str, str]]:
         """The messages for one turn, fitted to the token budget: the oldest turns go first,
-        then the lowest-ranked memories; never the system text, core blocks or message."""
-        return self.context.fit(message, hits).messages
+        then the lowest-ranked memories; never the system text, core blocks or message.
+        ``now``: the time of the turn, stated as today's date (a turn states the clock's;
+        None: no date, a prompt that reads the same every day)."""
+        return self.context.fit(message, hits, now=now).messages
 
     # -- memories and extraction ---------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from memora import templates
 from memora.errors import ConfigError, ExtractionError, unknown_option
 from memora.llm.base import LLM
+from memora.memory.options import ABSTAIN_BELOW
 
 from .core import DEFAULT_BLOCKS
 
@@ -58,6 +59,10 @@ class AgentConfig:
             memory_add and the core-memory tools; ``first_tool`` forces that tool in the first
             round (for models that do not choose tools by themselves); ``max_tool_rounds``:
             model calls per turn at most.
+        abstain: a question about the user's own past that no memory in reach answers (none
+            at least ``abstain_below`` similar: by default the store's calibrated floor,
+            :data:`~memora.memory.options.ABSTAIN_BELOW`) gets a fixed "I don't know" without
+            a model call (``Reply.abstained``); general questions always go to the model.
         temperature, repeat_penalty, seed: the answer's sampling (llama.cpp servers take
             repeat_penalty only with ``OpenAILLM(sampling_extras=True)``).
         on_error: called (in the worker thread) with each failed extraction.
@@ -81,6 +86,8 @@ class AgentConfig:
     tools: bool = False
     first_tool: str | None = None
     max_tool_rounds: int = 3
+    abstain: bool = True
+    abstain_below: float = ABSTAIN_BELOW
     temperature: float = 0.3
     repeat_penalty: float = 1.15
     seed: int = 0

@@ -21,7 +21,9 @@ __all__ = ["AsyncReplyStream", "Reply", "ReplyStream"]
 
 @dataclass
 class Reply:
-    """One answered turn (``turn_id`` 0: not recorded); ``memories``: the ones in its prompt."""
+    """One answered turn (``turn_id`` 0: not recorded); ``memories``: the ones in its prompt;
+    ``abstained``: the answer is the fixed "I don't know" of a personal question that no memory
+    answers (no model call, no prompt)."""
 
     text: str
     turn_id: int
@@ -31,6 +33,7 @@ class Reply:
     seconds: float
     extraction: Future[Extraction] | None = field(default=None, repr=False)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    abstained: bool = False
 
 
 class ReplyStream(Iterator[str]):

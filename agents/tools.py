@@ -17,6 +17,7 @@ from memora.llm.base import LLM
 from memora.memory.types import SearchHit
 
 from .config import AgentConfig
+from .context import day
 from .core import CoreMemory
 
 __all__ = ["MAX_CHARS", "ToolHost", "answer_with_tools", "run_tool", "tool_specs"]
@@ -87,7 +88,8 @@ def run_tool(agent: ToolHost, name: str, arguments: str | Mapping[str, Any]) -> 
         if name == "memory_search":
             hits = agent.recall(args["query"])
             return json.dumps({"memories": [
-                {"id": h.record.id, "text": h.record.text, "kind": h.record.metadata.get("kind")}
+                {"id": h.record.id, "text": h.record.text, "date": day(h.record.when),
+                 "kind": h.record.metadata.get("kind")}
                 for h in hits]})  # fmt: skip
         if name == "memory_add":
             added = agent.remember(args["text"], source="tool")

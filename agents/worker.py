@@ -7,11 +7,14 @@ ones, applies them, and marks the turn ``done``, or ``failed`` with the error. A
 raises :class:`ExtractionError` from :meth:`ExtractionWorker.wait` and stays in the journal
 until :meth:`ExtractionWorker.retry_failed`. Turns it never ran stay ``pending`` for the next
 worker on the scope.
+
+Every memory it writes occurred when the turn was said (``occurred_at``). A fact names its
+source turn and that turn's message record in its metadata (``source_turns``, ``source_ids``)
+and becomes a search key of the message record, so a search finds the turn through the fact.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +24,7 @@ from memora.errors import BackendError, ExtractionError
 from memora.memory.store import MemoryStore
 from memora.memory.types import MemoryRecord, Scope
 
+from .abstain import only_a_question
 from .config import AgentConfig
 from .extract import Action, Extraction, Extractor, Proposal
 from .journal import Journal, Turn
@@ -109,16 +113,21 @@ class ExtractionWorker:
     def _run(self, turn_id: int) -> Extraction:
         turn = self.journal.get(turn_id)
         try:
-            if self.config.store_messages and not _only_a_question(turn.user_text):
-                self.store.add(  # questions carry no facts
+            message_id = None
+            if self.config.store_messages and not only_a_question(turn.user_text):
+                message_id = self.store.add(  # questions carry no facts
                     turn.user_text, turn.scope, metadata={"kind": "message", "turn_id": turn.id},
-                    actor="agent",
-                )  # fmt: skip
+                    actor="agent", occurred_at=turn.created_at,
+                ).record.id  # fmt: skip
             if not self.config.extract:
                 self.journal.finish(turn.id, "done", actions=[])
                 return Extraction(turn.id, [], 0)
             proposals, attempts = self._propose(turn)
-            actions = [self._apply(turn, p) for p in proposals]
+            actions = [self._apply(turn, p, message_id) for p in proposals]
+            if message_id is not None:  # the message is found through what it says
+                found = [a.text for a in actions if a.kind in ("add", "update")]
+                if found:
+                    self.store.add_keys(message_id, found, self.scope, actor="extract")
         except Exception as exc:
             error = self._failed(turn, exc)
             if error is exc:
@@ -159,13 +168,19 @@ class ExtractionWorker:
             self.config.on_error(error)
         return error
 
-    def _apply(self, turn: Turn, proposal: Proposal) -> Action:
+    def _apply(self, turn: Turn, proposal: Proposal, message_id: str | None) -> Action:
+        """Apply one proposal; a fact written names the turn it comes from (and the message
+        record of that turn) and occurred when the turn was said."""
         kind, text, target = proposal.action, proposal.text, proposal.target
-        meta: dict[str, Any] = {"kind": "fact", "turn_id": turn.id}
+        meta: dict[str, Any] = {
+            "kind": "fact", "turn_id": turn.id, "source_turns": [turn.id],
+            "source_ids": [] if message_id is None else [message_id],
+        }  # fmt: skip
         if kind == "update" and target is not None and not self._same_subject(text, target.text):
             kind = "add"  # small models name the wrong memory: keep the old one, add the new
         if kind == "add":
-            added = self.store.add(text, self.scope, metadata=meta, actor="extract")
+            added = self.store.add(text, self.scope, metadata=meta, actor="extract",
+                                   occurred_at=turn.created_at)  # fmt: skip
             return Action("add", text, added.record.id)
         if kind == "update" and target is not None:
             record = self.store.update(
@@ -182,8 +197,3 @@ class ExtractionWorker:
         of their embeddings at least ``update_similarity``)."""
         a, b = self.store.embed([new, old])  # the store serializes its embedder
         return float(a @ b) >= self.config.update_similarity
-
-
-def _only_a_question(text: str) -> bool:
-    text = text.strip()
-    return text.endswith("?") and not re.search(r"[.!?]\s", text[:-1])
