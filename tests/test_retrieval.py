@@ -191,11 +191,6 @@ def test_a_deleted_record_hides_its_keys_and_a_hard_delete_removes_them(
 def test_the_index_stays_consistent_with_keys_through_deletes(
     store: MemoryStore, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "library bug: on PostgreSQL verify_index counts the records without their keys "
-            "(records.count) but the indexed rows with them (live_rows): missing < 0"
-        )))  # fmt: skip
     soft = store.add("The spare key is under the blue flowerpot.", ALICE).record
     hard = store.add("The wifi password is on the fridge.", ALICE).record
     store.add("Alice grows tomatoes in her garden.", ALICE)
@@ -273,7 +268,7 @@ def test_export_and_import_keep_keys_and_occurred_at(
     lines = _export(store)
     assert len(lines) == 3
     assert other.import_(lines) == (3, 0)
-    assert other.count(ALICE) == 2  # verify_index: see the PostgreSQL xfail above
+    assert other.count(ALICE) == 2 and other.verify_index().consistent
     assert other.get(record.id, ALICE).occurred_at == NOW - 40 * DAY
     (key,) = other.keys(record.id, ALICE)
     assert key.text == "Where does Maya live?" and key.key_of == record.id
@@ -296,8 +291,6 @@ def test_a_key_whose_record_is_missing_from_an_import_is_skipped(
     assert len(_export(other)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: an import stores a key whose record it "
-                   "skips (same text already in the scope): a dangling key row")  # fmt: skip
 def test_a_key_whose_record_the_import_skips_is_skipped_too(
     store: MemoryStore, other: MemoryStore
 ) -> None:
@@ -366,11 +359,6 @@ def test_the_time_a_query_names_favours_the_event_that_occurred_then(store: Memo
     assert [h.score for h in later] == pytest.approx([h.score for h in again])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: the time bonus (0.6) is added to min-max normalized scores, so among "
-    "paraphrases a few hundredths of cosine apart the least similar one, when it is the one "
-    "in the window, still ranks below"
-))  # fmt: skip
 def test_the_time_a_query_names_favours_the_paraphrase_that_occurred_then(
     store: MemoryStore,
 ) -> None:
@@ -461,9 +449,6 @@ def test_abstain_below_returns_nothing_when_the_best_similarity_is_low(store: Me
     assert len(hits) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: abstain_below compares the best "
-                   "similarity among the first k hits, not the best hit's, so k=1 abstains "
-                   "where k=2 does not (prefix stability breaks)")  # fmt: skip
 def test_abstain_below_does_not_depend_on_k(store: MemoryStore) -> None:
     store.add("I fixed the kitchen sink.", ALICE, occurred_at=NOW - 30 * DAY)
     store.add("We had a picnic by the lake.", ALICE, occurred_at=NOW - 4 * DAY)  # last week

@@ -188,8 +188,9 @@ class RecordStore(Protocol):
         """Records of ``scope`` (None: all), oldest first."""
         ...
 
-    def count(self, scope: Scope | None) -> int:
-        """Live (not deleted, not expired) records of ``scope``."""
+    def count(self, scope: Scope | None, *, keys: bool = False) -> int:
+        """Live (not deleted, not expired) records of ``scope`` (and their search keys, with
+        ``keys``)."""
         ...
 
     def history(self, record_id: str) -> list[HistoryEntry]: ...

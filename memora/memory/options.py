@@ -16,9 +16,11 @@ SearchMode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["score", "rrf"]
 #: The defaults chosen on ``bench/retrieval.py`` (see ``bench/README.md``).
 DENSE_WEIGHT = 0.5
-TIME_WEIGHT = 0.6
-#: A calibrated "nothing relevant" floor of the default embedder (all-MiniLM-L6-v2): below this
-#: cosine similarity the best hit is, on the benchmark, rarely what was asked for.
+TIME_WEIGHT = 1.5  # over the fused scores (0..1): what occurred in the window ranks first
+#: A calibrated "nothing relevant" floor of the default embedder (all-MiniLM-L6-v2): on
+#: ``bench/retrieval.py`` no answerable question's best hit is under it, so it abstains only
+#: when nothing stored is even loosely related (bench/README.md has the whole trade-off: a
+#: higher floor abstains on more unanswerable questions and on more answerable ones).
 ABSTAIN_BELOW = 0.3
 _ALIASES = {
     "top_k": "k", "limit": "k", "n_results": "k", "topk": "k",
@@ -71,8 +73,9 @@ class SearchOptions:
             (``occurred_at``, else when written).
         neighbours: each hit carries up to this many records written before and after it in
             its scope (its session), in time order (``SearchHit.context``).
-        abstain_below: when the best hit's similarity is below it, the search returns no hits
-            (nothing relevant is stored); :data:`ABSTAIN_BELOW` is calibrated for the default
+        abstain_below: when the best similarity among the first ``fusion_depth`` candidates of
+            each retriever is below it (whatever ``k``), the search returns no hits (nothing
+            relevant is stored); :data:`ABSTAIN_BELOW` is calibrated for the default
             embedder.
         keys: search the records' extra search keys too (their hits collapse onto the record).
         hops: 2: a second, full-text hop for the names the first two hits hold and the query

@@ -67,7 +67,7 @@ class NativeVectors:
         return int(self.records.reindex())
 
     def verify(self) -> IndexStatus:
-        live = int(self.records.count(None))
+        live = int(self.records.count(None, keys=True))  # records and their search keys
         indexed = len(self.records.live_rows(self.space, vectors=False).rows)
         return IndexStatus(live, indexed, live - indexed, 0, self.kind)
 

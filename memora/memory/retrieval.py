@@ -20,7 +20,6 @@ from memora.memory.rows import check_keys, new_record, read_scope
 from memora.memory.search import (
     SearchOptions,
     Tier,
-    abstained,
     fits,
     lexical_hits,
     query_words,
@@ -105,16 +104,17 @@ class Retrieval:
             tier = functools.partial(
                 self._tier, qvec=qvec, words=words, where=where, keys=keys, opts=opts
             )
-            hop = functools.partial(self._second_hop, query, where=where, opts=opts,
-                                    window=window) if opts.hops > 1 else None  # fmt: skip
+            hop = None if opts.hops < 2 else functools.partial(
+                self._second_hop, query, where=where, opts=opts, window=window, qvec=qvec
+            )  # fmt: skip
             hits = second_stage(query, tier, qvec, opts, window, hop)
         if opts.latest and window is None and asks_latest(query):
             hits = supersede(hits, words)
-        return self._with_context(abstained(hits[: opts.k], opts), opts.neighbours)
+        return self._with_context(hits[: opts.k], opts.neighbours)
 
     def _second_hop(self, query: str, hits: builtins.list[SearchHit], k: int, *,
-                    where: Scope | None, opts: SearchOptions,
-                    window: Any) -> builtins.list[SearchHit]:  # fmt: skip
+                    where: Scope | None, opts: SearchOptions, window: Any,
+                    qvec: np.ndarray) -> builtins.list[SearchHit]:  # fmt: skip
         """The first ``k`` hits taken in turns with a full-text search for the query and the
         names the first two hits hold (:func:`~memora.memory.fusion.bridge_names`), before a
         second stage."""
@@ -122,7 +122,8 @@ class Retrieval:
         if not names:
             return hits
         again = replace(opts, k=k, rerank=None, abstain_below=None, min_score=None)
-        hop = lexical_hits(self.records, f"{query} {' '.join(names)}", where, again, window)
+        hop = lexical_hits(self.records, f"{query} {' '.join(names)}", where, again, window,
+                           qvec)  # fmt: skip
         return interleave(hits[:k], hop)
 
     def _tier(self, depth: int, qvec: np.ndarray, words: builtins.list[str], where: Scope | None,

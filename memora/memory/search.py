@@ -20,7 +20,7 @@ import numpy as np
 
 from memora.errors import EmptyQueryError
 from memora.memory.contract import RecordStore
-from memora.memory.fusion import RRF_K, collapse, ranked_hits, scored
+from memora.memory.fusion import RRF_K, Signals, collapse, ranked_hits, scored
 from memora.memory.options import SearchMode, SearchOptions
 from memora.memory.types import MemoryRecord, Scope, SearchHit
 
@@ -31,7 +31,6 @@ __all__ = [
     "RRF_K",
     "SearchMode",
     "SearchOptions",
-    "abstained",
     "fits",
     "fuse",
     "lexical_hits",
@@ -112,10 +111,13 @@ def score_hits(
 
 def lexical_hits(
     records: RecordStore, query: str, where: Scope | None, options: SearchOptions,
-    window: TimeWindow | None = None,
+    window: TimeWindow | None = None, qvec: np.ndarray | None = None,
 ) -> list[SearchHit]:  # fmt: skip
-    """A full-text search alone: neither the embedder nor the vector index is loaded, and the
-    hits carry no similarity."""
+    """A full-text search alone, ranked by full text only: neither the embedder nor the vector
+    index is loaded, and the hits carry no similarity unless the query's vector ``qvec`` is
+    given."""
+    if qvec is not None:
+        options = dataclasses.replace(options, dense_weight=0.0, adaptive=False)
 
     words = query_words(query)
 
@@ -126,7 +128,7 @@ def lexical_hits(
             found = {k: hit for k, hit in found.items() if hit[0].key_of is None}
         return with_owners(records, found, where), [], lexical
 
-    return second_stage(query, tier, None, options, window)
+    return second_stage(query, tier, qvec, options, window)
 
 
 def with_owners(
@@ -200,6 +202,8 @@ def tiered(
     while True:
         found, dense, lexical = candidates(depth)
         signals = collapse(found, dense, scored(lexical), query)
+        if not hits and not seen and _nothing_relevant(signals, options):
+            return []
         new = {key: s for key, s in signals.items() if key not in seen}
         if vectors is not None:
             vectors.update((s.record.id, found[key][1]) for key, s in new.items())
@@ -210,12 +214,13 @@ def tiered(
         depth *= 2
 
 
-def abstained(hits: list[SearchHit], options: SearchOptions) -> list[SearchHit]:
-    """No hits when the best similarity is under ``abstain_below`` (nothing relevant)."""
-    if options.abstain_below is None or not hits:
-        return hits
-    best = max((h.similarity for h in hits if h.similarity is not None), default=None)
-    return [] if best is not None and best < options.abstain_below else hits
+def _nothing_relevant(signals: Mapping[int, Signals], options: SearchOptions) -> bool:
+    """Whether the best similarity among the first tier's candidates (whatever ``k``) is under
+    ``abstain_below``: the search abstains."""
+    if options.abstain_below is None:
+        return False
+    best = max((s.similarity for s in signals.values() if s.similarity is not None), default=None)
+    return best is not None and best < options.abstain_below
 
 
 def fits(vector: np.ndarray, query: np.ndarray) -> bool:

@@ -82,8 +82,8 @@ class SQLRecordsBase:
             query += f" LIMIT {int(limit)}"
         return [to_record(r) for r in self.db.query(query, params)]
 
-    def count(self, scope: Scope | None) -> int:
-        sql, params = scope_sql(scope, live=True)
+    def count(self, scope: Scope | None, *, keys: bool = False) -> int:
+        sql, params = scope_sql(scope, live=True, keys=keys)
         return int(self.db.one(f"SELECT COUNT(*) FROM memories WHERE {sql}", params)[0])
 
     def lexical_scored(

@@ -84,16 +84,16 @@ class Transfer:
                 )
             parsed = self.parse_import(lines)
         new = jsonl.to_new_records(parsed, self.space, self.embedder.dim, self.embed, actor)
-        ids = {i.record.id for i in new if i.record.key_of is None}
-        new = [i for i in new  # a search key needs its record, in the lines or the store
-               if i.record.key_of is None or i.record.key_of in ids
-               or self.records.get(i.record.key_of, None) is not None]  # fmt: skip
         self.vectors.sync()  # opened before the write, saved on close
 
         def write() -> int:
-            imported = sum(self.records.insert(new, actor=actor))
+            records = [i for i in new if i.record.key_of is None]
+            imported = sum(self.records.insert(records, actor=actor))
+            keys = [i for i in new if i.record.key_of is not None  # a key needs its record
+                    and self.records.get(i.record.key_of, None) is not None]  # fmt: skip
+            imported += sum(self.records.insert(keys, actor=actor))
             self.records.after_commit(self._sync_view)
             return imported
 
         imported = int(self.records.atomic(write))
-        return imported, len(items) - imported
+        return imported, len(new) - imported
