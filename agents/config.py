@@ -43,6 +43,8 @@ class AgentConfig:
         neural_weight: > 0 expands the query with the scope's neural memory (a store opened
             with ``neural=True``).
         reranker: a :class:`memora.rank.Reranker` that reorders the candidates.
+        neighbours: each recalled memory brings up to this many memories written before and
+            after it in its session (the turns around a fact), placed right after it.
         recent_turns: earlier turns of this session kept in the prompt (budget allowing);
             earlier sessions come back through retrieval (their messages are memories).
         max_tokens: the answer's cap; ``context_budget``: prompt + answer tokens (default the
@@ -74,6 +76,7 @@ class AgentConfig:
     mode: str = "hybrid"
     neural_weight: float = 0.0
     reranker: Any = field(default=None, hash=False)
+    neighbours: int = 0
     recent_turns: int = 6
     max_tokens: int = 200
     context_budget: int | None = None

@@ -76,7 +76,7 @@ class TurnContext:
         k = k or config.k
         hits = self.store.search(
             query, self.memory_scope, k=max(config.candidates, k), mode=config.mode,
-            neural_weight=config.neural_weight, now=now,
+            neural_weight=config.neural_weight, now=now, neighbours=config.neighbours,
         )  # fmt: skip
         if config.reranker is not None and len(hits) > 1:
             from memora.rank.types import Doc
@@ -88,10 +88,22 @@ class TurnContext:
         seen: set[str] = set()
         for hit in hits:  # a fact can repeat a message word for word: show it once
             key = normalize_text(hit.record.text)
-            if key not in seen:
+            if key not in seen and len(unique) < k:
                 seen.add(key)
                 unique.append(hit)
-        return unique[:k]
+        if not config.neighbours:
+            return unique
+        around = [
+            h
+            for hit in unique
+            for h in (
+                hit,
+                *(  # the turns around, after it
+                    SearchHit(record=r, score=hit.score, similarity=None) for r in hit.context
+                ),
+            )
+        ]
+        return list({h.record.id: h for h in around}.values())  # fmt: skip
 
     def abstains(self, message: str, hits: list[SearchHit], *, now: float | None = None) -> bool:
         """Whether ``message`` is a question about the user's past that nothing in reach

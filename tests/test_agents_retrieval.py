@@ -20,6 +20,7 @@ from memora.agents.abstain import first_person, personal_question
 from memora.embed import Embedder, load_embedder
 from memora.llm.base import as_messages
 from memora.memory.store import MemoryStore
+from memora.memory.types import Scope
 from memora.testing import ScriptedLLM
 
 
@@ -264,3 +265,16 @@ def test_without_stored_messages_facts_still_name_their_turn(store: MemoryStore)
     assert fact.metadata["source_turns"] == [reply.turn_id] and fact.metadata["source_ids"] == []
     assert fact.occurred_at == agent.history()[0].created_at
     agent.close()
+
+
+def test_neighbours_bring_the_turns_around_a_memory(store: MemoryStore) -> None:
+    agent = quiet(ScriptedLLM(["Oreo."]), store, k=1, neighbours=1)
+    session = Scope(user_id="u", agent_id=agent.memory_scope.agent_id, session_id="s1")
+    said = ["My cousin Dagny is a pilot.", "She adopted a cockatiel last spring.",
+            "It is named Oreo.", "The weather was awful all week."]  # fmt: skip
+    store.add_many(said, session, occurred_at=[at("2024-03-03") + i for i in range(4)])
+    question = "What is the name of the bird my cousin adopted?"
+    (top,) = quiet(ScriptedLLM(["x"]), store, k=1).recall(question)
+    index = said.index(top.record.text)
+    expected = [said[index], *(said[i] for i in (index - 1, index + 1) if 0 <= i < len(said))]
+    assert [h.record.text for h in agent.recall(question)] == expected
