@@ -185,7 +185,7 @@ class ExtractionWorker:
         if kind == "update" and target is not None:
             record = self.store.update(
                 target.id, text, self.scope, metadata={**target.metadata, **meta},
-                actor="extract",
+                actor="extract", occurred_at=turn.created_at,
             )  # fmt: skip
             return Action("update", text, record.id, old_text=target.text)
         if kind == "rejected":

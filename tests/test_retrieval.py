@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memora.embed import Embedder, load_embedder
-from memora.errors import ConfigError, InvalidOptionError, RecordNotFoundError
+from memora.errors import ConfigError, InvalidOptionError, InvalidRecordError, RecordNotFoundError
 from memora.memory.search import SearchOptions
 from memora.memory.store import MemoryStore
 from memora.memory.types import MemoryRecord, Scope, SearchHit
@@ -572,3 +572,14 @@ def test_time_window_and_scores_are_finite(store: MemoryStore) -> None:
     for fusion in ("score", "rrf"):
         hits = store.search("running yesterday last week", ALICE, fusion=fusion, now=NOW)
         assert hits and all(math.isfinite(h.score) for h in hits)
+
+
+def test_update_can_move_when_a_record_occurred(store: MemoryStore) -> None:
+    record = store.add("Maya lives in Porto.", ALICE, occurred_at=NOW - 90 * DAY).record
+    same = store.update(record.id, "Maya lives in Lisbon.", ALICE)
+    assert same.occurred_at == NOW - 90 * DAY  # kept unless given
+    moved = store.update(record.id, "Maya lives in Braga.", ALICE, occurred_at=NOW - DAY)
+    assert moved.occurred_at == NOW - DAY and store.get(record.id, ALICE).when == NOW - DAY
+    with pytest.raises(InvalidRecordError):
+        store.update(record.id, "Maya lives in Faro.", ALICE, occurred_at=float("nan"))
+    assert store.get(record.id, ALICE).text == "Maya lives in Braga."

@@ -235,11 +235,12 @@ class SQLiteRecords(SQLRecordsBase):
                 conn.execute(
                     "UPDATE memories SET text = ?, content_hash = ?, vector = ?, embedder = ?, "
                     "dim = ?, metadata = CASE WHEN ? THEN ? ELSE metadata END, updated_at = ?, "
-                    "seq = ? WHERE id = ?",
+                    "occurred_at = ?, seq = ? WHERE id = ?",
                     (
                         record.text, record.content_hash, vector.astype(np.float32).tobytes(),
                         record.embedder, record.dim, metadata_changed,
-                        json.dumps(record.metadata), record.updated_at, seq, record.id,
+                        json.dumps(record.metadata), record.updated_at, record.occurred_at, seq,
+                        record.id,
                     ),
                 )  # fmt: skip
             except sqlite3.IntegrityError as exc:

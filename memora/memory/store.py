@@ -42,6 +42,7 @@ from memora.memory.rows import (
     check_keys,
     check_metadata,
     check_text,
+    check_time,
     new_record,
     read_scope,
     write_scope,
@@ -221,10 +222,13 @@ class MemoryStore(DerivedParts, Transfer, Retrieval):
 
     def update(self, record_id: str, text: str, scope: ScopeArg = None, *,
                all_scopes: bool = False, metadata: Mapping[str, Any] | None = None,
-               actor: str = "memora", **ids: Unpack[ScopeIds]) -> MemoryRecord:  # fmt: skip
-        """Replace a record's text (re-embedded) and, when given, its metadata."""
+               actor: str = "memora", occurred_at: float | None = None,
+               **ids: Unpack[ScopeIds]) -> MemoryRecord:  # fmt: skip
+        """Replace a record's text (re-embedded) and, when given, its metadata and when what
+        it says happened (``occurred_at``)."""
         self._open(write=True)
         check_text(text, self.max_text_chars)
+        when = check_time(occurred_at, "occurred_at")
         meta = None if metadata is None else check_metadata(metadata)
         old = self.get(record_id, scope, all_scopes=all_scopes, **ids)
         if old.deleted:
@@ -233,7 +237,7 @@ class MemoryStore(DerivedParts, Transfer, Retrieval):
         new = replace(
             old, text=text, content_hash=content_hash(text), embedder=self.space,
             dim=self.embedder.dim, metadata=old.metadata if meta is None else meta,
-            updated_at=time.time(),
+            updated_at=time.time(), occurred_at=old.occurred_at if when is None else when,
         )  # fmt: skip
 
         def write() -> None:

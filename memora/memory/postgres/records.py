@@ -163,11 +163,11 @@ class PostgresRecords(SQLRecordsBase, PgVectors):
                     keys = conn.execute(
                         "UPDATE memories SET text = ?, content_hash = ?, embedding = ?, "
                         "embedder = ?, dim = ?, metadata = CASE WHEN ? THEN ?::jsonb ELSE "
-                        "metadata END, updated_at = ? WHERE id = ? RETURNING key",
+                        "metadata END, updated_at = ?, occurred_at = ? WHERE id = ? RETURNING key",
                         (
                             record.text, record.content_hash, vec(vector), record.embedder,
                             record.dim, metadata_changed, json.dumps(record.metadata),
-                            record.updated_at, record.id,
+                            record.updated_at, record.occurred_at, record.id,
                         ),
                     ).fetchall()  # fmt: skip
             except psycopg.errors.UniqueViolation as exc:
