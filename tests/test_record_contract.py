@@ -197,3 +197,46 @@ def test_a_scope_without_a_user_fails_closed(records: RecordStore) -> None:
     assert records.get(theirs.record.id, bot) is None and records.count(bot) == 1
     assert records.get(theirs.record.id, every_user) is not None and records.count(every_user) == 2
     assert records.lexical(["alice"], bot, None, 10) == []
+
+
+def key_of(record: NewRecord, text: str, seed: int = 9) -> NewRecord:
+    """A search key of ``record``: a row of its own in the record's scope."""
+    made = new(text, record.record.scope, seed=seed)
+    return NewRecord(replace(made.record, key_of=record.record.id, dedup=False), made.vector)
+
+
+def test_search_keys_are_found_but_never_listed_or_counted(records: RecordStore) -> None:
+    tea = new("Alice likes tea.", ALICE)
+    key = key_of(tea, "What does Alice drink in the morning?")
+    assert records.insert([tea], actor="t") == [True] and records.insert([key], actor="t") == [True]
+    assert [r.id for r in records.records(ALICE, include_deleted=True, limit=None)] == [
+        tea.record.id
+    ]  # fmt: skip
+    assert records.count(ALICE) == 1 and records.count(ALICE, keys=True) == 2
+    assert records.get(key.record.id, ALICE) is None  # a key is not a memory
+    [(found, score)] = records.lexical_scored(["morning"], ALICE, None, 10)
+    assert score > 0 and records.fetch([found], ALICE)[found][0].key_of == tea.record.id
+    assert records.lexical_scored(["morning"], BOB, None, 10) == []
+    assert [r.text for r in records.keys_of(tea.record.id)] == [key.record.text]
+    (owner,) = records.fetch_ids([tea.record.id], ALICE).values()
+    assert owner[0].id == tea.record.id and owner[1].shape == (DIM,)
+    assert records.fetch_ids([tea.record.id], BOB) == {}
+    records.soft_delete(tea.record.id, old_text=tea.record.text, at=time.time(), actor="t")
+    assert records.keys_of(tea.record.id) == [] and records.count(ALICE, keys=True) == 0
+    records.hard_delete(tea.record.id)
+    assert records.export(True) is not None and [r for r, _ in records.export(True)] == []
+
+
+def test_around_lists_a_scope_in_time_order(records: RecordStore) -> None:
+    session = Scope(user_id="alice", session_id="s1")
+    turns = [new(f"Turn number {i}.", session, seed=i) for i in range(5)]
+    at = [50.0, 10.0, 30.0, 20.0, 40.0]  # written in another order than they occurred
+    turns = [NewRecord(replace(t.record, occurred_at=a), t.vector) for t, a in zip(turns, at, strict=True)]
+    other = new("Another session's turn.", Scope(user_id="alice", session_id="s2"))
+    records.insert([*turns, other], actor="t")
+    middle = turns[2].record  # occurred at 30: between 20 (turn 3) and 40 (turn 4)
+    assert [r.text for r in records.around(middle, 1)] == ["Turn number 3.", "Turn number 4."]
+    assert [r.text for r in records.around(middle, 9)] == [
+        "Turn number 1.", "Turn number 3.", "Turn number 4.", "Turn number 0."
+    ]  # fmt: skip
+    assert records.around(middle, 0) == []
