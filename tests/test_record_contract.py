@@ -231,7 +231,8 @@ def test_around_lists_a_scope_in_time_order(records: RecordStore) -> None:
     session = Scope(user_id="alice", session_id="s1")
     turns = [new(f"Turn number {i}.", session, seed=i) for i in range(5)]
     at = [50.0, 10.0, 30.0, 20.0, 40.0]  # written in another order than they occurred
-    turns = [NewRecord(replace(t.record, occurred_at=a), t.vector) for t, a in zip(turns, at, strict=True)]
+    turns = [NewRecord(replace(t.record, occurred_at=a), t.vector)
+             for t, a in zip(turns, at, strict=True)]  # fmt: skip
     other = new("Another session's turn.", Scope(user_id="alice", session_id="s2"))
     records.insert([*turns, other], actor="t")
     middle = turns[2].record  # occurred at 30: between 20 (turn 3) and 40 (turn 4)
