@@ -283,3 +283,22 @@ def test_the_same_store_on_both_sides_is_refused(tmp_path: Path) -> None:
     result = memora("migrate", "--from", str(src), "--to", str(tmp_path / "." / "src.db"))
     assert result.exit_code == 1
     assert "same store" in result.output
+
+
+def test_search_keys_and_occurred_at_migrate(tmp_path: Path, pg_dsn: str) -> None:
+    src = tmp_path / "keys.db"
+    with MemoryStore(src) as store:
+        record = store.add("Our wifi password is pebble23.", user_id="kim", occurred_at=1e9,
+                           keys=["How do I get online at home?"]).record  # fmt: skip
+    report = run_migrate(src, pg_dsn)
+    assert report.records.moved == 2  # the record and its key
+    with MemoryStore(pg_dsn) as store:
+        assert store.get(record.id, user_id="kim").occurred_at == 1e9
+        assert [k.text for k in store.keys(record.id, user_id="kim")] == [
+            "How do I get online at home?"
+        ]  # fmt: skip
+        (hit,) = store.search("How do I get online at home?", user_id="kim", k=1)
+        assert hit.record.id == record.id and hit.via == "How do I get online at home?"
+        assert store.count(user_id="kim") == 1 and store.verify_index().consistent
+    again = run_migrate(src, pg_dsn)
+    assert (again.records.moved, again.records.present) == (0, 2)

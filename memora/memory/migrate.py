@@ -184,7 +184,8 @@ def _move_records(
     absent: list[NewRecord] = []
     for record, vector in chunk:
         history = src.history(record.id)
-        if dst.get(record.id, None) is not None:
+        if dst.get(record.id, None) is not None or (record.key_of is not None and any(
+                key.id == record.id for key in dst.keys_of(record.key_of))):  # fmt: skip
             report.records.present += 1
             report.history.present += len(history)
             continue
