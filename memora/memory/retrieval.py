@@ -14,7 +14,7 @@ from typing import Any, Unpack
 import numpy as np
 
 from memora.errors import RecordNotFoundError
-from memora.memory.contract import NewRecord, RecordStore
+from memora.memory.contract import NewRecord
 from memora.memory.fusion import asks_latest, bridge_names, interleave, supersede
 from memora.memory.rows import check_keys, new_record, read_scope
 from memora.memory.search import (
@@ -26,6 +26,7 @@ from memora.memory.search import (
     second_stage,
     with_owners,
 )
+from memora.memory.transfer import StoreSide
 from memora.memory.types import MemoryRecord, Scope, ScopeIds, SearchHit
 
 __all__ = ["Retrieval"]
@@ -33,34 +34,11 @@ __all__ = ["Retrieval"]
 ScopeArg = Scope | Mapping[str, Any] | None
 
 
-class Retrieval:
-    """Mixed into :class:`~memora.memory.store.MemoryStore` (which provides what is declared
-    here)."""
+class Retrieval(StoreSide):
+    """Search and search keys, mixed into :class:`~memora.memory.store.MemoryStore` (which
+    provides what is declared here and in :class:`~memora.memory.transfer.StoreSide`)."""
 
-    records: RecordStore
-    max_text_chars: int
     neural: Any
-
-    @property
-    def space(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def embedder(self) -> Any:
-        raise NotImplementedError
-
-    @property
-    def vectors(self) -> Any:
-        raise NotImplementedError
-
-    def _open(self, *, write: bool = False) -> None:
-        raise NotImplementedError
-
-    def _sync_view(self) -> None:
-        raise NotImplementedError
-
-    def embed(self, texts: builtins.list[str]) -> np.ndarray:
-        raise NotImplementedError
 
     def get(self, record_id: str, scope: ScopeArg = None, *, all_scopes: bool = False,
             all_users: bool = False, **ids: Unpack[ScopeIds]) -> MemoryRecord:  # fmt: skip

@@ -14,12 +14,13 @@ from memora.errors import InvalidRecordError
 from memora.memory import jsonl
 from memora.memory.contract import RecordStore
 
-__all__ = ["Transfer"]
+__all__ = ["StoreSide", "Transfer"]
 
 
-class Transfer:
-    """Mixed into :class:`~memora.memory.store.MemoryStore` (which provides what is declared
-    here)."""
+class StoreSide:
+    """What :class:`~memora.memory.store.MemoryStore` provides to the parts mixed into it
+    (:class:`Transfer`, :class:`~memora.memory.retrieval.Retrieval`): declared here, defined by
+    :class:`~memora.memory.parts.DerivedParts`, which comes first in the store's bases."""
 
     records: RecordStore
     max_text_chars: int
@@ -44,6 +45,10 @@ class Transfer:
 
     def embed(self, texts: builtins.list[str]) -> np.ndarray:
         raise NotImplementedError
+
+
+class Transfer(StoreSide):
+    """Export and import, mixed into :class:`~memora.memory.store.MemoryStore`."""
 
     def export(self, out: IO[str], *, include_deleted: bool = False) -> int:
         """Write every record (all scopes) as JSON lines, with its history, occurrences and
