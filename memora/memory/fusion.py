@@ -38,6 +38,7 @@ __all__ = [
     "fused",
     "interleave",
     "ranked_hits",
+    "searched_words",
     "supersede",
 ]
 
@@ -127,6 +128,13 @@ def _stem(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)][:6]
     return word[:6]
+
+
+def searched_words(words: Sequence[str]) -> list[str]:
+    """The words a full-text search looks for: the query's without stop words ("what", "did",
+    "I" match nearly every record and only cost time), unless nothing else is left."""
+    kept = [w for w in words if w.casefold() not in _STOP]
+    return kept or list(words)
 
 
 def content_terms(text: str) -> set[str]:

@@ -15,7 +15,13 @@ import numpy as np
 
 from memora.errors import RecordNotFoundError
 from memora.memory.contract import NewRecord
-from memora.memory.fusion import asks_latest, bridge_names, interleave, supersede
+from memora.memory.fusion import (
+    asks_latest,
+    bridge_names,
+    interleave,
+    searched_words,
+    supersede,
+)
 from memora.memory.rows import check_keys, new_record, read_scope
 from memora.memory.search import (
     SearchOptions,
@@ -69,7 +75,7 @@ class Retrieval(StoreSide):
         opts = SearchOptions.build(options, **changes)
         where = read_scope(Scope.of(scope, user_id=user_id, agent_id=agent_id,
                                     session_id=session_id), all_scopes, all_users)  # fmt: skip
-        words = query_words(query)
+        words = searched_words(query_words(query))
         opts.check_neural(self.neural is not None)
         window = _window(query, opts)
         if opts.mode == "lexical" and opts.min_score is None and opts.abstain_below is None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from memora.errors import EmptyQueryError
 from memora.memory.contract import RecordStore
-from memora.memory.fusion import RRF_K, Signals, collapse, ranked_hits, scored
+from memora.memory.fusion import RRF_K, Signals, collapse, ranked_hits, scored, searched_words
 from memora.memory.options import SearchMode, SearchOptions
 from memora.memory.types import MemoryRecord, Scope, SearchHit
 
@@ -119,7 +119,7 @@ def lexical_hits(
     if qvec is not None:
         options = dataclasses.replace(options, dense_weight=0.0, adaptive=False)
 
-    words = query_words(query)
+    words = searched_words(query_words(query))
 
     def tier(depth: int) -> Tier:
         lexical = records.lexical_scored(words, where, options.filters, depth)
