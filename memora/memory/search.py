@@ -126,7 +126,10 @@ def lexical_hits(
         found = records.fetch([k for k, _ in lexical], where)
         if not options.keys:
             found = {k: hit for k, hit in found.items() if hit[0].key_of is None}
-        return with_owners(records, found, where), [], lexical
+        found = with_owners(records, found, where)
+        if qvec is not None:  # a damaged stored vector cannot be compared: left out
+            found = {k: hit for k, hit in found.items() if fits(hit[1], qvec)}
+        return found, [], lexical
 
     return second_stage(query, tier, qvec, options, window)
 
