@@ -74,10 +74,14 @@ class ChatRecordingLLM(RecordingLLM):
         turns = "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in prompt)
         return turns + ("<|assistant|>\n" if add_generation_prompt else "")
 
-    def sequences(self, n_seq: int) -> contextlib.AbstractContextManager[Any]:
+    def sequences(
+        self, n_seq: int, *, keep_slots: bool = False
+    ) -> contextlib.AbstractContextManager[Any]:
         raise NotImplementedError
 
-    def continuation_logprobs(self, prompt: Prompt, continuations: Sequence[str]) -> list[Any]:
+    def continuation_logprobs(
+        self, prompt: Prompt, continuations: Sequence[str], *, keep_slots: bool = False
+    ) -> list[Any]:
         raise NotImplementedError
 
     def is_end_of_generation(self, token: int) -> bool:

@@ -29,6 +29,13 @@ class SamplingOptions(BaseModel):
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     seed: int | None = Field(None, ge=0)
     stop: tuple[str, ...] = Field((), max_length=16, description="strings that end generation")
+    cache_slot: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="KV cache slot (llama.cpp): calls in one slot keep each other's prompt "
+        "cached across other calls; other backends ignore it",
+    )
 
     @field_validator("stop", mode="before")
     @classmethod

@@ -60,8 +60,11 @@ class SequenceModel(Protocol):
     n_ctx: int
     n_vocab: int
 
-    def sequences(self, n_seq: int) -> contextlib.AbstractContextManager[KVDecoder]:
-        """Exclusive use of an emptied KV cache with ``n_seq`` sequences."""
+    def sequences(
+        self, n_seq: int, *, keep_slots: bool = False
+    ) -> contextlib.AbstractContextManager[KVDecoder]:
+        """Exclusive use of ``n_seq`` empty sequences of the KV cache (an emptied cache unless
+        ``keep_slots``: then the prompt caches of ordinary calls stay beside them)."""
         ...
 
     def render_chat(self, prompt: Prompt, *, add_generation_prompt: bool = True) -> str: ...
@@ -69,7 +72,7 @@ class SequenceModel(Protocol):
     def logits(self, prompt: Prompt) -> np.ndarray: ...
 
     def continuation_logprobs(
-        self, prompt: Prompt, continuations: Sequence[str]
+        self, prompt: Prompt, continuations: Sequence[str], *, keep_slots: bool = False
     ) -> list[np.ndarray]: ...
 
     def tokenize(self, text: str, *, special: bool = False) -> list[int]: ...

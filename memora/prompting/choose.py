@@ -84,10 +84,14 @@ def choose(
     method: Method = "likelihood",
     k: int = 5,
     seed: int = 0,
+    keep_cache: bool = False,
 ) -> Choice:
     """Pick the best of ``options`` for ``question`` (see the module docstring for methods).
 
     ``k`` and ``seed`` apply to ``psc``: the number of shuffled orders and how they are drawn.
+    ``keep_cache`` (``likelihood``): score beside the model's cached prompts instead of on a
+    cleared cache (:meth:`LlamaCppLLM.sequences <memora.llm.LlamaCppLLM.sequences>`), so a
+    choice between two long calls does not make the next one start cold.
     """
     opts = _check(question, options, method, k)
     if method in ("likelihood", "label") and not llm.supports_sequences:
@@ -96,7 +100,7 @@ def choose(
             f"{type(llm).__name__} has none. Use method='psc' for an approximate answer"
         )
     if method == "likelihood":
-        scores = _likelihood(llm, question, opts)
+        scores = _likelihood(llm, question, opts, keep_cache)
     elif method == "label":
         scores = _label(llm, question, opts)
     elif method == "plain":
@@ -139,9 +143,9 @@ def _question_turn(question: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": question}]
 
 
-def _likelihood(llm: LLM, question: str, options: list[str]) -> list[float]:
+def _likelihood(llm: LLM, question: str, options: list[str], keep: bool) -> list[float]:
     model = sequence_model(llm, "choose(method='likelihood')")
-    logprobs = model.continuation_logprobs(_question_turn(question), options)
+    logprobs = model.continuation_logprobs(_question_turn(question), options, keep_slots=keep)
     return [float(np.mean(lp)) for lp in logprobs]
 
 

@@ -19,7 +19,7 @@ same attention mask" alone would not be enough.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,6 +51,9 @@ MAX_ITEMS = 255
 #: What ``llama_decode`` returns when its abort check stopped it
 #: (:meth:`~memora.llm.llamacpp.native.NativeContext.set_abort`).
 ABORTED = 2
+#: What ``llama_decode`` returns when the KV cache has no room for the batch (nothing of the
+#: batch is kept).
+NO_ROOM = 1
 
 
 class KVSequences:
@@ -62,11 +65,19 @@ class KVSequences:
     """
 
     def __init__(
-        self, context: NativeContext, n_seq: int, *, cancel: threading.Event | None = None
+        self,
+        context: NativeContext,
+        n_seq: int,
+        *,
+        cancel: threading.Event | None = None,
+        base: int = 0,
+        make_room: Callable[[], bool] | None = None,
     ) -> None:
         self._context = context
         self.cancel = cancel  # set: the next decode call raises GenerationCancelledError
         self.n_seq = n_seq
+        self.base = base  # sequence id k is the context's sequence base + k
+        self.make_room = make_room  # frees cells of other users when the cache is full
         self.n_ctx = context.n_ctx
         self.n_batch = context.n_batch
         self.n_vocab = context.n_vocab
@@ -83,12 +94,13 @@ class KVSequences:
         fill = 0
         for index, span in enumerate(spans):
             last = len(span.tokens) - 1
+            seq_ids = tuple(self.base + s for s in span.seq_ids)
             for offset, token in enumerate(span.tokens):
                 if fill == self.n_batch:
                     self._flush(fill, pending, rows)
                     fill, pending = 0, []
                 wanted = span.logits == "all" or (span.logits is True and offset == last)
-                self._batch.set(fill, token, span.pos + offset, span.seq_ids, wanted)
+                self._batch.set(fill, token, span.pos + offset, seq_ids, wanted)
                 if wanted:
                     pending.append((index, fill))
                 fill += 1
@@ -102,11 +114,11 @@ class KVSequences:
     def copy(self, src: int, dst: int, p0: int = 0, p1: int = -1) -> None:
         """Give the cells of ``src`` at positions [p0, p1) also to ``dst`` (p1=-1: to the end).
         In a unified cache this copies metadata only."""
-        self._context.copy(src, dst, p0, p1)
+        self._context.copy(self.base + src, self.base + dst, p0, p1)
 
     def remove(self, seq: int, p0: int = 0, p1: int = -1) -> None:
         """Drop ``seq``'s cells at positions [p0, p1) (p1=-1: to the end)."""
-        if not self._context.remove(seq, p0, p1):
+        if not self._context.remove(self.base + seq, p0, p1):
             raise UnsupportedError("this model's memory cannot remove a partial sequence")
 
     def close(self) -> None:
@@ -136,6 +148,8 @@ class KVSequences:
             raise _cancelled()
         self._batch.use(fill)
         status = self._context.decode(self._batch)
+        while status == NO_ROOM and self.make_room is not None and self.make_room():
+            status = self._context.decode(self._batch)  # a failed prepare changed nothing
         if status == ABORTED:
             raise _cancelled()
         if status != 0:

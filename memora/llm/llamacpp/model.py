@@ -4,8 +4,9 @@
 (``close()`` or a ``with`` block). Calls on one instance are serialized by its lock: llama.cpp
 contexts are not thread-safe.
 
-Prefix reuse: the context keeps the KV cells of the tokens it evaluated last; a call whose
-prompt starts with the same tokens evaluates only the rest (``Completion.usage.cached_tokens``).
+Prefix reuse: the context keeps the KV cells of the tokens each cache slot evaluated last
+(:mod:`memora.llm.llamacpp.slots`); a call evaluates only what follows the longest prefix it
+shares with any slot (``Completion.usage.cached_tokens``).
 
 Multi-sequence decoding (:meth:`LlamaCppLLM.sequences`) exposes a unified KV cache with explicit
 positions and sequence copies, the mechanism behind set-based prompting and KV memory banks.
@@ -18,7 +19,6 @@ import json
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ from memora.llm.llamacpp.kv import (
     decode_set,
 )
 from memora.llm.llamacpp.native import (
-    ChatTemplate,
     ContextSettings,
     NativeContext,
     NativeModel,
@@ -45,6 +44,7 @@ from memora.llm.llamacpp.native import (
     max_parallel_sequences,
     supports_gpu_offload,
 )
+from memora.llm.llamacpp.slots import Slot, SlotCache
 from memora.llm.llamacpp.text import TextStream
 from memora.llm.names import check_gguf, default_name, resolve_gguf
 from memora.llm.options import SamplingOptions
@@ -72,6 +72,8 @@ class LlamaCppLLM(LLM):
             identical for a 5-token prompt and up to 0.66 apart for 34 and 55 tokens (enough to
             change a greedy token), more with GPU layers. Pass False (or call
             :meth:`reset_cache`) for output that does not depend on the previous call.
+        n_slots: KV cache slots kept across calls (``cache_slot=`` names one per call); the
+            least recently used gives way when more names are used.
     """
 
     supports_logits = True
@@ -91,12 +93,15 @@ class LlamaCppLLM(LLM):
         seed: int = 0,
         defaults: SamplingOptions | None = None,
         reuse_prefix: bool = True,
+        n_slots: int = 4,
         verbose: bool = False,
     ) -> None:
         path = resolve_gguf(model_path)
         check_gguf(path)
         if n_ctx < 16:
             raise InvalidOptionError(f"n_ctx must be at least 16, got {n_ctx}")
+        if not 1 <= n_slots <= 64:
+            raise InvalidOptionError(f"n_slots must lie in 1..64, got {n_slots}")
         self.path = path
         self.name = name or default_name(model_path, path)
         self.defaults = defaults or SamplingOptions()
@@ -106,7 +111,7 @@ class LlamaCppLLM(LLM):
         # otherwise still send large batches to the GPU.
         self._settings = ContextSettings(
             n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), n_threads=n_threads,
-            op_offload=n_gpu_layers != 0,
+            op_offload=n_gpu_layers != 0, n_seq_max=n_slots + 4,  # 4: a choice among 3
         )  # fmt: skip
         try:
             self._context = NativeContext(self._model, self._settings)
@@ -114,15 +119,15 @@ class LlamaCppLLM(LLM):
             self._model.close()
             raise
         self._cancel: threading.Event | None = None  # see cancel_on
-        self._main = KVSequences(self._context, 1)  # sequence 0 of ordinary calls
+        self._slots = SlotCache(self._context, n_slots)  # sequences 0..n_slots-1
+        self._main = self._slot_sequences()
         self.n_ctx = self._context.n_ctx
         self.n_vocab = self._model.n_vocab
         self.n_batch = self._context.n_batch
         self.n_gpu_layers = n_gpu_layers
         self.reuse_prefix = reuse_prefix
         self._seed = seed
-        self._cached: list[int] = []  # tokens whose cells are in sequence 0, in order
-        self._template = self._chat_template()
+        self._template = self._model.chat_template()
         self._closed = False
 
     # -- information ---------------------------------------------------------------------
@@ -209,7 +214,7 @@ class LlamaCppLLM(LLM):
     def _run(
         self, prompt: Prompt, options: SamplingOptions, schema: dict[str, Any] | None
     ) -> Generator[str, None, Completion]:
-        grammar = _grammar(json.dumps(schema, sort_keys=True)) if schema is not None else None
+        grammar = None if schema is None else gbnf_from_schema(json.dumps(schema, sort_keys=True))
         with self._lock:
             self._ensure_open()
             cached = 0
@@ -221,8 +226,9 @@ class LlamaCppLLM(LLM):
             else:
                 tokens = self.prompt_tokens(prompt)
                 self.check_fits(len(tokens), options.max_tokens)
-                n_prompt, cached = len(tokens), self._reusable_prefix(tokens)
-                tokens_out = self._generate(tokens, cached, options, grammar)
+                slot = self._slots.take(options.cache_slot)
+                n_prompt, cached = len(tokens), self._reusable_prefix(slot, tokens)
+                tokens_out = self._generate(slot, tokens, cached, options, grammar)
             stream = TextStream(self._model, options)
             text, n_completion, finish = yield from stream.run(tokens_out)
         return Completion(
@@ -260,16 +266,17 @@ class LlamaCppLLM(LLM):
         return NativeSampler(self._model, settings, grammar)
 
     def _generate(
-        self, tokens: list[int], keep: int, options: SamplingOptions, grammar: str | None
-    ) -> Generator[int, None, None]:
-        """Sampled tokens after ``tokens``, of which the first ``keep`` are in the cache."""
+        self, slot: Slot, tokens: list[int], keep: int, options: SamplingOptions,
+        grammar: str | None,
+    ) -> Generator[int, None, None]:  # fmt: skip
+        """Sampled tokens after ``tokens``, of which the first ``keep`` are in ``slot``."""
         sampler = self._sampler(options, grammar)
         try:
-            self._evaluate(tokens, keep)
+            self._evaluate(slot, tokens, keep)
             while True:
                 token = sampler.sample(self._context)
                 yield token
-                self._decode([token], len(self._cached))
+                self._decode(slot, [token], len(slot.tokens))
         finally:
             sampler.close()
 
@@ -307,17 +314,18 @@ class LlamaCppLLM(LLM):
                 return logits
             tokens = self.prompt_tokens(prompt)
             self.check_fits(len(tokens), 0)
-            self._evaluate(tokens, self._reusable_prefix(tokens))
+            slot = self._slots.take(None)
+            self._evaluate(slot, tokens, self._reusable_prefix(slot, tokens))
             return self._context.logits(-1)
 
     def continuation_logprobs(
-        self, prompt: Prompt, continuations: Sequence[str]
+        self, prompt: Prompt, continuations: Sequence[str], *, keep_slots: bool = False
     ) -> list[np.ndarray]:
         """Log-probability of every token of each continuation given ``prompt``.
 
         All continuations are scored in one pass: the prompt is decoded once and the
         continuations as parallel items, so each result is the same, bit for bit, whatever the
-        order of ``continuations``.
+        order of ``continuations``. ``keep_slots``: see :meth:`sequences`.
         """
         if isinstance(prompt, SetPrompt):
             raise ConfigError("continuation_logprobs takes a plain or chat prompt as context")
@@ -331,32 +339,47 @@ class LlamaCppLLM(LLM):
             if not tokens.items or any(not item for item in tokens.items):
                 raise ConfigError("pass at least one continuation, none of them empty")
             check_set(tokens, self.n_ctx, 0)
-            with self.sequences(len(tokens.items) + 1) as kv:
+            with self.sequences(len(tokens.items) + 1, keep_slots=keep_slots) as kv:
                 decoded = decode_set(kv, tokens, item_logits=True)
             return continuation_logprobs(decoded, tokens)
 
     # -- the KV cache --------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def sequences(self, n_seq: int) -> Iterator[KVSequences]:
-        """Exclusive access to a unified KV cache with ``n_seq`` sequences (ids 0..n_seq-1).
+    def sequences(self, n_seq: int, *, keep_slots: bool = False) -> Iterator[KVSequences]:
+        """Exclusive access to ``n_seq`` empty sequences (ids 0..n_seq-1) of the unified KV
+        cache, emptied again on exit.
 
-        The cache is empty on entry and cleared on exit, so the prefix cache of ordinary calls
-        starts over afterwards. The context is rebuilt once when more sequences are asked for
-        than it was made with.
+        By default the whole cache is cleared on entry and exit: the block computes exactly
+        what it would on a fresh model, and ordinary calls start over afterwards. With
+        ``keep_slots`` the cache slots of ordinary calls keep their cells beside the block
+        (giving way, least recently used first, when the cache runs out of room): faster for
+        a side call between prompts that share a prefix, but where cells land in the cache
+        changes floating-point rounding, so logits may differ slightly from a fresh model's
+        (the same cache state gives the same result). The context is rebuilt once when more
+        sequences are asked for than it was made with.
         """
         if n_seq < 1:
             raise InvalidOptionError(f"n_seq must be >= 1, got {n_seq}")
         with self._lock:
             self._ensure_open()
-            self._ensure_seq_capacity(n_seq)
-            self._reset_cache()
-            kv = KVSequences(self._context, n_seq, cancel=self._cancel)
+            base = len(self._slots)
+            if not keep_slots or base + n_seq > max_parallel_sequences():
+                base = 0
+                self._reset_cache()
+            self._ensure_seq_capacity(base + n_seq)
+            self._slots.active = None
+            self._slots.drop(range(base, base + n_seq))
+            kv = KVSequences(self._context, n_seq, cancel=self._cancel, base=base,
+                             make_room=self._slots.make_room)  # fmt: skip
             try:
                 yield kv
             finally:
                 kv.close()
-                self._reset_cache()
+                if base:
+                    self._slots.drop(range(base, base + n_seq))
+                else:
+                    self._reset_cache()
 
     def reset_cache(self) -> None:
         """Forget the KV cache: the next call evaluates its whole prompt."""
@@ -381,36 +404,33 @@ class LlamaCppLLM(LLM):
         if self._closed:
             raise ClosedError(f"{self.name} was closed; load the model again")
 
-    def _reusable_prefix(self, tokens: Sequence[int]) -> int:
-        """Tokens of ``tokens`` whose KV cells are already in sequence 0 (at least one token is
-        always evaluated again, to produce fresh logits)."""
+    def _reusable_prefix(self, slot: Slot, tokens: Sequence[int]) -> int:
+        """Tokens of ``tokens`` whose KV cells ``slot`` holds (see :meth:`SlotCache.reuse`)."""
         if not self.reuse_prefix:
             self._reset_cache()
-        same = 0
-        for a, b in zip(self._cached, tokens, strict=False):
-            if a != b:
-                break
-            same += 1
-        return min(same, len(tokens) - 1)
+        return self._slots.reuse(slot, tokens)
 
-    def _evaluate(self, tokens: Sequence[int], keep: int) -> None:
-        """Make sequence 0 hold exactly ``tokens``, reusing its first ``keep`` cells; the
-        logits after the last token are then available (row -1)."""
-        self._context.remove(0, keep, -1)  # also cells of a decode stopped by cancel_on
-        self._cached = list(tokens[:keep])
-        self._decode(tokens[keep:], keep)
+    def _evaluate(self, slot: Slot, tokens: Sequence[int], keep: int) -> None:
+        """Make ``slot`` hold exactly ``tokens``, reusing its first ``keep`` cells; the logits
+        after the last token are then available (row -1)."""
+        self._slots.truncate(slot, keep)
+        self._slots.active = slot
+        self._decode(slot, tokens[keep:], keep)
 
-    def _decode(self, tokens: Sequence[int], start: int) -> None:
-        """Decode ``tokens`` into sequence 0 from position ``start`` (logits after the last)."""
+    def _decode(self, slot: Slot, tokens: Sequence[int], start: int) -> None:
+        """Decode ``tokens`` into ``slot`` from position ``start`` (logits after the last)."""
         for offset in range(0, len(tokens), self.n_batch):
             chunk = list(tokens[offset : offset + self.n_batch])
             last = offset + len(chunk) == len(tokens)
-            self._main.decode([Span(chunk, start + offset, seq_ids=(0,), logits=last)])
-            self._cached.extend(chunk)
+            self._main.decode([Span(chunk, start + offset, seq_ids=(slot.seq,), logits=last)])
+            slot.tokens.extend(chunk)
+
+    def _slot_sequences(self) -> KVSequences:
+        return KVSequences(self._context, len(self._slots), cancel=self._cancel,
+                           make_room=self._slots.make_room)  # fmt: skip
 
     def _reset_cache(self) -> None:
-        self._context.clear()
-        self._cached = []
+        self._slots.clear()
 
     def _ensure_seq_capacity(self, n_seq: int) -> None:
         if n_seq <= self._context.settings.n_seq_max:
@@ -424,22 +444,8 @@ class LlamaCppLLM(LLM):
         self._context = NativeContext(self._model, replace(old.settings, n_seq_max=n_seq))
         if self._cancel is not None:
             self._context.set_abort(self._cancel.is_set)
-        self._main = KVSequences(self._context, 1, cancel=self._cancel)
-        self._cached = []
+        self._slots.context = self._context
+        self._slots.table.forget()
+        self._main = self._slot_sequences()
         old_main.close()
         old.close()
-
-    def _chat_template(self) -> ChatTemplate | None:
-        template = self._model.metadata().get("tokenizer.chat_template")
-        if not template:
-            return None
-        return ChatTemplate(
-            template,
-            self._model.token_text(self._model.bos),
-            self._model.token_text(self._model.eos),
-        )
-
-
-@lru_cache(maxsize=64)
-def _grammar(schema_json: str) -> str:
-    return gbnf_from_schema(schema_json)

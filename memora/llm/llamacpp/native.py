@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,13 @@ class NativeModel:
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    def chat_template(self) -> ChatTemplate | None:
+        """The chat template of the GGUF metadata (None: the file has none)."""
+        template = self.metadata().get("tokenizer.chat_template")
+        if not template:
+            return None
+        return ChatTemplate(template, self.token_text(self.bos), self.token_text(self.eos))
 
 
 @dataclass(frozen=True)
@@ -327,6 +335,7 @@ class NativeSampler:
             self.handle = None
 
 
+@lru_cache(maxsize=64)
 def gbnf_from_schema(schema_json: str) -> str:
     """The llama.cpp grammar (GBNF) that accepts exactly the JSON of a schema."""
     try:
