@@ -18,6 +18,7 @@ from memora import templates
 from memora.errors import ExtractionError, OutputValidationError
 from memora.llm.base import LLM
 from memora.llm.structured import repair_messages
+from memora.memory import grounding
 from memora.memory.types import MemoryRecord, normalize_text
 
 __all__ = ["Action", "Extraction", "Extractor", "Proposal", "extraction_schema", "grounded"]
@@ -219,17 +220,8 @@ def _words(text: str) -> set[str]:
 def grounded(fact: str, said: str) -> bool:
     """Whether two thirds of ``fact``'s content words come from what the user ``said``
     (prefix match, so "moved" grounds "moving"): a fact copied from the assistant, or invented,
-    is not."""
-    said_words = [w for w in _words(said) if len(w) > 2]
-    words = [w for w in _words(fact) if len(w) > 2]
-    if not words:
-        return False
-    found = sum(
-        1
-        for word in words
-        if any(w.startswith(word[:5]) or word.startswith(w[:5]) for w in said_words)
-    )
-    return found * 3 >= len(words) * 2
+    is not (:func:`memora.memory.grounding.grounded` with the agent's common words)."""
+    return grounding.grounded(fact, said, common=_COMMON)
 
 
 def _near(a: str, b: str) -> bool:
