@@ -1,0 +1,237 @@
+"""Story bible proposals: after a paragraph, the model proposes lorebook changes (a new
+character, place or thing; a new fact about one the lorebook has), in one JSON-schema-
+constrained call. Before one is applied it is checked against the paragraph: in ``auto`` mode a
+change whose words do not come from the paragraph (a small model copying its example, or
+inventing) is rejected with the reason; in ``person`` mode a person has read them and decides.
+
+Applied changes go through the :class:`~memora.recurrent.lore.Lorebook`, so each one is in its
+history (actor ``bible``) and can be undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, cast
+
+from memora.errors import ConfigError, InvalidOptionError, RecordNotFoundError
+from memora.llm.base import LLM
+from memora.memory import grounding
+from memora.recurrent.lore import MAX_KEYS, Lorebook, LoreEntry, render_lore
+from memora.recurrent.messages import Messages, render
+
+__all__ = [
+    "MAX_CHANGES",
+    "LoreChange",
+    "apply_changes",
+    "bible_messages",
+    "bible_schema",
+    "grounding_problem",
+    "propose_changes",
+]
+
+#: Changes one proposal holds at most; bounds on a change's name, key and text (characters).
+MAX_CHANGES = 3
+NAME_CHARS = 60
+KEY_CHARS = 40
+TEXT_CHARS = 200
+
+Mode = Literal["auto", "person"]
+
+
+@dataclass(frozen=True)
+class LoreChange:
+    """One proposed change: ``add`` a new entry, or ``update`` entry ``entry_id`` (its
+    ``text`` is the new fact appended to the entry, its ``keys`` are added to the entry's)."""
+
+    action: Literal["add", "update"]
+    name: str
+    keys: tuple[str, ...]
+    text: str
+    entry_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "keys": list(self.keys)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoreChange:
+        entry_id = data.get("entry_id")
+        return cls(
+            action=cast(Literal["add", "update"], str(data["action"])),
+            name=str(data["name"]),
+            keys=tuple(str(k) for k in data.get("keys", ())),
+            text=str(data["text"]),
+            entry_id=None if entry_id is None else int(entry_id),
+        )
+
+
+def bible_schema() -> dict[str, Any]:
+    """Bounds everywhere: small models fill unbounded strings and arrays with placeholders."""
+    change = {
+        "action": {"type": "string", "enum": ["add", "update"]},
+        "name": {"type": "string", "minLength": 2, "maxLength": NAME_CHARS},
+        "keys": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 4,
+            "items": {"type": "string", "minLength": 2, "maxLength": KEY_CHARS},
+        },
+        "text": {"type": "string", "minLength": 10, "maxLength": TEXT_CHARS},
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "changes": {
+                "type": "array",
+                "maxItems": MAX_CHANGES,
+                "items": {
+                    "type": "object",
+                    "properties": change,
+                    "required": list(change),
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["changes"],
+        "additionalProperties": False,
+    }
+
+
+def bible_messages(paragraph: str, entries: Sequence[LoreEntry]) -> Messages:
+    """The proposal prompt: the bible's entries and the paragraph, after one worked example
+    (another story) as an earlier turn."""
+    user = render("bible_user", entries=render_lore(entries) or "(none)", paragraph=paragraph)
+    return [
+        {"role": "system", "content": render("bible_system")},
+        {"role": "user", "content": render("bible_example_user")},
+        {"role": "assistant", "content": render("bible_example_answer")},
+        {"role": "user", "content": user},
+    ]
+
+
+def propose_changes(
+    llm: LLM,
+    paragraph: str,
+    entries: Sequence[LoreEntry],
+    *,
+    seed: int = 0,
+    max_tokens: int = 300,
+    retries: int = 1,
+) -> list[LoreChange]:
+    """The changes the model proposes for ``paragraph``, given the lorebook ``entries`` it may
+    update (pass those relevant to the paragraph, e.g. :meth:`Lorebook.triggered`'s). One
+    JSON-schema-constrained call; an answer that stays invalid through ``retries`` raises
+    :class:`~memora.errors.OutputValidationError` with every raw output. An update names its
+    entry by name; one naming no entry becomes an add, an add naming one an update."""
+    if not paragraph.strip():
+        raise ConfigError("the paragraph is empty; give the text the changes should come from")
+    if max_tokens < 1:
+        raise InvalidOptionError(f"max_tokens must be at least 1, got {max_tokens}")
+    done = llm.complete_json(
+        bible_messages(paragraph, entries), bible_schema(), retries=retries,
+        max_tokens=max_tokens, temperature=0.2, seed=seed,
+    )  # fmt: skip
+    by_name = {e.name.casefold(): e for e in entries}
+    changes: list[LoreChange] = []
+    for item in done.data["changes"]:
+        name = " ".join(str(item["name"]).split())
+        if not name or any(c.name.casefold() == name.casefold() for c in changes):
+            continue  # the same entry twice in one answer: keep the first
+        keys = [" ".join(str(k).strip(" /").split()) for k in item["keys"]]
+        target = by_name.get(name.casefold())
+        changes.append(
+            LoreChange(
+                action="add" if target is None else "update",
+                name=name if target is None else target.name,
+                keys=tuple(dict.fromkeys(k for k in keys if k)) or (name,),
+                text=" ".join(str(item["text"]).split()),
+                entry_id=None if target is None else target.id,
+            )
+        )
+    return changes
+
+
+def grounding_problem(change: LoreChange, paragraph: str, *, known: str = "") -> str:
+    """Why ``change`` does not come from ``paragraph`` ("" when it does): its name and keys
+    must, and two thirds of its text's content words. ``known``: text already accepted (the
+    entry an update changes), whose words need no grounding."""
+    name_words = grounding.ungrounded_words(change.name, paragraph, known=known)
+    if name_words or (
+        not grounding.content_words(change.name)
+        and change.name.casefold() not in f"{paragraph}\n{known}".casefold()
+    ):
+        return f"the name {change.name!r} is not in the paragraph"
+    key_words = grounding.ungrounded_words(
+        " ".join(change.keys), paragraph, known=f"{known}\n{change.name}"
+    )
+    if key_words:
+        return f"the keys use words that are not in the paragraph: {', '.join(key_words)}"
+    if not grounding.content_words(change.text):
+        return "the text says nothing (no content words)"
+    if not grounding.grounded(change.text, f"{paragraph}\n{known}"):
+        words = grounding.ungrounded_words(change.text, paragraph, known=known)
+        return f"the text is not what the paragraph says (not in it: {', '.join(words)})"
+    return ""
+
+
+def apply_changes(
+    lorebook: Lorebook,
+    changes: Sequence[LoreChange],
+    paragraph: str,
+    *,
+    mode: Mode,
+    actor: str = "bible",
+) -> tuple[list[LoreEntry], list[tuple[LoreChange, str]]]:
+    """Apply ``changes`` to ``lorebook``; returns the entries as they are after each applied
+    change, and the rejected changes with the reason.
+
+    ``mode="auto"``: a change with a :func:`grounding_problem`, or one the lorebook refuses (a
+    bad key, a text over the bound), is rejected and never applied. ``mode="person"``: a
+    person chose these changes; all are applied, or, when the lorebook refuses one, none (its
+    error is raised). An add naming an existing entry updates it. One transaction in all.
+    """
+    if mode not in ("auto", "person"):
+        raise InvalidOptionError(f"mode must be 'auto' or 'person', got {mode!r}")
+    applied: list[LoreEntry] = []
+    rejected: list[tuple[LoreChange, str]] = []
+    with lorebook.db.write():
+        for change in changes:
+            try:
+                target = _target(lorebook, change)
+                problem = ""
+                if mode == "auto":
+                    problem = grounding_problem(change, paragraph, known=_known(target))
+                if problem:
+                    rejected.append((change, problem))
+                    continue
+                applied.append(_apply(lorebook, change, target, actor))
+            except (ConfigError, RecordNotFoundError) as exc:
+                if mode == "person":
+                    raise
+                rejected.append((change, str(exc)))
+    return applied, rejected
+
+
+def _target(lorebook: Lorebook, change: LoreChange) -> LoreEntry | None:
+    """The entry ``change`` updates (None: it adds one)."""
+    if change.action == "update" and change.entry_id is not None:
+        return lorebook.get(change.entry_id)
+    named = [e for e in lorebook.entries() if e.name.casefold() == change.name.casefold()]
+    if change.action == "update" and not named:
+        raise ConfigError(f"the lorebook has no entry named {change.name!r} to update")
+    return named[0] if named else None
+
+
+def _known(entry: LoreEntry | None) -> str:
+    return "" if entry is None else "\n".join([entry.name, *entry.keys, entry.text])
+
+
+def _apply(lorebook: Lorebook, change: LoreChange, target: LoreEntry | None,
+           actor: str) -> LoreEntry:  # fmt: skip
+    if target is None:
+        return lorebook.add(change.name, change.text, keys=change.keys, actor=actor)
+    keys = tuple(dict.fromkeys([*target.keys, *change.keys]))[:MAX_KEYS]
+    text = target.text
+    if change.text.casefold() not in text.casefold():
+        text = f"{text} {change.text}"
+    return lorebook.edit(target.id, text=text, keys=keys, actor=actor)

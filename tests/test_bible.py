@@ -1,0 +1,167 @@
+"""Story bible proposals: one constrained call, changes checked against the paragraph, applied
+through the lorebook (history, undo). A scripted model where the answer must be fixed; the
+bundled model for what a real small model returns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from memora._sqlite import Database
+from memora.errors import ConfigError, InvalidOptionError, OutputValidationError
+from memora.recurrent.bible import (
+    LoreChange,
+    apply_changes,
+    bible_messages,
+    grounding_problem,
+    propose_changes,
+)
+from memora.recurrent.lore import Lorebook, LoreEntry
+from memora.testing import ScriptedLLM
+
+PARAGRAPH = (
+    "Tom walked to the mill at dawn. The miller, a woman called Greta, gave him a sack of rye "
+    "flour and warned him about wolves near the pass."
+)
+
+
+def answer(*changes: dict[str, object]) -> str:
+    return json.dumps({"changes": list(changes)})
+
+
+def change(action: str, name: str, keys: list[str], text: str) -> dict[str, object]:
+    return {"action": action, "name": name, "keys": keys, "text": text}
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> Lorebook:
+    return Lorebook(Database(tmp_path / "story.db"))
+
+
+def test_an_ungrounded_change_is_never_applied_in_auto_mode(book: Lorebook) -> None:
+    llm = ScriptedLLM([answer(
+        change("add", "Ada", ["Ada"], "Tom's neighbour, a retired teacher."),  # the example's
+        change("add", "Greta", ["Greta", "miller"], "The miller; she gave Tom rye flour."),
+        change("add", "Wolves", ["wolves"], "Dragons breathing purple fire over castles."),
+    )])  # fmt: skip
+    changes = propose_changes(llm, PARAGRAPH, book.entries())
+    assert len(llm.prompts) == 1
+    applied, rejected = apply_changes(book, changes, PARAGRAPH, mode="auto")
+    assert [e.name for e in applied] == ["Greta"] and book.entries() == applied
+    assert [(c.name, why.split(" (")[0]) for c, why in rejected] == [
+        ("Ada", "the name 'Ada' is not in the paragraph"),
+        ("Wolves", "the text is not what the paragraph says"),
+    ]
+    assert [(h.action, h.actor) for h in book.history()] == [("add", "bible")]
+    book.undo(book.history()[0].id)
+    assert book.entries() == []
+
+
+def test_an_update_names_its_entry_and_appends_the_new_fact(book: Lorebook) -> None:
+    tom = book.add("Tom", "A baker in a mountain town.", keys=["Tom"])
+    llm = ScriptedLLM([answer(
+        change("update", "tom", ["Tom", "baker"], "Tom got rye flour from the mill."),
+        change("add", "TOM", ["Tom"], "Tom walked at dawn."),  # the same entry again: dropped
+    )])  # fmt: skip
+    changes = propose_changes(llm, PARAGRAPH, book.entries())
+    assert changes == [
+        LoreChange("update", "Tom", ("Tom", "baker"), "Tom got rye flour from the mill.", tom.id)
+    ]
+    # "baker" is not in the paragraph, but it is in the entry already: grounded
+    applied, rejected = apply_changes(book, changes, PARAGRAPH, mode="auto")
+    assert rejected == []
+    assert applied == [
+        LoreEntry(
+            tom.id, "Tom", ("Tom", "baker"),
+            "A baker in a mountain town. Tom got rye flour from the mill.",
+        )
+    ]  # fmt: skip
+    book.undo(book.history()[-1].id)
+    assert book.entries() == [tom]
+
+
+def test_an_add_naming_an_existing_entry_updates_it_and_an_update_of_nothing_adds(
+    book: Lorebook,
+) -> None:
+    tom = book.add("Tom", "A baker.", keys=["Tom"])
+    llm = ScriptedLLM([answer(
+        change("add", "Tom", ["/Tom/"], "Tom walked to the mill."),
+        change("update", "Greta", ["Greta"], "The miller who warned Tom about wolves."),
+    )])  # fmt: skip
+    changes = propose_changes(llm, PARAGRAPH, book.entries())
+    assert [(c.action, c.entry_id, c.keys) for c in changes] == [
+        ("update", tom.id, ("Tom",)),  # a model's key is a plain word, never a regex
+        ("add", None, ("Greta",)),
+    ]
+
+
+def test_person_mode_applies_what_the_person_chose_or_nothing(book: Lorebook) -> None:
+    chosen = [LoreChange("add", "Ada", ("Ada",), "Tom's neighbour, a retired teacher.")]
+    applied, rejected = apply_changes(book, chosen, PARAGRAPH, mode="person")
+    assert [e.name for e in applied] == ["Ada"] and rejected == []
+    before = (book.entries(), book.history())
+    bad = [
+        LoreChange("add", "Greta", ("Greta",), "The miller."),
+        LoreChange("add", "Pass", ("/[wolves/",), "A mountain pass with wolves."),
+    ]
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        apply_changes(book, bad, PARAGRAPH, mode="person")
+    assert (book.entries(), book.history()) == before  # Greta was not kept either
+    applied, rejected = apply_changes(book, bad, PARAGRAPH, mode="auto")
+    assert [e.name for e in applied] == ["Greta"]
+    assert "not a valid regular expression" in rejected[0][1]
+    with pytest.raises(InvalidOptionError, match="'auto' or 'person'"):
+        apply_changes(book, bad, PARAGRAPH, mode="yolo")  # type: ignore[arg-type]
+
+
+def test_grounding_problem_checks_name_keys_and_text() -> None:
+    def problem(name: str, keys: tuple[str, ...], text: str, known: str = "") -> str:
+        return grounding_problem(LoreChange("add", name, keys, text), PARAGRAPH, known=known)
+
+    assert problem("Greta", ("miller",), "The miller who gave Tom flour.") == ""
+    assert "name 'Mira'" in problem("Mira", ("Mira",), "The miller who gave Tom flour.")
+    assert "keys use words" in problem("Greta", ("witch",), "The miller who gave Tom flour.")
+    assert "says nothing" in problem("Greta", ("Greta",), "She is the one.")
+    assert "not in it: castle" in problem("Greta", ("Greta",), "Greta owns the castle.")
+    assert problem("Greta", ("Greta",), "Greta owns the castle.", known="a castle") == ""
+
+
+def test_an_unusable_answer_is_a_typed_error_after_the_retries(book: Lorebook) -> None:
+    llm = ScriptedLLM(['{"changes": [{"action": "delete"}]}'])
+    with pytest.raises(OutputValidationError) as caught:
+        propose_changes(llm, PARAGRAPH, book.entries(), retries=1)
+    assert len(caught.value.outputs) == 2 and len(llm.prompts) == 2
+    with pytest.raises(ConfigError, match="paragraph is empty"):
+        propose_changes(llm, "  ", [])
+
+
+def test_the_bible_prompt(golden: Callable[[str, object], None]) -> None:
+    entries = [LoreEntry(1, "Tom", ("Tom",), "A baker {plan}."), LoreEntry(2, "Sky", (), "Green.")]
+    golden("story/bible", bible_messages("Tom met {Greta}.", entries))
+
+
+@pytest.mark.slow
+def test_the_bundled_model_proposes_parseable_changes(local_llm: object, book: Lorebook) -> None:
+    book.add("Tom", "A baker in a mountain town.", keys=["Tom"])
+    for seed in range(2):
+        before = {e.id: e for e in book.entries()}
+        try:
+            changes = propose_changes(local_llm, PARAGRAPH, list(before.values()), seed=seed)  # type: ignore[arg-type]
+        except OutputValidationError as exc:
+            assert exc.outputs  # a typed error carrying what the model wrote
+            continue
+        assert len(changes) <= 3
+        for proposed in changes:
+            assert proposed.action in ("add", "update") and proposed.name and proposed.keys
+            if proposed.entry_id is not None:
+                assert before[proposed.entry_id].name == proposed.name
+        applied, rejected = apply_changes(book, changes, PARAGRAPH, mode="auto")
+        assert len(applied) + len(rejected) == len(changes)
+        refused = [c for c, _ in rejected]
+        for kept in (c for c in changes if c not in refused):  # kept: from the paragraph
+            old = before.get(kept.entry_id or 0)
+            known = "" if old is None else "\n".join([old.name, *old.keys, old.text])
+            assert grounding_problem(kept, PARAGRAPH, known=known) == ""
