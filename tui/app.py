@@ -21,7 +21,8 @@ from memora.tui.file_actions import FileActions
 from memora.tui.files import probe
 from memora.tui.prompt import PromptLine, answer
 from memora.tui.screens import EditScreen, KeysScreen, NewStoryScreen
-from memora.tui.settings import SettingsScreen, TuiConfig, config_path, load_llm
+from memora.tui.settings import SettingsScreen, TuiConfig, config_path
+from memora.tui.startup import Startup
 from memora.tui.story_actions import StoryActions
 from textual import on
 from textual.app import ComposeResult
@@ -29,9 +30,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Input, Label, Static, TextArea
 
-from memora.embed import Embedder, load_embedder
+from memora.embed import Embedder
 from memora.llm.base import LLM
-from memora.recurrent.engine import StoryEngine
 from memora.settings import Settings, load_settings
 
 __all__ = ["EditScreen", "NewStoryScreen", "StoryApp", "build_app"]
@@ -113,18 +113,27 @@ class StoryApp(StoryActions, FileActions):
 
     def on_mount(self) -> None:
         self.query_one("#story").focus()
+        if self.loaded:
+            self.opened(first=True)
+        else:
+            self.start_loading()  # after this first frame
+
+    def loaded_story(self) -> None:
         self.opened(first=True)
 
     # -- the app as a whole --------------------------------------------------------------
 
     def action_settings(self) -> None:
-        if self.idle():
+        start_failed = not self.loaded and not self.loading  # then: choose another model
+        if start_failed or self.idle():
             self.push_screen(SettingsScreen(self.config), self._settings_saved)
 
     def _settings_saved(self, config: TuiConfig | None) -> None:
         if config is None:
             return
-        if config.needs_reload(self.config):
+        if not self.loaded:
+            self.start_loading(config)  # the model the start failed on, replaced
+        elif config.needs_reload(self.config):
             self.reload(config)
         else:
             self.apply_config(config, None)
@@ -165,6 +174,7 @@ def build_app(
     *,
     model: str | None = None,
     config_file: Path | None = _DEFAULT_CONFIG,
+    background: bool = False,
     **engine_options: Any,
 ) -> StoryApp:
     """The app over the story file at ``story_path`` (new or existing).
@@ -173,9 +183,12 @@ def build_app(
     (``config_file``; default ``<data_dir>/tui.json``; None: neither read nor saved), else
     from ``settings`` (default: the ``MEMORA_*`` environment); ``model`` overrides both for
     this run only (saving the settings keeps the file's model). Without ``llm`` that model is
-    loaded (and closed by :meth:`StoryApp.close`). A file that is not a story raises a
-    :class:`MemoraError` naming the fix (:class:`NoStoryError`, :class:`NotMemoraFileError`,
-    :class:`DamagedFileError`) before anything is written.
+    loaded (and closed by :meth:`StoryApp.close`), without ``embedder`` the settings' one:
+    here, or with ``background`` in a worker once the app has drawn its first frame (the
+    status line says what loads; a load error shows there). A file that is not a story
+    raises a :class:`MemoraError` naming the fix (:class:`NoStoryError`,
+    :class:`NotMemoraFileError`, :class:`DamagedFileError`) before anything is written or
+    loaded.
     """
     settings = settings or load_settings()
     file = config_path(settings) if config_file == _DEFAULT_CONFIG else config_file
@@ -189,15 +202,10 @@ def build_app(
     engine_options.setdefault("temperature", config.temperature)
     path = Path(story_path)
     probe(path)
-    embedder = embedder if embedder is not None else load_embedder(settings.embedder)
-    owns = llm is None
-    if llm is None:
-        llm = load_llm(config, settings)
-    try:
-        engine = StoryEngine(llm, path, embedder=embedder, **engine_options)
-    except BaseException:
-        if owns:
-            llm.close()
-        raise
+    startup = Startup(path, config, settings, llm, embedder, dict(engine_options))
+    if background and not startup.ready:
+        return StoryApp(startup, config=config, settings=settings, config_file=file,
+                        saved_model=saved_model, **engine_options)  # fmt: skip
+    engine, owns = startup.load()
     return StoryApp(engine, config=config, settings=settings, config_file=file, owns_llm=owns,
                     saved_model=saved_model, **engine_options)  # fmt: skip

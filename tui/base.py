@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from memora.tui.prompt import InputMode, PromptLine
 from memora.tui.settings import TuiConfig, load_llm, save_config
+from memora.tui.startup import Startup
 from memora.tui.view import draw, escape, stats
 from memora.tui.writer import Outcome, write_steps
 from textual import work
@@ -24,6 +26,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, TextArea
 
 from memora.cli.boundary import as_memora_error
+from memora.embed import Embedder
 from memora.errors import MemoraError
 from memora.llm.base import LLM
 from memora.recurrent.engine import StoryEngine
@@ -38,7 +41,7 @@ class StoryAppBase(App[None]):
 
     def __init__(
         self,
-        engine: StoryEngine,
+        engine: StoryEngine | Startup,
         *,
         config: TuiConfig | None = None,
         settings: Settings | None = None,
@@ -47,24 +50,47 @@ class StoryAppBase(App[None]):
         saved_model: str | None = None,
         **engine_options: Any,
     ) -> None:
-        """``saved_model``: when ``config``'s model was given for this run only (``memora tui
-        --model``), the model of the settings file, which saving the settings keeps there."""
+        """``engine``: the story's engine, or the :class:`Startup` that loads it in a worker
+        once the first frame is drawn (see :meth:`start_loading`). ``saved_model``: when
+        ``config``'s model was given for this run only (``memora tui --model``), the model of
+        the settings file, which saving the settings keeps there."""
         super().__init__()
-        self.engine = engine
+        self.startup = engine if isinstance(engine, Startup) else None
+        self._engine = engine if isinstance(engine, StoryEngine) else None
         self.settings = settings or load_settings()
-        self.config = config or TuiConfig.from_settings(self.settings).model_copy(
-            update={"temperature": engine.temperature}
+        self.config = config or (
+            engine.config
+            if isinstance(engine, Startup)
+            else TuiConfig.from_settings(self.settings).model_copy(
+                update={"temperature": engine.temperature}
+            )
         )
         self.config_file = config_file
         self.saved_model = saved_model
         self.run_model = self.config.model if saved_model is not None else None
         self.owns_llm = owns_llm
         self.engine_options = engine_options
-        self.embedder = engine.store.embedder
+        self.embedder: Embedder | None = self._engine.store.embedder if self._engine else None
         self.busy = False
+        self.loading = False  # the startup's worker runs
         self._cancel = threading.Event()
         self._live = ""  # the paragraph being generated
-        self.sub_title = engine.file.path.name
+        self.sub_title = engine.path.name if isinstance(engine, Startup) else engine.file.path.name
+
+    @property
+    def engine(self) -> StoryEngine:
+        """The story's engine; only there once loaded (:meth:`idle` says whether it is)."""
+        if self._engine is None:
+            raise RuntimeError("the story is not loaded yet; check idle() first")
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: StoryEngine) -> None:
+        self._engine = engine
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
 
     # -- drawing -------------------------------------------------------------------------
 
@@ -92,9 +118,16 @@ class StoryAppBase(App[None]):
     # -- guards and edits ----------------------------------------------------------------
 
     def idle(self) -> bool:
-        """Whether something new can start now; otherwise says why."""
+        """Whether something new can start now (the story is loaded and nothing runs);
+        otherwise says why."""
         if self.busy:
             self.set_status("busy: wait, or press Esc to cancel")
+            return False
+        if self.loading:
+            self.set_status("still loading: the keys work once the model is loaded")
+            return False
+        if self._engine is None:
+            self.set_status("no model loaded: s opens the settings to choose one, q quits")
             return False
         return True
 
@@ -182,6 +215,56 @@ class StoryAppBase(App[None]):
 
     # -- the model -----------------------------------------------------------------------
 
+    def start_loading(self, config: TuiConfig | None = None) -> None:
+        """Load the startup's model, embedder and story in a worker, the status line saying
+        which; the story is drawn (and the keys work) when it is done. ``config``: load that
+        model instead (after a failed start, from the settings screen)."""
+        assert self.startup is not None
+        if config is not None:
+            self.config = config
+            self.startup = replace(self.startup, config=config)
+        self.loading = True
+        self.set_status("loading...")
+        self._load_story(self.startup)
+
+    @work(thread=True, exclusive=True, group="model")
+    def _load_story(self, startup: Startup) -> None:
+        def say(text: str) -> None:
+            try:
+                self.call_from_thread(self.set_status, text)
+            except RuntimeError as exc:  # the app is not running
+                raise _Quit from exc
+
+        try:
+            engine, owns = startup.load(say)
+        except _Quit:
+            return  # the app quit while loading: nothing is left to draw on
+        except Exception as exc:  # the same boundary as the command line's
+            error = as_memora_error(exc)
+            if error is None:
+                raise
+            self.call_from_thread(self._start_failed, error)
+            return
+        try:
+            self.call_from_thread(self._started, engine, owns)
+        except RuntimeError:  # the app quit while loading
+            engine.close()
+            if owns:
+                engine.llm.close()
+
+    def _started(self, engine: StoryEngine, owns: bool) -> None:
+        self.loading = False
+        self.engine, self.owns_llm, self.embedder = engine, owns, engine.store.embedder
+        self.loaded_story()
+
+    def loaded_story(self) -> None:
+        """Draw the story once it is loaded (the app's own start)."""
+
+    def _start_failed(self, exc: MemoraError) -> None:
+        self.loading = False
+        fix = "s opens the settings to choose another model, q quits"
+        self.set_status(f"{type(exc).__name__}: {exc} ({fix})", error=True)
+
     def reload(self, config: TuiConfig, then: Callable[[], None] | None = None) -> None:
         """Load the model ``config`` names in a worker; on success swap it in, save the
         settings and run ``then``. On failure the old model stays."""
@@ -238,10 +321,17 @@ class StoryAppBase(App[None]):
         return config.model_copy(update={"model": self.saved_model})
 
     def close(self) -> None:
-        """Close the story file, and the model when the app loaded it."""
-        self.engine.close()
+        """Close the story file, and the model when the app loaded it (nothing when the story
+        was never loaded: a load still running closes what it loads itself)."""
+        if self._engine is None:
+            return
+        self._engine.close()
         if self.owns_llm:
-            self.engine.llm.close()
+            self._engine.llm.close()
+
+
+class _Quit(Exception):
+    """Raised from the startup's status callback to stop loading once the app has quit."""
 
 
 class _Relay:

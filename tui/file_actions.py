@@ -112,6 +112,9 @@ class FileActions(StoryAppBase):
             self.set_status(f"saved a copy as {target}; writing on in the copy")
 
     def action_export(self) -> None:
+        if not self.loaded:
+            self.idle()  # says why not
+            return
         if not self.engine.file.exists:
             return
         target = self.engine.file.path.with_suffix(".md")

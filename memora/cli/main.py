@@ -193,7 +193,10 @@ def tui(story_file: Path | None, model_spec: str | None) -> None:
             "the terminal UI needs textual: pip install 'memora[tui]'"
         ) from exc
 
-    app = build_app(story_file or Path("story.db"), settings=load_settings(), model=model_spec)
+    # the model and the embedder load in the app, after its first frame (they take seconds)
+    app = build_app(
+        story_file or Path("story.db"), settings=load_settings(), model=model_spec, background=True
+    )
     try:
         app.run()
     finally:
