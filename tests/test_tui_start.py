@@ -25,7 +25,8 @@ from memora.embed import Embedder, load_embedder
 from memora.llm.base import LLM
 from memora.recurrent import Premise
 from memora.recurrent.storyfile import StoryFile
-from memora.settings import Settings
+from memora.settings import Settings, load_settings
+from memora.testing import ScriptedLLM
 
 MEMORA = Path(sys.executable).parent / "memora"  # the console script `memora`
 HEAVY = ("torch", "sentence_transformers", "llama_cpp")
@@ -80,6 +81,23 @@ def test_the_first_frame_comes_before_the_model_and_keys_answer_while_it_loads(
         term.send(b"q")
         assert term.process.wait(timeout=60) == 0
         assert b"Traceback" not in bytes(term.output)
+
+
+@pytest.mark.slow
+def test_quitting_while_it_loads_does_not_wait_for_the_load(tmp_path: Path) -> None:
+    """q right after the first frame: the app ends cleanly (status 0, no traceback) without
+    waiting for torch and sentence-transformers, which are still being imported."""
+    new_story(tmp_path / "s.db")
+    env = {"MEMORA_DATA_DIR": str(tmp_path / "data"), "PYTHONPROFILEIMPORTTIME": "1"}
+    with Terminal([str(MEMORA), "tui", "s.db"], cwd=tmp_path, env=env) as term:
+        term.wait_for(b"Memory")
+        term.send(b"q")
+        assert term.process.wait(timeout=60) == 0
+        term.wait_for(b"\x1b[?1049l")  # the terminal is given back (read to the end)
+        out = bytes(term.output)
+        assert b"Traceback" not in out and b"Fatal Python error" not in out
+        assert first_import(out, "sentence_transformers") == -1
+        assert LOADED not in out
 
 
 def test_importing_the_app_and_building_it_imports_no_model_library(tmp_path: Path) -> None:
@@ -161,3 +179,27 @@ async def test_a_model_that_fails_to_load_is_a_message_then_another_can_be_chose
         assert app.loaded and app.config.model == "default"
         assert isinstance(app.screen, NewStoryScreen)  # the new file asks for a premise
     app.close()
+
+
+def test_a_load_that_nobody_takes_any_more_is_closed(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app quit while its model loaded: the model is closed once it is there."""
+    closed, gate = threading.Event(), threading.Event()
+
+    class Closing(ScriptedLLM):
+        def close(self) -> None:
+            closed.set()
+            super().close()
+
+    def gated_load(config: TuiConfig, settings: Settings) -> LLM:
+        gate.wait(timeout=60)
+        return Closing(["unused"])
+
+    monkeypatch.setattr(startup, "load_llm", gated_load)
+    begun = startup.Startup(new_story(tmp_path / "s.db"), TuiConfig(), load_settings(),
+                            embedder=embedder)  # fmt: skip
+    loading = startup.Background(begun, lambda _: None)
+    loading.abandon()
+    gate.set()
+    assert closed.wait(timeout=60)

@@ -9,6 +9,7 @@ only reads the story file and draws.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,7 +18,7 @@ from typing import Any
 
 from memora.tui.prompt import InputMode, PromptLine
 from memora.tui.settings import TuiConfig, load_llm, save_config
-from memora.tui.startup import Startup
+from memora.tui.startup import Background, Startup
 from memora.tui.view import draw, escape, stats
 from memora.tui.writer import Outcome, write_steps
 from textual import work
@@ -227,30 +228,30 @@ class StoryAppBase(App[None]):
         self.set_status("loading...")
         self._load_story(self.startup)
 
-    @work(thread=True, exclusive=True, group="model")
-    def _load_story(self, startup: Startup) -> None:
-        def say(text: str) -> None:
-            try:
-                self.call_from_thread(self.set_status, text)
-            except RuntimeError as exc:  # the app is not running
-                raise _Quit from exc
-
+    @work(exclusive=True, group="model")
+    async def _load_story(self, startup: Startup) -> None:
+        loading = Background(startup, self._say)
         try:
-            engine, owns = startup.load(say)
+            engine, owns = await loading.result()
+        except asyncio.CancelledError:  # the app quits
+            loading.abandon()
+            raise
         except _Quit:
-            return  # the app quit while loading: nothing is left to draw on
+            return
         except Exception as exc:  # the same boundary as the command line's
             error = as_memora_error(exc)
             if error is None:
                 raise
-            self.call_from_thread(self._start_failed, error)
+            self._start_failed(error)
             return
+        self._started(engine, owns)
+
+    def _say(self, text: str) -> None:
+        """The status line, set from the startup's thread."""
         try:
-            self.call_from_thread(self._started, engine, owns)
-        except RuntimeError:  # the app quit while loading
-            engine.close()
-            if owns:
-                engine.llm.close()
+            self.call_from_thread(self.set_status, text)
+        except RuntimeError as exc:  # the app is not running: stop loading
+            raise _Quit from exc
 
     def _started(self, engine: StoryEngine, owns: bool) -> None:
         self.loading = False
