@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from memora.cli.story_lore import lore
 from memora.errors import ConfigError, InvalidOptionError
 from memora.recurrent.storyfile import StoryFile, check_writable, file_errors
 from memora.recurrent.types import Premise, Step, StepError, StoryOptions
@@ -291,3 +292,6 @@ def undo(path: Path) -> None:
         finally:
             file.close()
     out.print(f"head is now step #{parent}" if parent else "the story is empty again")
+
+
+story.add_command(lore)
