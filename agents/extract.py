@@ -219,8 +219,9 @@ def _words(text: str) -> set[str]:
 
 def grounded(fact: str, said: str) -> bool:
     """Whether two thirds of ``fact``'s content words come from what the user ``said``
-    (prefix match, so "moved" grounds "moving"): a fact copied from the assistant, or invented,
-    is not (:func:`memora.memory.grounding.grounded` with the agent's common words)."""
+    (five-letter prefix match, so "travelled" grounds "travels"): a fact copied from the
+    assistant, or invented, is not (:func:`memora.memory.grounding.grounded` with the agent's
+    common words)."""
     return grounding.grounded(fact, said, common=_COMMON)
 
 

@@ -1,8 +1,8 @@
 """Grounding: whether a claim a model extracted (a fact about a user, a lorebook entry about a
 story) says only what its source said. Small models copy a worked example of their
-instructions, or invent; a claim whose content words do not come from the source is neither.
+instructions, or invent: then the content words of their claim do not come from the source.
 
-Words match by prefix (their first five letters), so "moved" grounds "moving". Common words
+Words match by prefix (their first five letters), so "travelled" grounds "travels". Common words
 (``memory/prompts/common_words.json`` by default) and words of two letters or fewer say nothing
 about what a claim is about and are not counted.
 """
