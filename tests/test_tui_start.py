@@ -17,7 +17,7 @@ pytest.importorskip("textual")
 
 from memora.tui import startup
 from memora.tui.app import NewStoryScreen, StoryApp, build_app
-from memora.tui.settings import SettingsScreen, TuiConfig, load_llm
+from memora.tui.settings import SettingsScreen, TuiConfig, config_path, load_llm
 from terminal import Terminal
 from textual.widgets import Input, Static
 
@@ -157,7 +157,7 @@ async def test_a_model_that_fails_to_load_is_a_message_then_another_can_be_chose
 ) -> None:
     missing = tmp_path / "missing.gguf"
     path = tmp_path / "new.db"
-    app = build_app(path, embedder=embedder, config_file=None, model=str(missing), background=True)
+    app = build_app(path, embedder=embedder, model=str(missing), background=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -173,12 +173,15 @@ async def test_a_model_that_fails_to_load_is_a_message_then_another_can_be_chose
         await pilot.pause()
         assert isinstance(app.screen, SettingsScreen)
         app.screen.query_one("#set-model", Input).value = "default"
+        app.screen.query_one("#set-temperature", Input).value = "0.3"
         await pilot.press("ctrl+s")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert app.loaded and app.config.model == "default"
+        assert app.loaded and app.config.model == "default" and app.engine.temperature == 0.3
         assert isinstance(app.screen, NewStoryScreen)  # the new file asks for a premise
     app.close()
+    saved = TuiConfig.load(config_path(load_settings()))  # chosen here: kept for the next start
+    assert (saved.model, saved.temperature) == ("default", 0.3)
 
 
 def test_a_load_that_nobody_takes_any_more_is_closed(

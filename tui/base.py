@@ -74,6 +74,7 @@ class StoryAppBase(App[None]):
         self.embedder: Embedder | None = self._engine.store.embedder if self._engine else None
         self.busy = False
         self.loading = False  # the startup's worker runs
+        self._chosen = False  # the startup's model was chosen in the settings screen
         self._cancel = threading.Event()
         self._live = ""  # the paragraph being generated
         self.sub_title = engine.path.name if isinstance(engine, Startup) else engine.file.path.name
@@ -222,8 +223,9 @@ class StoryAppBase(App[None]):
         model instead (after a failed start, from the settings screen)."""
         assert self.startup is not None
         if config is not None:
-            self.config = config
-            self.startup = replace(self.startup, config=config)
+            self.config, self._chosen = config, True
+            self.engine_options["temperature"] = config.temperature
+            self.startup = replace(self.startup, config=config, engine_options=self.engine_options)
         self.loading = True
         self.set_status("loading...")
         self._load_story(self.startup)
@@ -256,6 +258,8 @@ class StoryAppBase(App[None]):
     def _started(self, engine: StoryEngine, owns: bool) -> None:
         self.loading = False
         self.engine, self.owns_llm, self.embedder = engine, owns, engine.store.embedder
+        if self._chosen and self.config_file is not None:  # kept for the next start
+            save_config(self._to_save(self.config), self.config_file, self.settings)
         self.loaded_story()
 
     def loaded_story(self) -> None:
