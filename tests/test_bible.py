@@ -16,6 +16,8 @@ from memora.recurrent.bible import (
     LoreChange,
     apply_changes,
     bible_messages,
+    bible_schema,
+    candidate_names,
     grounding_problem,
     propose_changes,
 )
@@ -32,8 +34,8 @@ def answer(*changes: dict[str, object]) -> str:
     return json.dumps({"changes": list(changes)})
 
 
-def change(action: str, name: str, keys: list[str], text: str) -> dict[str, object]:
-    return {"action": action, "name": name, "keys": keys, "text": text}
+def change(action: str, name: str, text: str) -> dict[str, object]:
+    return {"action": action, "name": name, "text": text}
 
 
 @pytest.fixture
@@ -41,19 +43,41 @@ def book(tmp_path: Path) -> Lorebook:
     return Lorebook(Database(tmp_path / "story.db"))
 
 
+def test_changes_can_name_only_what_the_paragraph_or_the_lorebook_names() -> None:
+    entries = [LoreEntry(1, "the mill", ("mill",), "Old."), LoreEntry(2, "Ada", ("Ada",), "x")]
+    assert candidate_names(PARAGRAPH, entries) == ["Tom", "Greta", "the mill"]
+    text = "The council met in the Glass Hall of Veridia. Queen Isolde's guard, and Tom, left."
+    assert candidate_names(text) == ["Glass Hall", "Veridia", "Queen Isolde", "Tom"]
+    schema = bible_schema(["Tom", "Greta"], updates=False)
+    item = schema["properties"]["changes"]["items"]["properties"]
+    assert item["name"]["enum"] == ["Tom", "Greta"] and item["action"]["enum"] == ["add"]
+    # a name the paragraph does not have (the worked example's) is refused by the schema
+    llm = ScriptedLLM([answer(change("add", "Ada", "Tom's neighbour, a retired teacher."))])
+    with pytest.raises(OutputValidationError) as caught:
+        propose_changes(llm, PARAGRAPH, [], retries=1)
+    assert len(caught.value.outputs) == 2 and "Ada" in caught.value.outputs[0]
+    # nothing a change could name: no call at all
+    silent = ScriptedLLM(["{}"])
+    assert propose_changes(silent, "it rained all night on the roofs.", []) == []
+    assert silent.prompts == []
+
+
 def test_an_ungrounded_change_is_never_applied_in_auto_mode(book: Lorebook) -> None:
     llm = ScriptedLLM([answer(
-        change("add", "Ada", ["Ada"], "Tom's neighbour, a retired teacher."),  # the example's
-        change("add", "Greta", ["Greta", "miller"], "The miller; she gave Tom rye flour."),
-        change("add", "Wolves", ["wolves"], "Dragons breathing purple fire over castles."),
+        change("add", "Greta", "The miller; she gave Tom rye flour."),
+        change("add", "Tom", "Dragons breathing purple fire over castles."),
     )])  # fmt: skip
     changes = propose_changes(llm, PARAGRAPH, book.entries())
     assert len(llm.prompts) == 1
-    applied, rejected = apply_changes(book, changes, PARAGRAPH, mode="auto")
-    assert [e.name for e in applied] == ["Greta"] and book.entries() == applied
+    invented = LoreChange("add", "Ada", ("Ada",), "Tom's neighbour, a retired teacher.")
+    twice = LoreChange("add", "Pass", ("pass",), "Wolves near the pass. Wolves near the pass.")
+    applied, rejected = apply_changes(book, [*changes, invented, twice], PARAGRAPH, mode="auto")
+    assert [(e.name, e.keys) for e in applied] == [("Greta", ("Greta",))]
+    assert book.entries() == applied
     assert [(c.name, why.split(" (")[0]) for c, why in rejected] == [
+        ("Tom", "the text is not what the paragraph says"),
         ("Ada", "the name 'Ada' is not in the paragraph"),
-        ("Wolves", "the text is not what the paragraph says"),
+        ("Pass", "the text repeats itself"),
     ]
     assert [(h.action, h.actor) for h in book.history()] == [("add", "bible")]
     book.undo(book.history()[0].id)
@@ -63,20 +87,20 @@ def test_an_ungrounded_change_is_never_applied_in_auto_mode(book: Lorebook) -> N
 def test_an_update_names_its_entry_and_appends_the_new_fact(book: Lorebook) -> None:
     tom = book.add("Tom", "A baker in a mountain town.", keys=["Tom"])
     llm = ScriptedLLM([answer(
-        change("update", "tom", ["Tom", "baker"], "Tom got rye flour from the mill."),
-        change("add", "TOM", ["Tom"], "Tom walked at dawn."),  # the same entry again: dropped
+        change("update", "Tom", "Tom got rye flour from the mill, a baker's errand."),
+        change("add", "Tom", "Tom walked at dawn."),  # the same entry again: dropped
     )])  # fmt: skip
     changes = propose_changes(llm, PARAGRAPH, book.entries())
     assert changes == [
-        LoreChange("update", "Tom", ("Tom", "baker"), "Tom got rye flour from the mill.", tom.id)
+        LoreChange("update", "Tom", (), "Tom got rye flour from the mill, a baker's errand.", 1)
     ]
     # "baker" is not in the paragraph, but it is in the entry already: grounded
     applied, rejected = apply_changes(book, changes, PARAGRAPH, mode="auto")
     assert rejected == []
     assert applied == [
         LoreEntry(
-            tom.id, "Tom", ("Tom", "baker"),
-            "A baker in a mountain town. Tom got rye flour from the mill.",
+            tom.id, "Tom", ("Tom",),
+            "A baker in a mountain town. Tom got rye flour from the mill, a baker's errand.",
         )
     ]  # fmt: skip
     book.undo(book.history()[-1].id)
@@ -88,12 +112,12 @@ def test_an_add_naming_an_existing_entry_updates_it_and_an_update_of_nothing_add
 ) -> None:
     tom = book.add("Tom", "A baker.", keys=["Tom"])
     llm = ScriptedLLM([answer(
-        change("add", "Tom", ["/Tom/"], "Tom walked to the mill."),
-        change("update", "Greta", ["Greta"], "The miller who warned Tom about wolves."),
+        change("add", "Tom", "Tom walked to the mill."),
+        change("update", "Greta", "The miller who warned Tom about wolves."),
     )])  # fmt: skip
     changes = propose_changes(llm, PARAGRAPH, book.entries())
     assert [(c.action, c.entry_id, c.keys) for c in changes] == [
-        ("update", tom.id, ("Tom",)),  # a model's key is a plain word, never a regex
+        ("update", tom.id, ()),
         ("add", None, ("Greta",)),
     ]
 
@@ -104,7 +128,7 @@ def test_person_mode_applies_what_the_person_chose_or_nothing(book: Lorebook) ->
     assert [e.name for e in applied] == ["Ada"] and rejected == []
     before = (book.entries(), book.history())
     bad = [
-        LoreChange("add", "Greta", ("Greta",), "The miller."),
+        LoreChange("add", "Greta", ("Greta",), "The miller who gave Tom flour."),
         LoreChange("add", "Pass", ("/[wolves/",), "A mountain pass with wolves."),
     ]
     with pytest.raises(ConfigError, match="not a valid regular expression"):
@@ -124,13 +148,13 @@ def test_grounding_problem_checks_name_keys_and_text() -> None:
     assert problem("Greta", ("miller",), "The miller who gave Tom flour.") == ""
     assert "name 'Mira'" in problem("Mira", ("Mira",), "The miller who gave Tom flour.")
     assert "keys use words" in problem("Greta", ("witch",), "The miller who gave Tom flour.")
-    assert "says nothing" in problem("Greta", ("Greta",), "She is the one.")
+    assert "says nothing" in problem("Greta", ("Greta",), "She is Greta.")
     assert "not in it: castle" in problem("Greta", ("Greta",), "Greta owns the castle.")
     assert problem("Greta", ("Greta",), "Greta owns the castle.", known="a castle") == ""
 
 
 def test_an_unusable_answer_is_a_typed_error_after_the_retries(book: Lorebook) -> None:
-    llm = ScriptedLLM(['{"changes": [{"action": "delete"}]}'])
+    llm = ScriptedLLM(['{"changes": [{"action": "delete", "name": "Tom", "text": "Tom left."}]}'])
     with pytest.raises(OutputValidationError) as caught:
         propose_changes(llm, PARAGRAPH, book.entries(), retries=1)
     assert len(caught.value.outputs) == 2 and len(llm.prompts) == 2
@@ -155,9 +179,12 @@ def test_the_bundled_model_proposes_parseable_changes(local_llm: object, book: L
             continue
         assert len(changes) <= 3
         for proposed in changes:
-            assert proposed.action in ("add", "update") and proposed.name and proposed.keys
+            assert proposed.action in ("add", "update")
+            assert proposed.name in candidate_names(PARAGRAPH, list(before.values()))
             if proposed.entry_id is not None:
-                assert before[proposed.entry_id].name == proposed.name
+                assert before[proposed.entry_id].name == proposed.name and proposed.keys == ()
+            else:
+                assert proposed.keys == (proposed.name,)
         applied, rejected = apply_changes(book, changes, PARAGRAPH, mode="auto")
         assert len(applied) + len(rejected) == len(changes)
         refused = [c for c, _ in rejected]

@@ -10,6 +10,7 @@ history (actor ``bible``) and can be undone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
@@ -17,7 +18,7 @@ from typing import Any, Literal, cast
 from memora.errors import ConfigError, InvalidOptionError, RecordNotFoundError
 from memora.llm.base import LLM
 from memora.memory import grounding
-from memora.recurrent.lore import MAX_KEYS, Lorebook, LoreEntry, render_lore
+from memora.recurrent.lore import MAX_KEYS, Lorebook, LoreEntry, matches, render_lore
 from memora.recurrent.messages import Messages, render
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "apply_changes",
     "bible_messages",
     "bible_schema",
+    "candidate_names",
     "grounding_problem",
     "propose_changes",
 ]
@@ -33,8 +35,7 @@ __all__ = [
 #: Changes one proposal holds at most; bounds on a change's name, key and text (characters).
 MAX_CHANGES = 3
 NAME_CHARS = 60
-KEY_CHARS = 40
-TEXT_CHARS = 200
+TEXT_CHARS = 160
 
 Mode = Literal["auto", "person"]
 
@@ -65,17 +66,32 @@ class LoreChange:
         )
 
 
-def bible_schema() -> dict[str, Any]:
-    """Bounds everywhere: small models fill unbounded strings and arrays with placeholders."""
+def candidate_names(paragraph: str, entries: Sequence[LoreEntry] = ()) -> list[str]:
+    """The names a change may have: the runs of capitalised words of ``paragraph`` (without a
+    leading common word: "The Glass Hall" gives "Glass Hall"), then the names of ``entries``
+    the paragraph mentions, each once (case-insensitive)."""
+    found: list[str] = []
+    for run in re.findall(r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*", paragraph):
+        words = run.split()
+        while words and words[0].casefold() in grounding.COMMON_WORDS:
+            words = words[1:]
+        name = " ".join(words).removesuffix("'s")
+        if len(name) >= 2 and len(name) <= NAME_CHARS:
+            found.append(name)
+    found += [e.name for e in entries if matches(e, paragraph) or e.name in paragraph]
+    unique: dict[str, str] = {}
+    for name in found:
+        unique.setdefault(name.casefold(), name)
+    return list(unique.values())
+
+
+def bible_schema(names: Sequence[str], *, updates: bool = True) -> dict[str, Any]:
+    """The answer's schema: a change names one of ``names`` (by enum: a small model cannot
+    invent a name, nor copy one from the worked example); ``update`` exists when there are
+    entries to update. Bounds everywhere: small models fill unbounded strings and arrays."""
     change = {
-        "action": {"type": "string", "enum": ["add", "update"]},
-        "name": {"type": "string", "minLength": 2, "maxLength": NAME_CHARS},
-        "keys": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 4,
-            "items": {"type": "string", "minLength": 2, "maxLength": KEY_CHARS},
-        },
+        "action": {"type": "string", "enum": ["add", "update"] if updates else ["add"]},
+        "name": {"type": "string", "enum": list(names)},
         "text": {"type": "string", "minLength": 10, "maxLength": TEXT_CHARS},
     }
     return {
@@ -121,29 +137,34 @@ def propose_changes(
     """The changes the model proposes for ``paragraph``, given the lorebook ``entries`` it may
     update (pass those relevant to the paragraph, e.g. :meth:`Lorebook.triggered`'s). One
     JSON-schema-constrained call; an answer that stays invalid through ``retries`` raises
-    :class:`~memora.errors.OutputValidationError` with every raw output. An update names its
-    entry by name; one naming no entry becomes an add, an add naming one an update."""
+    :class:`~memora.errors.OutputValidationError` with every raw output.
+
+    A change names one of :func:`candidate_names` (none: no call, no change). A name of an
+    entry makes it an update of that entry (no new keys), any other an add keyed by its name.
+    """
     if not paragraph.strip():
         raise ConfigError("the paragraph is empty; give the text the changes should come from")
     if max_tokens < 1:
         raise InvalidOptionError(f"max_tokens must be at least 1, got {max_tokens}")
+    names = candidate_names(paragraph, entries)
+    if not names:
+        return []  # nothing in the paragraph a change could name: no call
     done = llm.complete_json(
-        bible_messages(paragraph, entries), bible_schema(), retries=retries,
-        max_tokens=max_tokens, temperature=0.2, seed=seed,
+        bible_messages(paragraph, entries), bible_schema(names, updates=bool(entries)),
+        retries=retries, max_tokens=max_tokens, temperature=0.2, seed=seed, repeat_penalty=1.2,
     )  # fmt: skip
     by_name = {e.name.casefold(): e for e in entries}
     changes: list[LoreChange] = []
     for item in done.data["changes"]:
-        name = " ".join(str(item["name"]).split())
-        if not name or any(c.name.casefold() == name.casefold() for c in changes):
+        name = str(item["name"])
+        if any(c.name.casefold() == name.casefold() for c in changes):
             continue  # the same entry twice in one answer: keep the first
-        keys = [" ".join(str(k).strip(" /").split()) for k in item["keys"]]
         target = by_name.get(name.casefold())
         changes.append(
             LoreChange(
                 action="add" if target is None else "update",
                 name=name if target is None else target.name,
-                keys=tuple(dict.fromkeys(k for k in keys if k)) or (name,),
+                keys=(name,) if target is None else (),
                 text=" ".join(str(item["text"]).split()),
                 entry_id=None if target is None else target.id,
             )
@@ -166,8 +187,8 @@ def grounding_problem(change: LoreChange, paragraph: str, *, known: str = "") ->
     )
     if key_words:
         return f"the keys use words that are not in the paragraph: {', '.join(key_words)}"
-    if not grounding.content_words(change.text):
-        return "the text says nothing (no content words)"
+    if len(grounding.content_words(change.text)) < 2:
+        return "the text says nothing (fewer than two content words)"
     if not grounding.grounded(change.text, f"{paragraph}\n{known}"):
         words = grounding.ungrounded_words(change.text, paragraph, known=known)
         return f"the text is not what the paragraph says (not in it: {', '.join(words)})"
@@ -201,6 +222,7 @@ def apply_changes(
                 problem = ""
                 if mode == "auto":
                     problem = grounding_problem(change, paragraph, known=_known(target))
+                    problem = problem or _repetition(change.text)
                 if problem:
                     rejected.append((change, problem))
                     continue
@@ -220,6 +242,12 @@ def _target(lorebook: Lorebook, change: LoreChange) -> LoreEntry | None:
     if change.action == "update" and not named:
         raise ConfigError(f"the lorebook has no entry named {change.name!r} to update")
     return named[0] if named else None
+
+
+def _repetition(text: str) -> str:
+    """Why ``text`` is a degenerate answer ("" when it is not): a sentence said twice."""
+    sentences = [s.strip().casefold() for s in re.split(r"[.!?]+", text) if s.strip()]
+    return "the text repeats itself" if len(set(sentences)) < len(sentences) else ""
 
 
 def _known(entry: LoreEntry | None) -> str:
