@@ -1,9 +1,11 @@
 """The story app: one screen over :class:`~memora.recurrent.StoryEngine`, built by
 :func:`build_app` for the CLI and for the tests alike.
 
-Generation and model loading run in thread workers; the UI thread only reads the story file
-and draws. The story file is the one source of truth: every finished step is saved as it
-completes, so there is no "save"; ``a`` saves a copy under another name.
+The app draws its first frame before anything slow is imported: with ``background``, the model,
+the embedder and the story load after it, off the UI thread. Generation and model loading run
+in thread workers; the UI thread only reads the story file and draws. The story file is the
+one source of truth: every finished step is saved as it completes, so there is no "save";
+``a`` saves a copy under another name.
 
 This module holds the layout, the keys and the few actions of the app as a whole; the rest
 stands in layers below it, none of which imports this one: :mod:`~memora.tui.story_actions`

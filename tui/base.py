@@ -1,10 +1,11 @@
 """What every part of the story app stands on: its state, drawing the story, the status line,
-the input line, and the two workers (writing steps, loading a model).
+the input line, and the workers (the startup's load, writing steps, loading another model).
 
 :class:`StoryAppBase` holds these; the actions are in :mod:`memora.tui.story_actions` and
 :mod:`memora.tui.file_actions`, and :class:`memora.tui.app.StoryApp` puts them together with
-the layout and the keys. Generation and model loading run in thread workers; the UI thread
-only reads the story file and draws.
+the layout and the keys. Generation and model loading run off the UI thread (the startup's in
+a :class:`~memora.tui.startup.Background` thread, so that the first frame comes first and
+quitting does not wait for it); the UI thread only reads the story file and draws.
 """
 
 from __future__ import annotations
