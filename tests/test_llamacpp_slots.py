@@ -17,7 +17,7 @@ STORY = "Notes on the lighthouse keeper of the northern cape, his lamp and his l
 
 @pytest.fixture
 def llm(gguf_path: Path) -> Iterator[LlamaCppLLM]:
-    with LlamaCppLLM(gguf_path, n_ctx=1024, n_threads=1, n_slots=3) as model:
+    with LlamaCppLLM(gguf_path, n_ctx=1024, n_threads=1, reuse_prefix=3) as model:
         yield model
 
 
@@ -34,7 +34,7 @@ def test_alternating_slots_keep_each_others_prompt(llm: LlamaCppLLM, gguf_path: 
     again = _call(llm, writer, "writer")
     assert again == len(llm.prompt_tokens(writer)) - 1
     # With one slot, the other call takes the writer's cells.
-    with LlamaCppLLM(gguf_path, n_ctx=1024, n_threads=1, n_slots=1) as single:
+    with LlamaCppLLM(gguf_path, n_ctx=1024, n_threads=1, reuse_prefix=1) as single:
         _call(single, writer, "writer")
         _call(single, other, "summary")
         assert _call(single, writer, "writer") < len(single.prompt_tokens(STORY)) // 2
@@ -72,7 +72,7 @@ def test_side_calls_can_keep_the_slots(llm: LlamaCppLLM) -> None:
 
 
 def test_a_full_cache_evicts_the_least_recently_used_slot(gguf_path: Path) -> None:
-    with LlamaCppLLM(gguf_path, n_ctx=256, n_threads=1, n_slots=3) as llm:
+    with LlamaCppLLM(gguf_path, n_ctx=256, n_threads=1, reuse_prefix=3) as llm:
         first = "First topic: the harbour, ships and sailors at dawn. " * 14
         second = "Second topic: a mountain village, goats and snow in winter. " * 14
         assert len(llm.prompt_tokens(first)) + len(llm.prompt_tokens(second)) > 256
@@ -94,5 +94,5 @@ def test_more_names_than_slots_reuse_the_least_recently_used(llm: LlamaCppLLM) -
 def test_bad_slot_settings_are_refused(gguf_path: Path, llm: LlamaCppLLM) -> None:
     with pytest.raises(InvalidOptionError, match="cache_slot"):
         llm.generate("Hi", max_tokens=1, cache_slot="")
-    with pytest.raises(InvalidOptionError, match="n_slots"):
-        LlamaCppLLM(gguf_path, n_ctx=256, n_slots=0)
+    with pytest.raises(InvalidOptionError, match="cache slots"):
+        LlamaCppLLM(gguf_path, n_ctx=256, reuse_prefix=0)

@@ -44,7 +44,7 @@ from memora.llm.llamacpp.native import (
     max_parallel_sequences,
     supports_gpu_offload,
 )
-from memora.llm.llamacpp.slots import Slot, SlotCache
+from memora.llm.llamacpp.slots import DEFAULT_SLOTS, Slot, SlotCache
 from memora.llm.llamacpp.text import TextStream
 from memora.llm.names import check_gguf, default_name, resolve_gguf
 from memora.llm.options import SamplingOptions
@@ -66,14 +66,14 @@ class LlamaCppLLM(LLM):
         n_batch: tokens per decode call for prompt evaluation.
         seed: sampling seed used when a call passes none.
         defaults: sampling options used when a call passes none.
-        reuse_prefix: evaluate only what follows the KV prefix shared with the previous call.
-            llama.cpp's kernels depend on how many tokens one decode holds, so a warm call can
-            differ slightly from a cold one: on the CPU with the bundled model, logits were
-            identical for a 5-token prompt and up to 0.66 apart for 34 and 55 tokens (enough to
-            change a greedy token), more with GPU layers. Pass False (or call
-            :meth:`reset_cache`) for output that does not depend on the previous call.
-        n_slots: KV cache slots kept across calls (``cache_slot=`` names one per call); the
-            least recently used gives way when more names are used.
+        reuse_prefix: evaluate only what follows the KV prefix shared with an earlier call, in
+            up to 4 KV cache slots (a number: that many; ``cache_slot=`` names one per call,
+            the least recently used gives way when more are named). llama.cpp's kernels
+            depend on how many tokens one decode holds, so a warm call can differ slightly
+            from a cold one: on the CPU with the bundled model, logits were identical for a
+            5-token prompt and up to 0.66 apart for 34 and 55 tokens (enough to change a greedy
+            token), more with GPU layers. Pass False (or call :meth:`reset_cache`) for output
+            that does not depend on the previous call.
     """
 
     supports_logits = True
@@ -92,16 +92,16 @@ class LlamaCppLLM(LLM):
         n_batch: int = 512,
         seed: int = 0,
         defaults: SamplingOptions | None = None,
-        reuse_prefix: bool = True,
-        n_slots: int = 4,
+        reuse_prefix: bool | int = True,
         verbose: bool = False,
     ) -> None:
         path = resolve_gguf(model_path)
         check_gguf(path)
         if n_ctx < 16:
             raise InvalidOptionError(f"n_ctx must be at least 16, got {n_ctx}")
+        n_slots = DEFAULT_SLOTS if isinstance(reuse_prefix, bool) else reuse_prefix
         if not 1 <= n_slots <= 64:
-            raise InvalidOptionError(f"n_slots must lie in 1..64, got {n_slots}")
+            raise InvalidOptionError(f"reuse_prefix: 1 to 64 cache slots, got {n_slots}")
         self.path = path
         self.name = name or default_name(model_path, path)
         self.defaults = defaults or SamplingOptions()
@@ -125,7 +125,7 @@ class LlamaCppLLM(LLM):
         self.n_vocab = self._model.n_vocab
         self.n_batch = self._context.n_batch
         self.n_gpu_layers = n_gpu_layers
-        self.reuse_prefix = reuse_prefix
+        self.reuse_prefix = reuse_prefix is not False
         self._seed = seed
         self._template = self._model.chat_template()
         self._closed = False
@@ -366,7 +366,7 @@ class LlamaCppLLM(LLM):
             base = len(self._slots)
             if not keep_slots or base + n_seq > max_parallel_sequences():
                 base = 0
-                self._reset_cache()
+                self._slots.clear()
             self._ensure_seq_capacity(base + n_seq)
             self._slots.active = None
             self._slots.drop(range(base, base + n_seq))
@@ -379,13 +379,13 @@ class LlamaCppLLM(LLM):
                 if base:
                     self._slots.drop(range(base, base + n_seq))
                 else:
-                    self._reset_cache()
+                    self._slots.clear()
 
     def reset_cache(self) -> None:
         """Forget the KV cache: the next call evaluates its whole prompt."""
         with self._lock:
             self._ensure_open()
-            self._reset_cache()
+            self._slots.clear()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -407,7 +407,7 @@ class LlamaCppLLM(LLM):
     def _reusable_prefix(self, slot: Slot, tokens: Sequence[int]) -> int:
         """Tokens of ``tokens`` whose KV cells ``slot`` holds (see :meth:`SlotCache.reuse`)."""
         if not self.reuse_prefix:
-            self._reset_cache()
+            self._slots.clear()
         return self._slots.reuse(slot, tokens)
 
     def _evaluate(self, slot: Slot, tokens: Sequence[int], keep: int) -> None:
@@ -428,9 +428,6 @@ class LlamaCppLLM(LLM):
     def _slot_sequences(self) -> KVSequences:
         return KVSequences(self._context, len(self._slots), cancel=self._cancel,
                            make_room=self._slots.make_room)  # fmt: skip
-
-    def _reset_cache(self) -> None:
-        self._slots.clear()
 
     def _ensure_seq_capacity(self, n_seq: int) -> None:
         if n_seq <= self._context.settings.n_seq_max:

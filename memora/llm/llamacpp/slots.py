@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 
 from memora.llm.llamacpp.native import NativeContext
 
-__all__ = ["DEFAULT_SLOT", "Slot", "SlotCache", "SlotTable", "common_prefix"]
+__all__ = ["DEFAULT_SLOT", "DEFAULT_SLOTS", "Slot", "SlotCache", "SlotTable", "common_prefix"]
 
 DEFAULT_SLOT = "default"
+#: Slots of a model made with ``reuse_prefix=True``.
+DEFAULT_SLOTS = 4
 
 
 @dataclass
