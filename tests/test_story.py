@@ -76,6 +76,21 @@ def test_prompts_keep_the_outline_and_go_from_stable_to_volatile(
             "vivid, past tense, 80 to 150 words. No headings, notes or questions; do not repeat "
             "earlier sentences."
         )
+        # Lore follows the story's facts; the author's note sits just before the last paragraph.
+        full = engine.writer_messages(
+            engine._context(),
+            "the memory",
+            [],
+            None,
+            "the plan",
+            lore="- Gull Rock: a lighthouse",
+            note="Keep it eerie.",
+        )
+        text = full[1]["content"]
+        assert text.index("Facts to keep") < text.index("World notes:\n- Gull Rock")
+        assert text.index("Gull Rock") < text.index("Story so far")
+        assert text.index("Earlier passages") < text.index("Author's note: Keep it eerie.")
+        assert text.index("Author's note") < text.index("Last paragraph")
         planner = engine.planner_messages(engine._context(), "the memory", "new text")
         shared = user[: user.index("Earlier passages")]
         assert planner[-1]["content"].startswith(shared)  # the KV prefix both calls reuse
@@ -170,11 +185,11 @@ def test_a_story_that_cannot_fit_the_context_is_never_created(
     from memora.errors import ContextOverflowError
 
     path = tmp_path / "s.db"
-    llm = ScriptedLLM([PARAGRAPH], n_ctx=1500)
+    llm = ScriptedLLM([PARAGRAPH], n_ctx=1700)
     with StoryEngine(llm, path, embedder=embedder) as engine:
         with pytest.raises(ContextOverflowError, match="shorten the premise") as info:
             engine.create(Premise("A keeper keeps a lighthouse. " * 200))
-        assert info.value.n_ctx == 1500 and not engine.file.exists
+        assert info.value.n_ctx == 1700 and not engine.file.exists
         engine.create(PREMISE)
         with pytest.raises(ContextOverflowError, match="pin fewer facts"):
             engine.pin("The bottle is green. " * 200)

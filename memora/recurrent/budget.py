@@ -39,7 +39,8 @@ def check_story_fits(
     paragraph = _filler(options.paragraph_tokens)
     last = Step(0, None, 1, "", "opening", paragraph, memory, ())
     retrieved = [last] * options.top_k
-    writer = writer_messages(context, memory, retrieved, last, "x" * PLAN_CHARS)
+    lore = _filler(options.lore_budget) if options.lore_budget else ""
+    writer = writer_messages(context, memory, retrieved, last, "x" * PLAN_CHARS, lore=lore)
     planner = planner_messages(context, memory, paragraph)
     need = max(
         llm.count_tokens(writer) + options.paragraph_tokens,

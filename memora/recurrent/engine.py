@@ -17,29 +17,27 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from memora._sqlite import Database
 from memora.embed import Embedder
 from memora.errors import ConfigError, OutputValidationError, StepError
-from memora.llm.base import LLM, Completion
-from memora.llm.structured import repair_messages
+from memora.llm.base import LLM
 from memora.memory.store import MemoryStore
 from memora.prompting.choose import Method, choose
+from memora.recurrent.bible import LoreChange, apply_changes, propose_changes
 from memora.recurrent.budget import check_story_fits
+from memora.recurrent.calls import StepCalls, Usage
+from memora.recurrent.interactive import Interactive
+from memora.recurrent.lore import Lorebook, LoreEntry, render_lore
 from memora.recurrent.messages import (
     Messages,
-    finished_plan,
-    memory_problem,
-    paragraph_problem,
     plan_schema,
     planner_messages,
-    plans_problem,
     render,
     story_context,
-    whole_sentences,
     writer_messages,
 )
 from memora.recurrent.storyfile import StoryFile
@@ -48,20 +46,7 @@ from memora.recurrent.types import ChosenBy, Premise, Step, StepStats, StoryOpti
 __all__ = ["StoryEngine", "render"]
 
 
-@dataclass
-class _Usage:
-    prompt: int = 0
-    evaluated: int = 0
-    completion: int = 0
-    retries: int = 0
-
-    def add(self, done: Completion) -> None:
-        self.prompt += done.usage.prompt_tokens
-        self.evaluated += done.usage.evaluated_prompt_tokens
-        self.completion += done.usage.completion_tokens
-
-
-class StoryEngine:
+class StoryEngine(StepCalls, Interactive):
     """Writes, saves and edits one story in a story file.
 
     Args:
@@ -93,11 +78,13 @@ class StoryEngine:
         try:
             self.file = StoryFile(path, db=self.db)
             self.store = MemoryStore(path, embedder=embedder, neural=neural, db=self.db)
+            self.lore = Lorebook(self.db)  # world info: entries inserted when triggered
         except BaseException:
             self.db.close()
             raise
         self.neural = neural
-        self._base = self.options.seed  # this step's first seed (see _first_seed)
+        self._base = self.options.seed  # this step's first seed
+        self._swipe = 0  # the alternative a swipe is writing (another seed for each)
         if self.file.exists:
             self._index_missing()
 
@@ -197,7 +184,7 @@ class StoryEngine:
         Raises :class:`StepError` (the story unchanged) when output stays unusable; the next
         step tries other seeds (a count of failed steps is kept in the story file).
         """
-        self._base = self.seed + 1000 * self.file.failed_steps
+        self._base = self.seed + 1000 * self.file.failed_steps + 100 * self._swipe
         try:
             return self._step(plan, chosen_by, on_text, on_plan_text)
         except StepError:
@@ -209,7 +196,7 @@ class StoryEngine:
               on_plan_text: Callable[[str], None] | None) -> Step:  # fmt: skip
         started = time.perf_counter()
         head = self.head
-        usage = _Usage()
+        usage = Usage()
         if head is None:
             plan, chosen_by = plan or render("opening_plan"), "opening"
         elif plan is None:
@@ -218,11 +205,17 @@ class StoryEngine:
         elif not plan.strip():
             raise ConfigError("the plan is empty")
         retrieved = self._retrieve(plan, head)
-        context = self._context()
         memory = head.memory if head else "(nothing yet)"
-        paragraph = self._write_paragraph(context, memory, retrieved, head, plan, usage, on_text)
-        new_memory, plans, kept = self._plan(context, memory, paragraph, head, usage, on_plan_text)
+        lore = render_lore(self._triggered(f"{plan}\n{memory}\n{head.paragraph if head else ''}"))
+        writer = self.writer_messages(self._context(), memory, retrieved, head, plan,
+                                      lore=lore, note=self.file.author_note)  # fmt: skip
+        paragraph = self._write_paragraph(writer, head, usage, on_text)
+        planner = self.planner_messages(self._context(), memory, paragraph)
+        new_memory, plans, kept = self._plan(planner, memory, paragraph, head, usage,
+                                             on_plan_text)  # fmt: skip
+        changes = self._bible(paragraph)
         return self._save(
+            changes,
             Step(
                 id=0,
                 parent_id=head.id if head else None,
@@ -241,14 +234,16 @@ class StoryEngine:
                     retries=usage.retries,
                     memory_kept=kept,
                 ),
-            )
+            ),
         )
 
-    def _save(self, step: Step) -> Step:
-        """Write the step, move the head and index its paragraph, in one transaction: a crash
-        leaves all three or none."""
+    def _save(self, changes: list[LoreChange], step: Step) -> Step:
+        """Write the step, move the head, index its paragraph and apply the story bible's
+        grounded changes, in one transaction: a crash leaves all or none."""
         with self.db.write():
-            saved = self.file.add_step(step)
+            applied, rejected = apply_changes(self.lore, changes, step.paragraph, mode="auto")
+            stats = replace(step.stats, lore_applied=len(applied), lore_rejected=len(rejected))
+            saved = self.file.add_step(replace(step, stats=stats))
             self._index(saved)
         return saved
 
@@ -256,7 +251,8 @@ class StoryEngine:
         """The model's pick among ``head``'s plans (order-invariant where the backend allows)."""
         method: Method = "likelihood" if self.llm.supports_sequences else "psc"
         question = render("chooser", memory=head.memory)
-        picked = choose(self.llm, question, list(head.plans), method=method, k=3, seed=self.seed)
+        picked = choose(self.llm, question, list(head.plans), method=method, k=3, seed=self.seed,
+                        keep_cache=self.options.cache_slots)  # fmt: skip
         return picked.option
 
     # -- editing -------------------------------------------------------------------------
@@ -308,94 +304,32 @@ class StoryEngine:
         return story_context(self.premise, self.file.pinned)
 
     def writer_messages(self, context: str, memory: str, retrieved: list[Step],
-                        last: Step | None, plan: str) -> Messages:  # fmt: skip
+                        last: Step | None, plan: str, *, lore: str = "",
+                        note: str = "") -> Messages:  # fmt: skip
         """The paragraph prompt (:func:`memora.recurrent.messages.writer_messages`)."""
-        return writer_messages(context, memory, retrieved, last, plan)
+        return writer_messages(context, memory, retrieved, last, plan, lore=lore, note=note)
 
     def planner_messages(self, context: str, memory: str, paragraph: str) -> Messages:
         """The summary-and-plans prompt (:func:`memora.recurrent.messages.planner_messages`)."""
         return planner_messages(context, memory, paragraph)
 
+    def _triggered(self, text: str) -> list[LoreEntry]:
+        budget = self.options.lore_budget
+        return self.lore.triggered(text, budget=budget, count_tokens=self.llm.count_tokens)
+
+    def _bible(self, paragraph: str) -> list[LoreChange]:
+        """The story bible's proposals in autonomous mode (applied in :meth:`_save` when
+        grounded); an unusable answer proposes nothing."""
+        if self.options.bible != "auto":
+            return []
+        try:
+            return propose_changes(self.llm, paragraph, self._triggered(paragraph),
+                                   seed=self._base)  # fmt: skip
+        except OutputValidationError:
+            return []
+
     def plan_schema(self) -> dict[str, Any]:
         return plan_schema(self.memory_chars)
-
-    # -- the two calls -------------------------------------------------------------------
-
-    def _write_paragraph(self, context: str, memory: str, retrieved: list[Step],
-                         last: Step | None, plan: str, usage: _Usage,
-                         on_text: Callable[[str], None] | None = None) -> str:  # fmt: skip
-        messages = self.writer_messages(context, memory, retrieved, last, plan)
-
-        def attempt(msgs: Messages, n: int) -> tuple[str, str]:
-            with self.llm.stream(
-                msgs, max_tokens=self.paragraph_tokens, temperature=self.temperature,
-                seed=self._base + n, repeat_penalty=1.15,
-            ) as stream:  # fmt: skip
-                if on_text is not None:
-                    for piece in stream:
-                        on_text(piece)
-                done = stream.result()
-            usage.add(done)
-            text = whole_sentences(done.text) if done.finish_reason == "length" else done.text
-            return text, paragraph_problem(text, last, messages[-1]["content"])
-
-        return self._repair_loop("paragraph", messages, attempt, usage)
-
-    def _plan(self, context: str, memory: str, paragraph: str, head: Step | None,
-              usage: _Usage, on_text: Callable[[str], None] | None = None,
-              ) -> tuple[str, list[str], bool]:  # fmt: skip
-        messages = self.planner_messages(context, memory, paragraph)
-        result: dict[str, Any] = {}
-
-        def attempt(msgs: Messages, n: int) -> tuple[str, str]:
-            try:
-                done = self.llm.complete_json(
-                    msgs, self.plan_schema(), retries=0, max_tokens=self.plan_tokens,
-                    temperature=min(self.temperature, 0.7), seed=self._base + n,
-                    repeat_penalty=1.3,  # small models copy one plan three times
-                    on_text=on_text,
-                )  # fmt: skip
-            except OutputValidationError as exc:
-                for completion in exc.completions:
-                    usage.add(completion)  # type: ignore[arg-type]
-                return exc.outputs[-1], exc.errors[-1]
-            usage.add(done.completions[-1])
-            data = done.data
-            problem = plans_problem(data["plans"], head)
-            result.update(data)
-            return str(data), problem
-
-        self._repair_loop("summary and plans", messages, attempt, usage)
-        summary = result["summary"].strip()
-        problem = memory_problem(summary, memory, self.memory_chars)
-        plans = [finished_plan(p) for p in result["plans"]]
-        return (memory, plans, True) if problem else (summary, plans, False)  # keep the old one
-
-    def _repair_loop(
-        self,
-        what: str,
-        messages: Messages,
-        attempt: Callable[[Messages, int], tuple[str, str]],
-        usage: _Usage,
-    ) -> str:
-        """Call ``attempt`` until it reports no problem, at most ``max_retries`` more times,
-        each retry told what was wrong. Then :class:`StepError`."""
-        msgs = list(messages)
-        outputs: list[str] = []
-        for n in range(self.max_retries + 1):
-            text, problem = attempt(msgs, n)
-            outputs.append(text)
-            if not problem:
-                return text.strip()
-            usage.retries += 1 if n < self.max_retries else 0
-            msgs = repair_messages(messages, text, problem)
-        seeds = f"seeds {self._base}-{self._base + n}" if n else f"seed {self._base}"
-        raise StepError(
-            f"the model gave no usable {what} in {n + 1} attempts ({seeds}; last problem: "
-            f"{problem}); the story is unchanged. Try again (the next try uses other seeds), "
-            "raise the token caps, or use a stronger model",
-            outputs=outputs,
-        )
 
     # -- long-term memory ----------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 Every prompt is a file of ``memora/recurrent/prompts/`` filled by :mod:`memora.templates`
 (one pass over the template: user text such as a premise that says ``{plan}`` is never
-substituted). Both calls' prompts share their start (system text, story facts, memory) and go
-from most stable to most volatile, so llama.cpp reuses the prefix.
+substituted). Both calls' prompts share their start (system text, story facts, lore) and go
+from most stable to most volatile; each call runs in its own KV cache slot, so llama.cpp
+reuses its prefix from one step to the next.
 """
 
 from __future__ import annotations
@@ -57,15 +58,25 @@ def story_context(premise: Premise, pinned: Sequence[str]) -> str:
 
 
 def writer_messages(
-    context: str, memory: str, retrieved: Sequence[Step], last: Step | None, plan: str
+    context: str,
+    memory: str,
+    retrieved: Sequence[Step],
+    last: Step | None,
+    plan: str,
+    *,
+    lore: str = "",
+    note: str = "",
 ) -> Messages:
-    """The paragraph prompt."""
+    """The paragraph prompt. ``lore``: the triggered lorebook entries (rendered); ``note``:
+    the author's note, put just before the last paragraph."""
     passages = "\n".join(f"- {s.paragraph}" for s in retrieved) or "(none)"
     user = render(
         "writer_user",
         context=context,
+        lore=f"World notes:\n{lore}\n" if lore.strip() else "",
         memory=memory,
         retrieved=passages,
+        note=f"Author's note: {note.strip()}\n\n" if note.strip() else "",
         last=last.paragraph if last else "(the story has not started)",
         plan=plan,
     )
@@ -74,7 +85,12 @@ def writer_messages(
 
 def planner_messages(context: str, memory: str, paragraph: str) -> Messages:
     """The summary-and-plans prompt: the writer's start, then one worked example (another
-    story) as an earlier turn, then the task."""
+    story) as an earlier turn, then the task.
+
+    It is its own conversation, not the writer's continued: on the bundled 135M model, every
+    layout that continued the writer's conversation (so that its whole prompt would come from
+    the KV cache) broke the answer: the model copied the example's names into the story, or
+    filled in placeholders, or copied its previous answer."""
     user = render("planner_user", context=context, memory=memory, paragraph=paragraph)
     return [
         {"role": "system", "content": render("system")},
@@ -127,6 +143,8 @@ def paragraph_problem(text: str, last: Step | None, prompt: str) -> str:
         return f"the paragraph has {len(words)} words; write 80 to 150"
     if last is not None and normalize_text(text) == normalize_text(last.paragraph):
         return "the paragraph repeats the last one"
+    if text.lstrip().startswith("{"):
+        return "the paragraph is JSON; write story prose"
     if "Plan for the next paragraph" in text or normalize_text(text) in normalize_text(prompt):
         return "the paragraph copies the instructions"
     return ""

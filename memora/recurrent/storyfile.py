@@ -220,6 +220,14 @@ class StoryFile:
         self._set("pinned", json.dumps(list(facts)))
 
     @property
+    def author_note(self) -> str:
+        """A short instruction kept in every paragraph prompt ("" for none)."""
+        return self._get("author_note") or ""
+
+    def set_author_note(self, text: str) -> None:
+        self._set("author_note", text.strip())
+
+    @property
     def failed_steps(self) -> int:
         """Steps that failed in this story (each next try starts from other seeds)."""
         return int(self._get("failed_steps") or 0)

@@ -45,6 +45,13 @@ class StepStats:
     seconds: float = 0.0
     retries: int = 0  # repair attempts over all calls of the step
     memory_kept: bool = False  # the new short-term memory failed its checks; the old one stayed
+    lore_applied: int = 0  # lorebook changes the story bible applied after the step
+    lore_rejected: int = 0  # proposed changes refused (not grounded in the paragraph)
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens served from the KV cache."""
+        return self.prompt_tokens - self.evaluated_tokens
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,7 +115,12 @@ class StoryOptions:
     calls. ``memory_chars``: the short-term memory's size bound. ``temperature``: for the
     paragraph (the JSON call uses ``min(temperature, 0.7)``). ``seed``: the first attempt's
     seed (each repair attempt adds one, and each failed step of the story 1000, so a step
-    tried again is sampled anew).
+    tried again is sampled anew). ``cache_slots``: run the writer, the planner and the plan
+    choice in their own KV cache slots, so each call reuses the prompt its role had (False:
+    one shared cache, and the plan choice clears it). ``lore_budget``: tokens of triggered
+    lorebook entries per prompt. ``bible``: ``"auto"`` lets the model propose lorebook changes
+    after each step and applies those grounded in the paragraph; ``"off"`` leaves the
+    lorebook to the person (:meth:`StoryEngine.propose_lore` proposes on request).
     """
 
     top_k: int = 3
@@ -118,8 +130,15 @@ class StoryOptions:
     memory_chars: int = 700
     temperature: float = 0.8
     seed: int = 0
+    cache_slots: bool = True
+    lore_budget: int = 200
+    bible: Literal["off", "auto"] = "off"
 
     def __post_init__(self) -> None:
+        if self.bible not in ("off", "auto"):
+            raise ConfigError(f"bible must be 'off' or 'auto', got {self.bible!r}")
+        if self.lore_budget < 0:
+            raise ConfigError(f"lore_budget must be 0 or more tokens, got {self.lore_budget}")
         if self.max_retries < 0 or self.top_k < 0:
             raise ConfigError("max_retries and top_k must be >= 0")
         if not (math.isfinite(self.temperature) and self.temperature >= 0):
