@@ -19,7 +19,8 @@ and the speed-up off / on. Writes bench/results/story_slots.json.
 ``--long N``: one N-step autonomous run with cache slots and ``bible="auto"``, five facts planted
 as lore entries before the first step, and the rolling-window baseline stepping alternately with
 it (its seconds are the control for machine noise); in a second thread, up to ``--recall-at``
-steps, an engine with no lore entries (the facts only in the opening plan). At ``--recall-at``
+steps and never ahead of the lore run, an engine with no lore entries (the facts only in the
+opening plan). At ``--recall-at``
 the five facts are asked of both engines and the baseline. Reported: failed steps, seconds per
 step (steps 10-19 vs the last 10, a least-squares slope, each also over the baseline's), short-
 term memory size, lore changes applied / rejected, cache share, repetition, the recall probe.
@@ -532,6 +533,9 @@ def run_long(steps: int, recall_at: int, threads: int, out: Path, deadline: floa
         def plain_steps() -> None:
             try:
                 while plain.attempts < recall_at and not stop.is_set():
+                    if plain.attempts >= lore_run.attempts:  # keep at most level with the lore run
+                        time.sleep(0.5)
+                        continue
                     plain.step()
             except Exception as exc:  # noqa: BLE001 - raised by the main thread
                 errors.append(exc)
@@ -603,7 +607,7 @@ def run_long(steps: int, recall_at: int, threads: int, out: Path, deadline: floa
         last = 0.0
         for i in range(1, steps + 1):
             left = (deadline - time.time()) if deadline is not None else float("inf")
-            reserve = 0.0 if recall else 240.0  # the probe's 20 calls
+            reserve = 0.0 if recall else 300.0  # a no-lore step to end, the probe's 20 calls
             if left < 1.3 * last + reserve:
                 stopped_early = True
                 log(f"stopping before step {i}: {left:.0f}s left to the deadline")
