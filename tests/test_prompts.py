@@ -10,6 +10,7 @@ import pytest
 
 from memora.embed import Embedder, load_embedder
 from memora.recurrent.engine import StoryEngine, render
+from memora.recurrent.messages import planner_turns
 from memora.recurrent.types import Premise
 from memora.testing import ScriptedLLM
 
@@ -29,6 +30,10 @@ def test_story_prompts(tmp_path: Path, embedder: Embedder, golden: Golden) -> No
         context = engine._context()
         golden("story/writer", engine.writer_messages(context, "MEM {memory}", [], None, "PLAN"))
         golden("story/planner", engine.planner_messages(context, "MEM", "A paragraph {x}."))
+        writer = engine.writer_messages(context, "MEM", [], None, "PLAN", lore="- Lamp: {x}",
+                                        note="Eerie {plan}.", continued=True)  # fmt: skip
+        golden("story/writer_continued", writer)
+        golden("story/planner_continued", planner_turns(writer, "A paragraph {x}."))
     golden("story/chooser", render("chooser", memory="So far {plan}."))
     golden("story/opening_plan", render("opening_plan"))
 

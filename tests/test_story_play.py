@@ -17,9 +17,10 @@ from memora.testing import ScriptedLLM
 
 PREMISE = Premise("A lighthouse keeper finds a message in a bottle.", title="The Bottle")
 PARAGRAPH = (
-    "Mara climbed the spiral stairs of the Gull Rock lighthouse at dusk, as she had every evening for "
-    "eleven years. On the rocks below, a green bottle glinted, corked and sealed with wax, "
-    "lodged between two stones where the tide had left it. She carried it up to the lamp room."
+    "Mara climbed the spiral stairs of the Gull Rock lighthouse at dusk, as she had every "
+    "evening for eleven years. On the rocks below, a green bottle glinted, corked and sealed "
+    "with wax, lodged between two stones where the tide had left it. She carried it up to the "
+    "lamp room."
 )
 PLANS = {
     "summary": "Mara, keeper of the lighthouse, found a sealed green bottle on the rocks.",
@@ -154,3 +155,19 @@ def test_cache_slots_serve_more_of_each_step_from_the_cache(
                     s.prompt_tokens for s in later
                 )
     assert shares[True] > shares[False] + 0.1
+
+
+def test_the_continued_layout_gives_the_planner_the_writers_whole_prompt(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    llm = ScriptedLLM([PARAGRAPH, _plans("a")])
+    with StoryEngine(llm, tmp_path / "s.db", embedder=embedder, layout="continued") as engine:
+        engine.create(PREMISE)
+        engine.step()
+    writer, planner = llm.prompts[0], llm.prompts[1]
+    assert isinstance(writer, list) and isinstance(planner, list)
+    assert planner[: len(writer)] == writer
+    assert planner[len(writer)] == {"role": "assistant", "content": PARAGRAPH}
+    assert "summary" in planner[-1]["content"]
+    with pytest.raises(ConfigError, match="layout"):
+        StoryEngine(llm, tmp_path / "t.db", embedder=embedder, layout="joined")

@@ -36,6 +36,7 @@ from memora.recurrent.messages import (
     Messages,
     plan_schema,
     planner_messages,
+    planner_turns,
     render,
     story_context,
     writer_messages,
@@ -207,10 +208,12 @@ class StoryEngine(StepCalls, Interactive):
         retrieved = self._retrieve(plan, head)
         memory = head.memory if head else "(nothing yet)"
         lore = render_lore(self._triggered(f"{plan}\n{memory}\n{head.paragraph if head else ''}"))
-        writer = self.writer_messages(self._context(), memory, retrieved, head, plan,
-                                      lore=lore, note=self.file.author_note)  # fmt: skip
+        continued = self.options.layout == "continued"
+        writer = self.writer_messages(self._context(), memory, retrieved, head, plan, lore=lore,
+                                      note=self.file.author_note, continued=continued)  # fmt: skip
         paragraph = self._write_paragraph(writer, head, usage, on_text)
-        planner = self.planner_messages(self._context(), memory, paragraph)
+        planner = (planner_turns(writer, paragraph) if continued
+                   else self.planner_messages(self._context(), memory, paragraph))  # fmt: skip
         new_memory, plans, kept = self._plan(planner, memory, paragraph, head, usage,
                                              on_plan_text)  # fmt: skip
         changes = self._bible(paragraph)
@@ -304,10 +307,11 @@ class StoryEngine(StepCalls, Interactive):
         return story_context(self.premise, self.file.pinned)
 
     def writer_messages(self, context: str, memory: str, retrieved: list[Step],
-                        last: Step | None, plan: str, *, lore: str = "",
-                        note: str = "") -> Messages:  # fmt: skip
+                        last: Step | None, plan: str, *, lore: str = "", note: str = "",
+                        continued: bool = False) -> Messages:  # fmt: skip
         """The paragraph prompt (:func:`memora.recurrent.messages.writer_messages`)."""
-        return writer_messages(context, memory, retrieved, last, plan, lore=lore, note=note)
+        return writer_messages(context, memory, retrieved, last, plan, lore=lore, note=note,
+                               continued=continued)  # fmt: skip
 
     def planner_messages(self, context: str, memory: str, paragraph: str) -> Messages:
         """The summary-and-plans prompt (:func:`memora.recurrent.messages.planner_messages`)."""

@@ -24,6 +24,7 @@ __all__ = [
     "paragraph_problem",
     "plan_schema",
     "planner_messages",
+    "planner_turns",
     "plans_problem",
     "render",
     "story_context",
@@ -66,9 +67,11 @@ def writer_messages(
     *,
     lore: str = "",
     note: str = "",
+    continued: bool = False,
 ) -> Messages:
     """The paragraph prompt. ``lore``: the triggered lorebook entries (rendered); ``note``:
-    the author's note, put just before the last paragraph."""
+    the author's note, put just before the last paragraph. ``continued``: start with the
+    planner's worked example, so that :func:`planner_turns` can continue this conversation."""
     passages = "\n".join(f"- {s.paragraph}" for s in retrieved) or "(none)"
     user = render(
         "writer_user",
@@ -80,17 +83,39 @@ def writer_messages(
         last=last.paragraph if last else "(the story has not started)",
         plan=plan,
     )
-    return [{"role": "system", "content": render("system")}, {"role": "user", "content": user}]
+    start = _example_turns() if continued else [{"role": "system", "content": render("system")}]
+    return [*start, {"role": "user", "content": user}]
+
+
+def _example_turns() -> Messages:
+    return [
+        {"role": "system", "content": render("system")},
+        {"role": "user", "content": render("planner_example_user")},
+        {"role": "assistant", "content": render("planner_example_answer")},
+    ]
+
+
+def planner_turns(writer: Messages, paragraph: str) -> Messages:
+    """The summary-and-plans prompt of the ``"continued"`` layout: the writer's conversation
+    (made with ``continued=True``), the paragraph as its answer, then the task. Its whole
+    start is the writer's prompt, served from the KV cache; on the bundled 135M model the
+    worked example's names leak into the story in this layout (see :func:`planner_messages`)."""
+    return [
+        *writer,
+        {"role": "assistant", "content": paragraph},
+        {"role": "user", "content": render("planner_task")},
+    ]
 
 
 def planner_messages(context: str, memory: str, paragraph: str) -> Messages:
     """The summary-and-plans prompt: the writer's start, then one worked example (another
     story) as an earlier turn, then the task.
 
-    It is its own conversation, not the writer's continued: on the bundled 135M model, every
-    layout that continued the writer's conversation (so that its whole prompt would come from
-    the KV cache) broke the answer: the model copied the example's names into the story, or
-    filled in placeholders, or copied its previous answer."""
+    This is the ``"separate"`` layout (the default): its own conversation, sharing only the
+    system text and the story's facts with the writer. On the bundled 135M model every layout
+    that continued the writer's conversation (so that its whole prompt comes from the KV
+    cache) hurt the answers: with the worked example first, its names leaked into the story;
+    without it, the model filled in placeholders or copied its previous answer."""
     user = render("planner_user", context=context, memory=memory, paragraph=paragraph)
     return [
         {"role": "system", "content": render("system")},
@@ -143,8 +168,6 @@ def paragraph_problem(text: str, last: Step | None, prompt: str) -> str:
         return f"the paragraph has {len(words)} words; write 80 to 150"
     if last is not None and normalize_text(text) == normalize_text(last.paragraph):
         return "the paragraph repeats the last one"
-    if text.lstrip().startswith("{"):
-        return "the paragraph is JSON; write story prose"
     if "Plan for the next paragraph" in text or normalize_text(text) in normalize_text(prompt):
         return "the paragraph copies the instructions"
     return ""

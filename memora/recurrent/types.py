@@ -121,6 +121,9 @@ class StoryOptions:
     lorebook entries per prompt. ``bible``: ``"auto"`` lets the model propose lorebook changes
     after each step and applies those grounded in the paragraph; ``"off"`` leaves the
     lorebook to the person (:meth:`StoryEngine.propose_lore` proposes on request).
+    ``layout``: ``"separate"`` gives the summary-and-plans call its own conversation;
+    ``"continued"`` continues the writer's, so nearly all of its prompt comes from the cache
+    (for models that do not copy the worked example, unlike the bundled 135M one).
     """
 
     top_k: int = 3
@@ -133,8 +136,11 @@ class StoryOptions:
     cache_slots: bool = True
     lore_budget: int = 200
     bible: Literal["off", "auto"] = "off"
+    layout: Literal["separate", "continued"] = "separate"
 
     def __post_init__(self) -> None:
+        if self.layout not in ("separate", "continued"):
+            raise ConfigError(f"layout must be 'separate' or 'continued', got {self.layout!r}")
         if self.bible not in ("off", "auto"):
             raise ConfigError(f"bible must be 'off' or 'auto', got {self.bible!r}")
         if self.lore_budget < 0:
