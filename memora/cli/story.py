@@ -8,17 +8,18 @@ Every command checks its story file read-only before it opens it: commands that 
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
 from memora.cli.story_lore import lore
+from memora.cli.story_play import model_loaded, note, review_lore, streamed, swipe
 from memora.errors import ConfigError, InvalidOptionError
 from memora.recurrent.storyfile import StoryFile, check_writable, file_errors
-from memora.recurrent.types import Premise, Step, StepError, StoryOptions
+from memora.recurrent.types import Premise, Step, StoryOptions
 
 __all__ = ["story", "write"]
 
@@ -31,13 +32,15 @@ MENU = (
 )
 
 
-def _progress(step: Step, done: int, total: int) -> str:
+def _progress(step: Step, done: int, total: int, *, lore: bool = False) -> str:
     stats = step.stats
     return (
         f"step {done}/{total} (#{step.id}, depth {step.depth}, {step.chosen_by}): "
         f"{len(step.paragraph.split())} words, {stats.evaluated_tokens} of "
         f"{stats.prompt_tokens} prompt tokens evaluated, {stats.completion_tokens} generated, "
-        f"{stats.seconds:.1f} s" + (", memory kept" if stats.memory_kept else "")
+        f"{stats.seconds:.1f} s"
+        + (", memory kept" if stats.memory_kept else "")
+        + (f", lore: {stats.lore_applied} applied, {stats.lore_rejected} rejected" if lore else "")
     )
 
 
@@ -101,26 +104,25 @@ def _ask_plan(engine: Any, head: Step) -> tuple[str | None, str] | None:
 )
 @click.option("--n-ctx", type=int, default=None,
               help="context length in tokens (default: MEMORA_N_CTX, else 4096)")  # fmt: skip
+@click.option("--bible", type=click.Choice(["off", "auto"]), default="off", show_default=True,
+              help="auto: the story bible proposes lorebook changes after each step; those "
+                   "grounded in the paragraph are applied (with --interactive: you accept or "
+                   "reject each)")  # fmt: skip
 def write(story_path: Path, premise: str | None, steps: int, interactive: bool, seed: int,
-          max_tokens: int, **given: Any) -> None:  # fmt: skip
+          max_tokens: int, bible: str, **given: Any) -> None:  # fmt: skip
     """Write STEPS more paragraphs of a story, each streamed as it is written and saved as it
     completes."""
     # ``given``: --title, --genre, --outline (a new story) and --model, --threads, --n-ctx
-    from memora.embed import load_embedder
-    from memora.llm.registry import load_model
     from memora.recurrent.budget import check_story_fits
     from memora.recurrent.engine import StoryEngine
-    from memora.settings import load_settings
 
     if steps < 1:
         raise InvalidOptionError(f"--steps must be at least 1, got {steps}")
-    options = StoryOptions.build(seed=seed, paragraph_tokens=max_tokens)
+    # with --interactive the person judges the bible's proposals, not the grounding check
+    engine_bible = "auto" if bible == "auto" and not interactive else "off"
+    options = StoryOptions.build(seed=seed, paragraph_tokens=max_tokens, bible=engine_bible)
     new = _new_story(story_path, premise, given["title"], given["genre"], given["outline"])
-    overrides = {"model": given["model_spec"], "n_ctx": given["n_ctx"],
-                 "n_threads": given["n_threads"]}  # fmt: skip
-    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    embedder = load_embedder(settings.embedder)
-    with load_model(settings.model, **settings.model_options()) as llm:
+    with model_loaded(given["model_spec"], given["n_ctx"], given["n_threads"]) as (llm, embedder):
         if new is not None:  # before the file is created: a story that cannot fit never starts
             check_story_fits(llm, new, [], options)
         with file_errors(story_path), StoryEngine(
@@ -128,7 +130,7 @@ def write(story_path: Path, premise: str | None, steps: int, interactive: bool, 
         ) as engine:  # fmt: skip
             if new is not None:
                 engine.create(new)
-            _write_steps(engine, story_path, steps, interactive)
+            _write_steps(engine, story_path, steps, interactive, bible == "auto")
 
 
 def _new_story(path: Path, premise: str | None, title: str, genre: str,
@@ -145,7 +147,9 @@ def _new_story(path: Path, premise: str | None, title: str, genre: str,
     return Premise(premise, title=title, genre=genre, outline=outline)
 
 
-def _write_steps(engine: Any, path: Path, steps: int, interactive: bool) -> None:
+def _write_steps(engine: Any, path: Path, steps: int, interactive: bool, bible: bool) -> None:
+    """``bible``: the story bible is on (with ``interactive``, the person reviews each step's
+    proposals; without, the progress line counts the changes applied and rejected)."""
     done = 0
     try:
         while done < steps:
@@ -159,49 +163,15 @@ def _write_steps(engine: Any, path: Path, steps: int, interactive: bool) -> None
                 plan, chosen_by = asked
                 if chosen_by == "model":
                     plan, chosen_by = None, None
-            step = _step_with_retry(engine, plan, chosen_by)
+            step = streamed(partial(engine.step, plan, chosen_by=chosen_by))
             done += 1
-            err.print(f"[dim]{_progress(step, done, steps)}[/]")
+            err.print(f"[dim]{_progress(step, done, steps, lore=bible and not interactive)}[/]")
+            if bible and interactive:
+                review_lore(engine)
     except KeyboardInterrupt:
         click.echo()
         err.print(f"[yellow]interrupted: {done} completed steps are saved in {path}[/]")
         sys.exit(130)
-
-
-def _step_with_retry(engine: Any, plan: str | None, chosen_by: Any) -> Step:
-    """One step, its paragraph streamed to stdout; when its output stays unusable, one more
-    try (the engine samples a failed step anew with other seeds)."""
-    try:
-        return _streamed_step(engine, plan, chosen_by)
-    except StepError as exc:
-        err.print(f"[yellow]{escape(str(exc))}[/]\n[yellow]trying once more[/]")
-        first = str(exc)
-    try:
-        return _streamed_step(engine, plan, chosen_by)
-    except StepError as exc:
-        raise StepError(
-            f"2 tries failed. First: {first.split('; the story')[0]}. Second: {exc}",
-            outputs=exc.outputs,
-        ) from exc
-
-
-def _streamed_step(engine: Any, plan: str | None, chosen_by: Any) -> Step:
-    shown: list[str] = []
-
-    def show(piece: str) -> None:
-        shown.append(piece)
-        click.echo(piece, nl=False)
-
-    click.echo()
-    try:
-        step: Step = engine.step(plan, chosen_by=chosen_by, on_text=show)
-    finally:
-        click.echo()
-    if "".join(shown).strip() != step.paragraph:
-        err.print("[dim](revised: a retry, or the cut-off last sentence dropped) saved as:[/]")
-        click.echo(step.paragraph)
-    click.echo()
-    return step
 
 
 @click.group()
@@ -220,7 +190,8 @@ STORY_FILE = click.argument("path", type=click.Path(dir_okay=False, path_type=Pa
 @story.command()
 @STORY_FILE
 def show(path: Path) -> None:
-    """Every step (the tree of versions); * marks the current branch, > the head."""
+    """Every step (the tree of versions); * marks the current branch, > the head (with its
+    version number when `story swipe` wrote others)."""
     with file_errors(path):
         file = _open(path, readonly=True)
         try:
@@ -233,11 +204,20 @@ def _show(file: StoryFile) -> None:
     premise = file.premise
     current = {s.id for s in file.path_to(file.head_id)}
     click.echo(f"{premise.title or 'Untitled'} - {premise.premise}")
-    for step in file.steps():
+    steps = file.steps()
+    versions: dict[int | None, list[int]] = {}
+    for step in steps:
+        versions.setdefault(step.parent_id, []).append(step.id)
+    for step in steps:
         mark = ">" if step.id == file.head_id else ("*" if step.id in current else " ")
         parent = f"<-{step.parent_id}" if step.parent_id else "root"
+        siblings = versions[step.parent_id]
+        version = ""
+        if step.id == file.head_id and len(siblings) > 1:
+            version = f" [version {siblings.index(step.id) + 1} of {len(siblings)}]"
         click.echo(
-            f"{mark} #{step.id} {parent} depth {step.depth} ({step.chosen_by}) {step.plan[:60]}"
+            f"{mark} #{step.id} {parent} depth {step.depth} ({step.chosen_by}){version} "
+            f"{step.plan[:60]}"
         )
         click.echo(f"      {step.paragraph[:100]}")
     file.close()
@@ -295,3 +275,5 @@ def undo(path: Path) -> None:
 
 
 story.add_command(lore)
+story.add_command(swipe)
+story.add_command(note)
