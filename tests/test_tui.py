@@ -383,7 +383,7 @@ async def test_every_input_mode_opens_refuses_and_acts(tmp_path: Path, embedder:
     placeholder, esc closes it unanswered, an answer it cannot take is refused with nothing
     written, and the answer it takes acts (a new mode fails here until it is driven too)."""
     opens = {InputMode.STEPS: "c", InputMode.OWN_PLAN: "o", InputMode.WHICH_PLAN: "p",
-             InputMode.SAVE_AS: "a"}  # fmt: skip
+             InputMode.AUTHOR_NOTE: "n", InputMode.SAVE_AS: "a"}  # fmt: skip
     assert {*opens, InputMode.EDITED_PLAN} == set(InputMode)  # EDITED_PLAN follows WHICH_PLAN
     path = tmp_path / "s.db"
     _fixed_story(path)
@@ -404,8 +404,8 @@ async def test_every_input_mode_opens_refuses_and_acts(tmp_path: Path, embedder:
             assert prompt.mode is None and prompt.has_class("hidden")
         assert len(app.engine.file.steps()) == 2 and app.engine.file.path == path
 
-        async def answer(key: str, *typed: str) -> None:
-            await pilot.press(key, *typed, "enter")
+        async def answer(*typed: str) -> None:
+            await pilot.press(*typed, "enter")
             await settle(app, pilot)
 
         await answer("c", "backspace", "x")  # STEPS
@@ -430,6 +430,13 @@ async def test_every_input_mode_opens_refuses_and_acts(tmp_path: Path, embedder:
         edited = app.engine.head
         assert edited is not None and edited.parent_id == own.id
         assert (edited.plan, edited.chosen_by) == (own.plans[1] + " Fast.", "edited")
+
+        await pilot.press("n")  # AUTHOR_NOTE: over 500 characters is refused
+        prompt.value = "x" * 501
+        await answer()
+        assert "500" in text_of(app, "#status") and app.engine.author_note == ""
+        await answer("n", *"Grim.")
+        assert app.engine.author_note == "Grim." and text_of(app, "#note") == "Grim."
 
         await answer("a")  # SAVE_AS, the name it offers
         assert app.engine.file.path == tmp_path / "s-copy.db" and app.engine.head == edited

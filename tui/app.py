@@ -8,9 +8,10 @@ one source of truth: every finished step is saved as it completes, so there is n
 ``a`` saves a copy under another name.
 
 This module holds the layout, the keys and the few actions of the app as a whole; the rest
-stands in layers below it, none of which imports this one: :mod:`~memora.tui.story_actions`
-and :mod:`~memora.tui.file_actions` (what the keys do), :mod:`~memora.tui.base` (state,
-drawing, the workers), :mod:`~memora.tui.prompt` (the input line's modes),
+stands in layers below it, none of which imports this one: :mod:`~memora.tui.story_actions`,
+:mod:`~memora.tui.file_actions` and :mod:`~memora.tui.tools` (what the keys do; the lorebook's
+screens in :mod:`~memora.tui.lore` and :mod:`~memora.tui.proposals`), :mod:`~memora.tui.base`
+(state, drawing, the workers), :mod:`~memora.tui.prompt` (the input line's modes),
 :mod:`~memora.tui.writer` and :mod:`~memora.tui.view` (writing steps, the story as markup).
 """
 
@@ -21,11 +22,12 @@ from typing import Any, ClassVar
 
 from memora.tui.file_actions import FileActions
 from memora.tui.files import probe
-from memora.tui.prompt import PromptLine, answer
+from memora.tui.prompt import InputMode, PromptLine, answer
 from memora.tui.screens import EditScreen, KeysScreen, NewStoryScreen
 from memora.tui.settings import SettingsScreen, TuiConfig, config_path
 from memora.tui.startup import Startup
 from memora.tui.story_actions import StoryActions
+from memora.tui.tools import ToolActions
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -39,7 +41,7 @@ from memora.settings import Settings, load_settings
 __all__ = ["EditScreen", "NewStoryScreen", "StoryApp", "build_app"]
 
 
-class StoryApp(StoryActions, FileActions):
+class StoryApp(StoryActions, FileActions, ToolActions):
     """Write a story: pick plans, steer the memory, undo, branch, export."""
 
     TITLE = "memora story"
@@ -91,6 +93,12 @@ class StoryApp(StoryActions, FileActions):
             tooltip="stop writing (finished steps stay), close a prompt",
         ),
         Binding("q", "quit", "Quit", tooltip="quit (the story is saved as it is written)"),
+        Binding("w", "swipe", "Swipe", tooltip="write another version of the latest paragraph"),
+        Binding("left_square_bracket", "flick(-1)", "Prev", tooltip="the version before"),
+        Binding("right_square_bracket", "flick(1)", "Next", tooltip="the version after"),
+        Binding("n", "author_note", "Note", tooltip="the author's note (read for each paragraph)"),
+        Binding("l", "lore", "Lore", tooltip="the lorebook: add, edit, remove, undo"),
+        Binding("L", "propose_lore", "Bible", tooltip="lorebook changes the story bible proposes"),
     ]
 
     # -- layout --------------------------------------------------------------------------
@@ -106,6 +114,8 @@ class StoryApp(StoryActions, FileActions):
             with VerticalScroll(id="side"):
                 yield Label("Memory", classes="heading")
                 yield TextArea(id="memory", read_only=True, soft_wrap=True)
+                yield Label("Author's note", classes="heading note")
+                yield Static(id="note", classes="note")
                 yield Label("Retrieved", classes="heading")
                 yield Static(id="retrieved")
                 yield Label("Model", classes="heading")
@@ -161,7 +171,7 @@ class StoryApp(StoryActions, FileActions):
     @on(Input.Submitted, "#prompt")
     def prompt_submitted(self, event: Input.Submitted) -> None:
         mode, value = self.close_prompt(), event.value.strip()
-        if mode is not None and value:
+        if mode is not None and (value or mode is InputMode.AUTHOR_NOTE):
             answer(self, mode, value)
 
 

@@ -108,6 +108,9 @@ class StoryAppBase(App[None]):
         memory.read_only = True
         self.query_one("#retrieved", Static).update(view.retrieved)
         self.query_one("#stats", Static).update(view.stats)
+        for part in self.query(".note"):
+            part.display = bool(view.note)
+        self.query_one("#note", Static).update(view.note)
         self.query_one("#story", VerticalScroll).scroll_end(animate=False)
 
     def set_status(self, text: str, *, error: bool = False) -> None:
@@ -181,21 +184,23 @@ class StoryAppBase(App[None]):
 
     # -- writing steps -------------------------------------------------------------------
 
-    def generate(self, plan: str | None, chosen_by: ChosenBy | None, steps: int) -> None:
-        """Write ``steps`` steps in a worker, the first on ``plan`` (None: the model picks)."""
+    def generate(
+        self, plan: str | None, chosen_by: ChosenBy | None, steps: int, *, swipe: bool = False
+    ) -> None:
+        """Write ``steps`` steps in a worker, the first on ``plan`` (None: the model picks);
+        with ``swipe``, another version of the latest paragraph."""
         self.busy = True
         self._cancel.clear()
         self.set_status("writing... (esc cancels)")
-        self._write(plan, chosen_by, steps)
+        self._write(plan, chosen_by, steps, swipe)
 
     def cancel_writing(self) -> None:
         self._cancel.set()
 
     @work(thread=True, exclusive=True, group="story")
-    def _write(self, plan: str | None, chosen_by: ChosenBy | None, steps: int) -> None:
-        outcome = write_steps(
-            self.engine, plan, chosen_by, steps, cancel=self._cancel, listener=_Relay(self)
-        )
+    def _write(self, plan: str | None, chosen_by: ChosenBy | None, steps: int, swipe: bool) -> None:
+        outcome = write_steps(self.engine, plan, chosen_by, steps, cancel=self._cancel,
+                              listener=_Relay(self), swipe=swipe)  # fmt: skip
         self.call_from_thread(self._finished, outcome)
 
     def append_live(self, piece: str) -> None:

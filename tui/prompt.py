@@ -27,6 +27,7 @@ class InputMode(Enum):
     WHICH_PLAN = "edit which plan? 1, 2 or 3 (esc: back)"
     EDITED_PLAN = "the edited plan (enter: write it)"
     SAVE_AS = "save a copy as (enter: save it and continue in the copy)"
+    AUTHOR_NOTE = "the author's note, read before every paragraph (enter: save, empty clears)"
 
     @property
     def placeholder(self) -> str:
@@ -66,12 +67,15 @@ class PromptHost(Protocol):
 
     def save_as(self, target: Path) -> None: ...
 
+    def set_note(self, text: str) -> None: ...
+
     def set_status(self, text: str, *, error: bool = False) -> None: ...
 
 
 def answer(host: PromptHost, mode: InputMode, value: str) -> None:
-    """Act on ``value`` (stripped, not empty), typed into the input line in ``mode``. An answer
-    the mode cannot take is refused in the status line."""
+    """Act on ``value`` (stripped; empty only for the author's note, which it clears), typed
+    into the input line in ``mode``. An answer the mode cannot take is refused in the status
+    line."""
     match mode:
         case InputMode.STEPS:
             if not value.isdigit() or not 1 <= int(value) <= MAX_CONTINUE:
@@ -90,5 +94,7 @@ def answer(host: PromptHost, mode: InputMode, value: str) -> None:
             host.generate(value, "edited", 1)
         case InputMode.SAVE_AS:
             host.save_as(Path(value).expanduser())
+        case InputMode.AUTHOR_NOTE:
+            host.set_note(value)
         case _:
             assert_never(mode)

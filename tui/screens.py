@@ -9,7 +9,8 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import Key
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static, TextArea
 
@@ -131,12 +132,20 @@ class EditScreen(ModalScreen[str | None]):
 
 
 class KeysScreen(ModalScreen[None]):
-    """Every key of the story screen and what it does; any key closes it."""
+    """Every key of the story screen and what it does; the arrows and the page keys scroll a
+    list taller than the screen, any other key closes it."""
 
     DEFAULT_CSS = """
     KeysScreen { align: center middle; }
-    #keys { width: 66; height: auto; max-height: 24; border: thick $primary; padding: 0 1; }
+    #keys {
+        width: 66; height: auto; max-height: 22; border: thick $primary; padding: 0 1;
+        scrollbar-size-vertical: 0;
+    }
     """
+    SCROLL_KEYS: ClassVar[dict[str, str]] = {
+        "down": "scroll_down", "up": "scroll_up", "pagedown": "scroll_page_down",
+        "pageup": "scroll_page_up", "end": "scroll_end", "home": "scroll_home",
+    }  # fmt: skip
 
     def __init__(self, keys: list[tuple[str, str]]) -> None:
         super().__init__()
@@ -145,8 +154,13 @@ class KeysScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         width = max(len(key) for key, _ in self.keys)
         lines = [f"[b]{key.rjust(width)}[/]  {what}" for key, what in self.keys]
-        with Vertical(id="keys"):
+        with VerticalScroll(id="keys"):
             yield Static("\n".join(lines), id="keys-list")
 
-    def on_key(self) -> None:
-        self.dismiss(None)
+    def on_key(self, event: Key) -> None:
+        scroll = self.SCROLL_KEYS.get(event.key)
+        if scroll is None:
+            self.dismiss(None)
+            return
+        event.stop()
+        getattr(self.query_one("#keys", VerticalScroll), scroll)(animate=False)

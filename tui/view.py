@@ -20,6 +20,7 @@ class StoryView:
     memory: str
     retrieved: str
     stats: str
+    note: str = ""  # the author's note ("": none)
 
 
 def draw(engine: StoryEngine) -> StoryView:
@@ -41,6 +42,7 @@ def draw(engine: StoryEngine) -> StoryView:
         retrieved="\n".join(f"[dim]#{s.id}[/] {escape(clip(s.paragraph, 60))}" for s in retrieved)
         or "[dim](none)[/]",
         stats=stats(engine, head),
+        note=escape(engine.author_note) if exists else "",
     )
 
 
@@ -56,6 +58,9 @@ def stats(engine: StoryEngine, head: Step | None) -> str:
             f"wrote {done.completion_tokens} tok",
             f"{done.seconds:.1f} s, {speed:.1f} tok/s",
         ]
+        versions = [s.id for s in engine.swipes(head.id)]
+        if len(versions) > 1:  # swipes: w writes another, [ and ] flick
+            lines.append(f"version {versions.index(head.id) + 1} of {len(versions)}")
     return "\n".join(lines)
 
 

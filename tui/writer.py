@@ -17,7 +17,7 @@ from memora.errors import GenerationCancelledError
 from memora.recurrent.engine import StoryEngine
 from memora.recurrent.types import ChosenBy, Step
 
-__all__ = ["Listener", "Outcome", "write_steps"]
+__all__ = ["Listener", "Outcome", "version", "write_steps"]
 
 
 class _Cancelled(Exception):
@@ -56,12 +56,14 @@ def write_steps(
     *,
     cancel: threading.Event,
     listener: Listener,
+    swipe: bool = False,
 ) -> Outcome:
     """Write ``steps`` steps, the first on ``plan`` (None: the model chooses, as it does for the
-    rest). Setting ``cancel`` drops the step being written, at any point of it (a model that
-    can, such as llama.cpp's, is stopped in the middle of evaluating a prompt); the finished
-    ones stay. A :class:`MemoraError` ends the run and is the outcome (the story keeps what
-    was saved)."""
+    rest); with ``swipe``, one other version of the latest paragraph instead (its plan and its
+    parent, :meth:`StoryEngine.swipe`). Setting ``cancel`` drops the step being written, at any
+    point of it (a model that can, such as llama.cpp's, is stopped in the middle of evaluating
+    a prompt); the finished ones stay. A :class:`MemoraError` ends the run and is the outcome
+    (the story keeps what was saved)."""
     done, message, planned = 0, "", 0
 
     def on_text(piece: str) -> None:
@@ -83,11 +85,16 @@ def write_steps(
                     break
                 planned = 0
                 listener.starting()
-                step = engine.step(plan, chosen_by=chosen_by, on_text=on_text,
-                                   on_plan_text=on_plan)  # fmt: skip
+                if swipe:
+                    step = engine.swipe(on_text=on_text, on_plan_text=on_plan)
+                else:
+                    step = engine.step(plan, chosen_by=chosen_by, on_text=on_text,
+                                       on_plan_text=on_plan)  # fmt: skip
                 plan, chosen_by, done = None, None, done + 1
                 listener.saved(step)
                 message = f"step #{step.id} written" + (f" ({done}/{steps})" if steps > 1 else "")
+                if swipe:
+                    message += f": {version(engine)}"
         if cancel.is_set():
             message = f"cancelled after {done} of {steps} steps; finished steps are saved"
     except (_Cancelled, GenerationCancelledError):
@@ -105,3 +112,11 @@ def _watched(llm: Any, cancel: threading.Event) -> contextlib.AbstractContextMan
     other models are stopped by the streaming callbacks alone."""
     watch = getattr(llm, "cancel_on", None)
     return watch(cancel) if watch is not None else contextlib.nullcontext()
+
+
+def version(engine: StoryEngine) -> str:
+    """Which version of the latest paragraph the head is: "version i of n"."""
+    head = engine.head
+    versions = [s.id for s in engine.swipes()]
+    at = versions.index(head.id) + 1 if head is not None and head.id in versions else 0
+    return f"version {at} of {len(versions)}"
