@@ -143,7 +143,8 @@ run_tests() {
 llama_cpp.llama_supports_gpu_offload()); print(llama_cpp.llama_print_system_info().decode())"
     MEMORA_GPU_REPORT=$OUT/gpu_tests_report.json timeout 540 python3 -m pytest \
         tests/test_registry.py tests/test_llamacpp.py tests/test_llm_contract.py \
-        tests/test_set_prompt.py tests/test_choose.py tests/test_gpu.py \
+        tests/test_set_prompt.py tests/test_choose.py tests/test_llamacpp_slots.py \
+        tests/test_gpu.py \
         -v -rA --durations=15 --timeout 240 -p no:cacheprovider \
         --continue-on-collection-errors 2>&1 | tee "$OUT/gpu_tests.log"
     cat "$OUT/gpu_tests_report.json"
