@@ -48,6 +48,9 @@ def test_changes_can_name_only_what_the_paragraph_or_the_lorebook_names() -> Non
     assert candidate_names(PARAGRAPH, entries) == ["Tom", "Greta", "the mill"]
     text = "The council met in the Glass Hall of Veridia. Queen Isolde's guard, and Tom, left."
     assert candidate_names(text) == ["Glass Hall", "Veridia", "Queen Isolde", "Tom"]
+    # words capitalised only because they start a sentence are not names
+    starts = "As night fell, I'd waited. He'd gone. I'm here. Don't. When Mara came, O'Brien ran."
+    assert candidate_names(starts) == ["Mara", "O'Brien"]
     schema = bible_schema(["Tom", "Greta"], updates=False)
     item = schema["properties"]["changes"]["items"]["properties"]
     assert item["name"]["enum"] == ["Tom", "Greta"] and item["action"]["enum"] == ["add"]

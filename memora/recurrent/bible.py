@@ -66,14 +66,36 @@ class LoreChange:
         )
 
 
+#: Words capitalised at the start of a sentence that are never names on their own.
+_SENTENCE_STARTS = (
+    "i as if when while after before then still yet so now there here this that these those "
+    "what why how where who one some every each all no not only just even once maybe perhaps "
+    "suddenly finally later soon meanwhile instead again also too with without at in on by "
+    "for from to of into over under through my your his her its our their yes oh"
+)
+_NOT_NAMES = frozenset(_SENTENCE_STARTS.split())
+#: A contraction ("I'd", "He'll", "Don't"): a sentence's first word, not a name.
+_CONTRACTION = re.compile(r"[A-Za-z]+'(?:d|m|ll|re|ve|t)")
+
+
+def _not_a_name(word: str) -> bool:
+    folded = word.casefold()
+    return (
+        folded in grounding.COMMON_WORDS
+        or folded in _NOT_NAMES
+        or bool(_CONTRACTION.fullmatch(word))
+    )
+
+
 def candidate_names(paragraph: str, entries: Sequence[LoreEntry] = ()) -> list[str]:
     """The names a change may have: the runs of capitalised words of ``paragraph`` (without a
-    leading common word: "The Glass Hall" gives "Glass Hall"), then the names of ``entries``
-    the paragraph mentions, each once (case-insensitive)."""
+    leading common word, pronoun or contraction: "The Glass Hall" gives "Glass Hall", "As" and
+    "I'd" give nothing), then the names of ``entries`` the paragraph mentions, each once
+    (case-insensitive)."""
     found: list[str] = []
     for run in re.findall(r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*", paragraph):
         words = run.split()
-        while words and words[0].casefold() in grounding.COMMON_WORDS:
+        while words and _not_a_name(words[0]):
             words = words[1:]
         name = " ".join(words).removesuffix("'s")
         if len(name) >= 2 and len(name) <= NAME_CHARS:
