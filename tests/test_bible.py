@@ -195,3 +195,14 @@ def test_the_bundled_model_proposes_parseable_changes(local_llm: object, book: L
             old = before.get(kept.entry_id or 0)
             known = "" if old is None else "\n".join([old.name, *old.keys, old.text])
             assert grounding_problem(kept, PARAGRAPH, known=known) == ""
+
+
+def test_an_update_that_says_nothing_new_is_not_counted(book: Lorebook) -> None:
+    paragraph = "Tom baked bread at the mill. Tom sang while he worked."
+    first = [LoreChange("add", "Tom", ("Tom",), "Tom baked bread at the mill.")]
+    applied, _ = apply_changes(book, first, paragraph, mode="auto")
+    assert len(applied) == 1
+    again = [LoreChange("update", "Tom", (), "Tom baked bread at the mill.", applied[0].id)]
+    applied, rejected = apply_changes(book, again, paragraph, mode="auto")
+    assert applied == [] and rejected == []
+    assert len(book.history()) == 1

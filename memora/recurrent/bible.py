@@ -231,7 +231,9 @@ def apply_changes(
     ``mode="auto"``: a change with a :func:`grounding_problem`, or one the lorebook refuses (a
     bad key, a text over the bound), is rejected and never applied. ``mode="person"``: a
     person chose these changes; all are applied, or, when the lorebook refuses one, none (its
-    error is raised). An add naming an existing entry updates it. One transaction in all.
+    error is raised). An add naming an existing entry updates it; an update that says
+    nothing the entry does not already say changes nothing and is in neither list. One
+    transaction in all.
     """
     if mode not in ("auto", "person"):
         raise InvalidOptionError(f"mode must be 'auto' or 'person', got {mode!r}")
@@ -248,7 +250,9 @@ def apply_changes(
                 if problem:
                     rejected.append((change, problem))
                     continue
-                applied.append(_apply(lorebook, change, target, actor))
+                entry = _apply(lorebook, change, target, actor)
+                if entry != target:  # an update saying nothing new changes nothing
+                    applied.append(entry)
             except (ConfigError, RecordNotFoundError) as exc:
                 if mode == "person":
                     raise
