@@ -13,6 +13,7 @@ import pytest
 from memora._sqlite import Database
 from memora.errors import ConfigError, InvalidOptionError, OutputValidationError
 from memora.recurrent.bible import (
+    AUTO_ENTRY_CHARS,
     LoreChange,
     apply_changes,
     bible_messages,
@@ -206,3 +207,21 @@ def test_an_update_that_says_nothing_new_is_not_counted(book: Lorebook) -> None:
     applied, rejected = apply_changes(book, again, paragraph, mode="auto")
     assert applied == [] and rejected == []
     assert len(book.history()) == 1
+
+
+def test_the_bible_grows_an_entry_only_so_far_in_autonomous_mode(book: Lorebook) -> None:
+    sentences = [f"Tom walked to mill number {n} and counted the sacks." for n in range(12)]
+    paragraph = " ".join(sentences)
+    (entry,), _ = apply_changes(book, [LoreChange("add", "Tom", ("Tom",), sentences[0])],
+                                paragraph, mode="auto")  # fmt: skip
+    lengths = []
+    for sentence in sentences[1:]:
+        update = LoreChange("update", "Tom", (), sentence, entry.id)
+        apply_changes(book, [update], paragraph, mode="auto")
+        lengths.append(len(book.get(entry.id).text))
+    assert max(lengths) <= AUTO_ENTRY_CHARS and lengths[-1] == lengths[-2]
+    _, rejected = apply_changes(book, [update], paragraph, mode="auto")
+    assert rejected and "characters" in rejected[0][1]
+    apply_changes(book, [LoreChange("update", "Tom", (), "Tom is tall.", entry.id)], paragraph,
+                  mode="person")  # fmt: skip
+    assert book.get(entry.id).text.endswith("Tom is tall.")  # a person may write more

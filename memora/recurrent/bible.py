@@ -36,6 +36,9 @@ __all__ = [
 MAX_CHANGES = 3
 NAME_CHARS = 60
 TEXT_CHARS = 160
+#: An entry the story bible grows by itself stops here (a person may write more): a long entry
+#: crowds the lore budget out, or no longer fits it at all.
+AUTO_ENTRY_CHARS = 3 * TEXT_CHARS
 
 Mode = Literal["auto", "person"]
 
@@ -246,7 +249,7 @@ def apply_changes(
                 problem = ""
                 if mode == "auto":
                     problem = grounding_problem(change, paragraph, known=_known(target))
-                    problem = problem or _repetition(change.text)
+                    problem = problem or _repetition(change.text) or _too_long(change, target)
                 if problem:
                     rejected.append((change, problem))
                     continue
@@ -258,6 +261,15 @@ def apply_changes(
                     raise
                 rejected.append((change, str(exc)))
     return applied, rejected
+
+
+def _too_long(change: LoreChange, target: LoreEntry | None) -> str:
+    if target is None or len(target.text) + 1 + len(change.text) <= AUTO_ENTRY_CHARS:
+        return ""
+    return (
+        f"the entry would pass {AUTO_ENTRY_CHARS} characters; the story bible grows an entry "
+        "only that far (edit it by hand to say more)"
+    )
 
 
 def _target(lorebook: Lorebook, change: LoreChange) -> LoreEntry | None:
