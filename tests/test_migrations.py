@@ -98,7 +98,8 @@ def test_an_old_story_file_migrates_and_continues(tmp_path: Path, embedder: Embe
         assert engine.file.unindexed() == []
         hits = engine.store.search("green bottle", agent_id=engine._scope, mode="lexical")
         assert {h.record.metadata["step_id"] for h in hits} == {s.id for s in steps}
-    assert versions(path) == (FILE_FORMAT, {"memory": 4, "story": 1})
+        assert engine.lore.entries() == []  # an old story gets an empty lorebook
+    assert versions(path) == (FILE_FORMAT, {"memory": 4, "story": 1, "lore": 1})
 
 
 def test_probing_writes_nothing(tmp_path: Path) -> None:
