@@ -27,7 +27,7 @@ from memora.errors import ConfigError, OutputValidationError, StepError
 from memora.llm.base import LLM
 from memora.memory.store import MemoryStore
 from memora.prompting.choose import Method, choose
-from memora.recurrent.bible import LoreChange, apply_changes, propose_changes
+from memora.recurrent.bible import LoreChange, apply_changes
 from memora.recurrent.budget import check_story_fits
 from memora.recurrent.calls import StepCalls, Usage
 from memora.recurrent.interactive import Interactive
@@ -327,8 +327,7 @@ class StoryEngine(StepCalls, Interactive):
         if self.options.bible != "auto":
             return []
         try:
-            return propose_changes(self.llm, paragraph, self._triggered(paragraph),
-                                   seed=self._base)  # fmt: skip
+            return self._proposals(paragraph)
         except OutputValidationError:
             return []
 

@@ -97,8 +97,11 @@ class Interactive:
         step = self.file.step(step_id) if step_id is not None else self.head
         if step is None:
             raise ConfigError("the story is empty: write a step before asking for lore changes")
-        return propose_changes(self.llm, step.paragraph, self._triggered(step.paragraph),
-                               seed=self._base)  # fmt: skip
+        return self._proposals(step.paragraph)
+
+    def _proposals(self, paragraph: str) -> list[LoreChange]:
+        """One story bible call for ``paragraph``, given the entries it triggers."""
+        return propose_changes(self.llm, paragraph, self._triggered(paragraph), seed=self._base)
 
     def apply_lore(self, changes: Sequence[LoreChange], step_id: int | None = None) -> None:
         """Apply changes a person accepted (in the lore history, undoable)."""
