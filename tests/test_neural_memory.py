@@ -125,6 +125,19 @@ def test_state_round_trips_and_bad_input(embed) -> None:  # type: ignore[no-unty
         NeuralConfig(lr=0)
 
 
+def test_a_copy_learns_apart_and_ends_equal_to_the_original(embed) -> None:  # type: ignore[no-untyped-def]
+    keys, values = embed([c for c, _ in FACTS]), embed([f for _, f in FACTS])
+    memory = NeuralMemory(keys.shape[1])
+    memory.write(keys[:2], values[:2])
+    before = memory.state_bytes()
+    other = memory.copy()
+    other.write(keys[2:], values[2:])
+    assert memory.state_bytes() == before and memory.step == 1 and other.step == 2
+    memory.write(keys[2:], values[2:], at=other._state.last_at)
+    for name, w in memory.weights().items():
+        assert np.array_equal(w, other.weights()[name])
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "memories.db"

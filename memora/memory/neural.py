@@ -30,7 +30,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -167,7 +167,7 @@ class NeuralMemory:
         else:
             alpha = 1.0 - 0.5 ** (len(k) / cfg.forget_half_life_steps)
         eta, th, keep = np.float32(cfg.momentum), np.float32(theta), np.float32(1.0 - alpha)
-        for name in _PARAMS:
+        for name in _PARAMS:  # new arrays, never in place: copy() shares the old ones
             st.momentum[name] = eta * st.momentum[name] - th * grads[name]
             st.delta[name] = keep * st.delta[name] + st.momentum[name]
         batch_loss = float(losses.mean())
@@ -244,7 +244,16 @@ class NeuralMemory:
         return memory
 
     def copy(self) -> NeuralMemory:
-        return NeuralMemory.from_bytes(self.state_bytes())
+        """An independent memory in the same state. Cheap: it shares the arrays, which are
+        never changed in place (a write binds new ones), and the fixed initialization."""
+        other = NeuralMemory.__new__(NeuralMemory)
+        other.dim, other.config, other.embedder, other._base = (
+            self.dim, self.config, self.embedder, self._base,
+        )  # fmt: skip
+        st = self._state
+        other._state = replace(st, delta=dict(st.delta), momentum=dict(st.momentum),
+                               extra=dict(st.extra))  # fmt: skip
+        return other
 
     def fresh(self) -> NeuralMemory:
         """An empty memory with the same dimension, config and embedder."""
