@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from memora.errors import ConfigError, InvalidRecordError, StoreError
+from memora.memory import neural_designs as designs
 from memora.memory.types import SurpriseScore
 
 __all__ = ["NeuralConfig", "NeuralMemory", "NextMemory", "SurpriseScore", "WriteResult"]
@@ -58,6 +59,8 @@ class NeuralConfig:
         loss_decay: decay of the running mean of the loss (normalizes surprise).
         max_grad_norm: gradient clipping (global L2 norm).
         seed: the random initialization ``M_0``.
+        window, window_decay, loss, huber_delta, slow_lr, slow_half_life_steps: the design
+            options, off by default (:mod:`memora.memory.neural_designs`).
     """
 
     hidden: int = 128
@@ -69,6 +72,12 @@ class NeuralConfig:
     loss_decay: float = 0.98
     max_grad_norm: float = 5.0
     seed: int = 0
+    window: int = 1
+    window_decay: float = 0.9
+    loss: str = "l2"
+    huber_delta: float = 0.5
+    slow_lr: float = 0.0
+    slow_half_life_steps: float = 50_000.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -80,7 +89,7 @@ class NeuralConfig:
             or self.forget_half_life_seconds > 0,
             "0 < loss_decay < 1": 0 < self.loss_decay < 1,
             "max_grad_norm > 0": self.max_grad_norm > 0,
-        }
+        } | designs.check_designs(self)
         broken = [name for name, ok in checks.items() if not ok]
         if broken:
             raise ConfigError(f"NeuralConfig needs {', '.join(broken)}")
@@ -105,6 +114,8 @@ class _State:
     mean_loss: float | None = None
     last_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    slow: dict[str, np.ndarray] = field(default_factory=dict)  # slow weights (slow_lr > 0)
+    ring: tuple[np.ndarray, np.ndarray] | None = None  # the last pairs (window > 1)
 
 
 class NeuralMemory:
@@ -126,6 +137,8 @@ class NeuralMemory:
         self._base = _init_params(dim, self.config.hidden, self.config.seed)
         zeros = {name: np.zeros_like(p) for name, p in self._base.items()}
         self._state = _State(delta=zeros, momentum={n: z.copy() for n, z in zeros.items()})
+        if self.config.slow_lr > 0:
+            self._state.slow = {n: z.copy() for n, z in zeros.items()}
 
     # -- the three operations ------------------------------------------------------------
 
@@ -154,7 +167,7 @@ class NeuralMemory:
         err = cache[-1] - v
         losses = (err**2).sum(axis=1)
         scores = self._scores(losses)
-        grads = self._backward(cache, err)
+        grads = self._backward(cache, err) if designs.plain(cfg) else self._design_grads(k, v)
         norm = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads.values()))
         if norm > cfg.max_grad_norm:
             grads = {n: g * np.float32(cfg.max_grad_norm / norm) for n, g in grads.items()}
@@ -170,6 +183,10 @@ class NeuralMemory:
         for name in _PARAMS:  # new arrays, never in place: copy() shares the old ones
             st.momentum[name] = eta * st.momentum[name] - th * grads[name]
             st.delta[name] = keep * st.delta[name] + st.momentum[name]
+        if st.slow:
+            slow_alpha = 1.0 - 0.5 ** (len(k) / cfg.slow_half_life_steps)
+            st.slow = designs.slow_step(st.slow, grads, theta * cfg.slow_lr / cfg.lr, slow_alpha)
+        st.ring = designs.ring_after(st.ring, k, v, cfg.window)
         batch_loss = float(losses.mean())
         st.mean_loss = (
             batch_loss
@@ -195,12 +212,16 @@ class NeuralMemory:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of state that persist (learned weights and momentum)."""
-        return sum(a.nbytes for a in self._state.delta.values()) * 2
+        """Bytes of state that persist (learned weights, momentum and the designs' state)."""
+        extra = designs.design_arrays(self._state.slow, self._state.ring).values()
+        return sum(a.nbytes for a in self._state.delta.values()) * 2 + sum(a.nbytes for a in extra)
 
     def weights(self) -> dict[str, np.ndarray]:
-        """The current weights ``M_0 + D`` (copies)."""
-        return {n: self._base[n] + self._state.delta[n] for n in _PARAMS}
+        """The current weights ``M_0 + D`` (``+ D_slow`` with slow weights; copies)."""
+        st = self._state
+        if st.slow:
+            return {n: self._base[n] + st.delta[n] + st.slow[n] for n in _PARAMS}
+        return {n: self._base[n] + st.delta[n] for n in _PARAMS}
 
     def state_bytes(self) -> bytes:
         """The persistent state: config, counters and arrays, as one ``.npz`` blob."""
@@ -216,6 +237,7 @@ class NeuralMemory:
         }
         arrays = {f"delta_{n}": a for n, a in st.delta.items()}
         arrays.update({f"momentum_{n}": a for n, a in st.momentum.items()})
+        arrays.update(designs.design_arrays(st.slow, st.ring))
         buffer = io.BytesIO()
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         np.savez(buffer, allow_pickle=False, **arrays)
@@ -234,6 +256,9 @@ class NeuralMemory:
                 for name in _PARAMS:
                     st.delta[name] = data[f"delta_{name}"].astype(np.float32)
                     st.momentum[name] = data[f"momentum_{name}"].astype(np.float32)
+                shapes = {n: a.shape for n, a in st.delta.items()}
+                slow_on = memory.config.slow_lr > 0
+                st.slow, st.ring = designs.load_design_arrays(data, _PARAMS, slow_on, shapes)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(
                 f"the neural memory state is unreadable ({exc}). Fix: rebuild it from its "
@@ -252,7 +277,7 @@ class NeuralMemory:
         )  # fmt: skip
         st = self._state
         other._state = replace(st, delta=dict(st.delta), momentum=dict(st.momentum),
-                               extra=dict(st.extra))  # fmt: skip
+                               extra=dict(st.extra), slow=dict(st.slow))  # fmt: skip
         return other
 
     def fresh(self) -> NeuralMemory:
@@ -306,9 +331,18 @@ class NeuralMemory:
         y = h @ w["w3"] + w["b3"]
         return [z, a, u, sig, h, w, y]
 
-    def _backward(self, cache: list[Any], err: np.ndarray) -> dict[str, np.ndarray]:
+    def _design_grads(self, k: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
+        """The gradient of a windowed and/or robust write (:mod:`neural_designs`)."""
+        keys, values, old = designs.window_pairs(self._state.ring, k, v)
+        cache = self._forward(keys)
+        err = cache[-1] - values
+        return self._backward(cache, err, designs.row_scales(self.config, err, old))
+
+    def _backward(
+        self, cache: list[Any], err: np.ndarray, scale: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         z, a, u, sig, h, w, _ = cache
-        dy = (2.0 / len(err)) * err
+        dy = (2.0 / len(err)) * err if scale is None else (2.0 * scale[:, None]) * err
         dh = dy @ w["w3"].T
         du = dh * (sig * (1.0 + u * (1.0 - sig)))
         da = dh + du @ w["w2"].T
