@@ -207,6 +207,37 @@ def test_two_handles_share_one_memory(db_path: Path) -> None:
             np.testing.assert_allclose(replayed.weights()[name], w, rtol=0, atol=1e-6)
 
 
+def test_writes_between_checkpoints_log_pairs_only_and_replay_bit_for_bit(
+    db_path: Path,
+) -> None:
+    rng = np.random.default_rng(3)
+    pairs = [
+        (rng.standard_normal((n, 16)), rng.standard_normal((n, 16))) for n in (1, 2, 1, 3, 1, 1, 2)
+    ]
+    with MemoryStore(db_path) as store:
+        log = store.records.neural()
+        one = NeuralBank(16, NeuralConfig(hidden=8), "e", log, checkpoint_every=3)
+        two = NeuralBank(16, NeuralConfig(hidden=8), "e", log, checkpoint_every=3)
+        checkpoints = []
+        for i, (keys, values) in enumerate(pairs, start=1):
+            _, memory = one.write("s", keys, values, at=float(i))
+            one.adopt("s", memory)
+            checkpoints.append(log.state("s")[0])  # type: ignore[index]
+            assert log.head("s") == i
+            if i == 4:  # the second bank loads here, then catches up from the log alone
+                assert two.get("s").state_bytes() == memory.state_bytes()  # type: ignore[union-attr]
+        assert checkpoints == [1, 1, 3, 3, 3, 6, 6]  # the first write, then every third
+        assert len(log.log("s")) == 11 and len(log.log("s", after=6)) == 2
+        caught_up = two.get("s")
+        assert caught_up is not None and caught_up.step == 7
+        fresh = NeuralBank(16, NeuralConfig(hidden=8), "e", log)  # checkpoint 6 + write 7
+        for bank in (two, fresh):
+            assert bank.get("s").state_bytes() == memory.state_bytes()  # type: ignore[union-attr]
+        assert one.replay("s").state_bytes() == memory.state_bytes()
+        with pytest.raises(ConfigError, match="checkpoint_every"):
+            NeuralBank(16, NeuralConfig(), "e", log, checkpoint_every=0)
+
+
 def test_search_fuses_candidates_read_through_the_memory(db_path: Path) -> None:
     alice = Scope(user_id="alice")
     cue = "the secret I never told anyone"

@@ -178,6 +178,14 @@ def test_export_meta_and_neural_log(records: RecordStore) -> None:
         log.put("s", "test", 1, b"state-1", 5.0, [(b"k1", b"v1"), (b"k2", b"v2")])
     assert log.state("s") == (1, b"state-1", "test")
     assert log.log("s") == [(1, 5.0, b"k1", b"v1"), (1, 5.0, b"k2", b"v2")]
+    assert log.head("s") == 1 and log.head("other") is None
+    with records.transaction():  # a write between checkpoints: logged, the state kept
+        log.append("s", 2, 6.0, [(b"k3", b"v3")])
+    assert log.state("s") == (1, b"state-1", "test") and log.head("s") == 2
+    assert log.log("s", after=1) == [(2, 6.0, b"k3", b"v3")] and log.names() == ["s"]
+    with records.transaction():  # a checkpoint alone, as a migration writes it
+        log.put("s", "test", 3, b"state-3", 7.0, [])
+    assert log.head("s") == 3 and len(log.log("s")) == 3
 
 
 def test_closed_records_raise_a_memora_error(records: RecordStore) -> None:

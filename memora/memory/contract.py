@@ -98,11 +98,18 @@ class SQLDatabase(Protocol):
 
 
 class NeuralLog(Protocol):
-    """Where the neural memories of a store persist: one state per write scope and the log of
-    every write (to replay it)."""
+    """Where the neural memories of a store persist: the log of every write (to replay it)
+    and, per write scope, a checkpoint of the state taken every so many writes. The memory
+    now is the checkpoint with the log's later writes replayed on it."""
 
     def state(self, name: str) -> tuple[int, bytes, str] | None:
-        """(step, state bytes, embedder) of scope ``name``'s memory, None if never written."""
+        """(step, state bytes, embedder) of scope ``name``'s latest checkpoint, None if it has
+        none; the log may hold later steps (:meth:`head`)."""
+        ...
+
+    def head(self, name: str) -> int | None:
+        """The step of scope ``name``'s latest write (logged or checkpointed), None if never
+        written."""
         ...
 
     def put(
@@ -114,16 +121,21 @@ class NeuralLog(Protocol):
         at: float,
         pairs: Sequence[tuple[bytes, bytes]],
     ) -> None:
-        """Store the new state and log the written (key, value) pairs, in the current
-        transaction."""
+        """Log the written (key, value) pairs of write ``step`` and checkpoint the state after
+        it, in the current transaction (no pairs: a checkpoint only)."""
+        ...
+
+    def append(self, name: str, step: int, at: float, pairs: Sequence[tuple[bytes, bytes]]) -> None:
+        """Log the pairs of write ``step`` without a checkpoint, in the current transaction."""
         ...
 
     def names(self) -> list[str]:
-        """Every scope with a stored state."""
+        """Every scope with a checkpoint."""
         ...
 
-    def log(self, name: str) -> list[tuple[int, float, bytes, bytes]]:
-        """(step, time, key, value) of every write of scope ``name``, oldest first."""
+    def log(self, name: str, after: int = 0) -> list[tuple[int, float, bytes, bytes]]:
+        """(step, time, key, value) of scope ``name``'s writes after step ``after``, oldest
+        first."""
         ...
 
 

@@ -233,25 +233,24 @@ def _move_neural(
     """One scope's neural memory (``state`` and its write log), in one transaction."""
     step, blob, embedder = state
     dst = records.neural()
-    there = dst.state(name)
+    there, head = dst.head(name), src.head(name)
     if there is not None:
-        if there[0] == step:
+        if there == head:
             report.neural.present += 1
         else:
             report.neural.skipped += 1
             report.notes.append(
-                f"neural memory of {name} left out: the destination's is at step {there[0]}, "
-                f"the source's at {step}"
+                f"neural memory of {name} left out: the destination's is at step {there}, "
+                f"the source's at {head}"
             )
         return
     log = src.log(name)
 
     def write() -> None:
-        at = log[-1][1] if log else time.time()
         for group in _writes(log):
-            pairs = [(row[2], row[3]) for row in group]
-            dst.put(name, embedder, group[0][0], blob, group[0][1], pairs)
-        dst.put(name, embedder, step, blob, at, [])  # the state as stored, at its step
+            dst.append(name, group[0][0], group[0][1], [(row[2], row[3]) for row in group])
+        at = next((row[1] for row in log if row[0] >= step), log[-1][1] if log else time.time())
+        dst.put(name, embedder, step, blob, at, [])  # the checkpoint as stored, at its step
 
     records.atomic(write)
     report.neural.moved += 1

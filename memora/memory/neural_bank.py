@@ -1,10 +1,12 @@
 """The neural memories of a memory store: one :class:`~memora.memory.neural.NeuralMemory` per
 write scope, persisted next to the records (its own schema component in a SQLite file).
 
-:meth:`NeuralBank.write` runs inside the store's write transaction: the pairs go to the log and
-the new state replaces the old one in the same commit, and this process adopts the new state
-only once that commit happened. A memory whose stored step is ahead of the one in this process
-(another process wrote) is reloaded first.
+:meth:`NeuralBank.write` runs inside the store's write transaction: the pairs go to the write
+log, and every :data:`CHECKPOINT_EVERY` writes (and on a scope's first) the whole state is
+checkpointed too, so that a write costs a log row, not a rewrite of the state. The memory is
+its latest checkpoint with the later writes replayed on it (bit for bit the memory that made
+them). This process adopts a new memory only once the commit happened; a memory whose logged
+step is ahead of the one in this process (another process wrote) catches up from the log.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from memora.memory.neural import NeuralConfig, NeuralMemory, WriteResult
 from memora.memory.types import SurpriseScore
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "NEURAL",
     "NeuralBank",
     "NeuralTables",
@@ -88,6 +91,14 @@ class NeuralTables:
         row = self.db.one("SELECT step, state, embedder FROM neural_state WHERE name = ?", (name,))
         return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
 
+    def head(self, name: str) -> int | None:
+        row = self.db.one(
+            "SELECT max(step) FROM (SELECT max(step) AS step FROM neural_log WHERE name = ? "
+            "UNION ALL SELECT step FROM neural_state WHERE name = ?) AS steps",
+            (name, name),
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
     def put(
         self,
         name: str,
@@ -98,10 +109,7 @@ class NeuralTables:
         pairs: Sequence[tuple[bytes, bytes]],
     ) -> None:
         with self.db.write() as conn:
-            conn.executemany(
-                "INSERT INTO neural_log (name, step, at, key, value) VALUES (?, ?, ?, ?, ?)",
-                [(name, step, at, k, v) for k, v in pairs],
-            )
+            self._append(conn, name, step, at, pairs)
             conn.execute(
                 "INSERT INTO neural_state (name, embedder, step, state, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET embedder = "
@@ -110,12 +118,27 @@ class NeuralTables:
                 (name, embedder, step, state, at),
             )
 
+    def append(self, name: str, step: int, at: float, pairs: Sequence[tuple[bytes, bytes]]) -> None:
+        with self.db.write() as conn:
+            self._append(conn, name, step, at, pairs)
+
+    @staticmethod
+    def _append(
+        conn: Any, name: str, step: int, at: float, pairs: Sequence[tuple[bytes, bytes]]
+    ) -> None:
+        if pairs:
+            conn.executemany(
+                "INSERT INTO neural_log (name, step, at, key, value) VALUES (?, ?, ?, ?, ?)",
+                [(name, step, at, k, v) for k, v in pairs],
+            )
+
     def names(self) -> list[str]:
         return [str(r[0]) for r in self.db.query("SELECT name FROM neural_state ORDER BY name")]
 
-    def log(self, name: str) -> list[tuple[int, float, bytes, bytes]]:
+    def log(self, name: str, after: int = 0) -> list[tuple[int, float, bytes, bytes]]:
         rows = self.db.query(
-            "SELECT step, at, key, value FROM neural_log WHERE name = ? ORDER BY id", (name,)
+            "SELECT step, at, key, value FROM neural_log WHERE name = ? AND step > ? ORDER BY id",
+            (name, after),
         )
         return [(int(r[0]), float(r[1]), bytes(r[2]), bytes(r[3])) for r in rows]
 
@@ -124,35 +147,62 @@ class NeuralTables:
 SQLiteNeuralLog = NeuralTables
 
 
-class NeuralBank:
-    """The neural memories of a store, one per write scope (``name``: the scope's key)."""
+#: Writes between two checkpoints of a scope's state (a write in between logs its pairs only).
+CHECKPOINT_EVERY = 64
 
-    def __init__(self, dim: int, config: NeuralConfig, embedder: str, log: NeuralLog) -> None:
+
+class NeuralBank:
+    """The neural memories of a store, one per write scope (``name``: the scope's key).
+    ``checkpoint_every``: writes between two checkpoints of a scope's state."""
+
+    def __init__(
+        self,
+        dim: int,
+        config: NeuralConfig,
+        embedder: str,
+        log: NeuralLog,
+        checkpoint_every: int = CHECKPOINT_EVERY,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         self.dim, self.config, self.embedder = dim, config, embedder
-        self.log = log
+        self.log, self.checkpoint_every = log, checkpoint_every
         self._memories: dict[str, NeuralMemory] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> NeuralMemory | None:
         """The memory of scope ``name`` as stored (None if it was never written)."""
-        stored = self.log.state(name)
+        head = self.log.head(name)
         with self._lock:
-            if stored is None:
+            cached = self._memories.get(name)
+            if head is None:
                 self._memories.pop(name, None)
                 return None
-            step, state, embedder = stored
-            cached = self._memories.get(name)
-            if cached is not None and cached.step == step:
-                return cached
+        if cached is not None and cached.step == head:
+            return cached
+        if cached is not None and cached.step < head:  # another process wrote: catch up
+            memory = _replayed(cached.copy(), self.log.log(name, after=cached.step))
+        else:
+            memory = self._load(name)
+        with self._lock:
+            self._memories[name] = memory
+        return memory
+
+    def _load(self, name: str) -> NeuralMemory:
+        """The latest checkpoint with the later writes replayed on it."""
+        stored = self.log.state(name)
+        if stored is None:  # a log without a checkpoint: replay it all
+            return _replayed(self._empty(), self.log.log(name))
+        step, state, embedder = stored
         if embedder != self.embedder:
             raise StoreError(
                 f"the neural memory of {name} was trained on embeddings of {embedder!r}, not "
                 f"{self.embedder!r}. Fix: open the store with that embedder, or rebuild it"
             )
-        memory = NeuralMemory.from_bytes(state)
-        with self._lock:
-            self._memories[name] = memory
-        return memory
+        return _replayed(NeuralMemory.from_bytes(state), self.log.log(name, after=step))
+
+    def _empty(self) -> NeuralMemory:
+        return NeuralMemory(self.dim, self.config, embedder=self.embedder)
 
     def write(
         self, name: str, keys: np.ndarray, values: np.ndarray, at: float
@@ -160,17 +210,16 @@ class NeuralBank:
         """Write the pairs to scope ``name``'s memory inside the caller's transaction; returns
         the result and the new memory, which :meth:`adopt` takes once the commit happened."""
         current = self.get(name)
-        memory = (
-            current.copy()
-            if current is not None
-            else NeuralMemory(self.dim, self.config, embedder=self.embedder)
-        )
+        memory = current.copy() if current is not None else self._empty()
         result = memory.write(keys, values, at=at)
         pairs = [
             (k.astype(np.float32).tobytes(), v.astype(np.float32).tobytes())
             for k, v in zip(keys, values, strict=True)
         ]
-        self.log.put(name, self.embedder, memory.step, memory.state_bytes(), at, pairs)
+        if current is None or memory.step % self.checkpoint_every == 0:
+            self.log.put(name, self.embedder, memory.step, memory.state_bytes(), at, pairs)
+        else:
+            self.log.append(name, memory.step, at, pairs)
         return result, memory
 
     def write_in(
@@ -190,18 +239,21 @@ class NeuralBank:
                 self._memories[name] = memory
 
     def replay(self, name: str) -> NeuralMemory:
-        """A memory rebuilt from scratch from scope ``name``'s write log."""
+        """A memory rebuilt from scratch from scope ``name``'s whole write log."""
         stored = self.get(name)
-        memory = (
-            stored.fresh()
-            if stored is not None
-            else NeuralMemory(self.dim, self.config, embedder=self.embedder)
-        )
-        for batch in _batches(self.log.log(name)):
-            keys = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in batch])
-            values = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in batch])
-            memory.write(keys, values, at=batch[0][1])
-        return memory
+        fresh = stored.fresh() if stored is not None else self._empty()
+        return _replayed(fresh, self.log.log(name))
+
+
+def _replayed(
+    memory: NeuralMemory, rows: Sequence[tuple[int, float, bytes, bytes]]
+) -> NeuralMemory:
+    """``memory`` after the logged writes ``rows`` (one write per step, in order)."""
+    for batch in _batches(rows):
+        keys = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in batch])
+        values = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in batch])
+        memory.write(keys, values, at=batch[0][1])
+    return memory
 
 
 def neural_keys(

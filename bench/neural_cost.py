@@ -1,0 +1,146 @@
+"""What the neural memory costs a write: ``MemoryStore.add`` with the memory on against off.
+
+Three stores take the same texts one ``add`` at a time, in alternating rounds (so that load
+on the machine hits all three alike):
+
+- ``plain``: no neural memory;
+- ``neural``: the memory on, as shipped (its write log appended per add, the whole state
+  checkpointed every ``CHECKPOINT_EVERY`` writes);
+- ``neural, state per add``: the same memory checkpointing its whole state at every add (what
+  every add did before the write log and checkpoints).
+
+The embeddings are computed once before the timing (the bundled MiniLM), so the figures are
+the store's own cost. After the timing, the memory rebuilt from scratch from its log, and the
+memory a fresh process loads (latest checkpoint plus the later writes), are compared with the
+one in the writing process, byte for byte.
+
+    python bench/neural_cost.py [--adds 600] [--rounds 6]
+
+Writes bench/results/neural_cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from research_data import needle_stream  # noqa: E402
+
+from memora.embed import load_embedder  # noqa: E402
+from memora.memory.neural_bank import CHECKPOINT_EVERY  # noqa: E402
+from memora.memory.store import MemoryStore  # noqa: E402
+
+RESULTS = HERE / "results" / "neural_cost.json"
+CONFIGS = ("plain", "neural", "neural, state per add")
+
+
+class Precomputed:
+    """The bundled MiniLM's vectors of a fixed set of texts, computed once up front."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        inner = load_embedder()
+        self.name, self.dim = inner.name, inner.dim
+        self.vectors = dict(zip(texts, inner.encode(list(texts)), strict=True))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
+
+
+def open_store(path: Path, config: str, embedder: Precomputed) -> MemoryStore:
+    store = MemoryStore(path, embedder=embedder, neural=config != "plain")
+    if config == "neural, state per add":
+        assert store.neural is not None
+        store.neural.checkpoint_every = 1
+    return store
+
+
+def timed_rounds(stores: dict[str, MemoryStore], texts: list[str], rounds: int,
+                 ) -> dict[str, list[float]]:  # fmt: skip
+    """ms per add of each store, one figure per round; the stores take turns each round."""
+    per_round = len(texts) // rounds
+    ms: dict[str, list[float]] = {name: [] for name in stores}
+    for r in range(rounds):
+        part = texts[r * per_round : (r + 1) * per_round]
+        order = list(stores) if r % 2 == 0 else list(reversed(stores))
+        for name in order:
+            start = time.perf_counter()
+            for text in part:
+                stores[name].add(text, user_id="u")
+            ms[name].append((time.perf_counter() - start) * 1000 / len(part))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {ms[n][-1]:.3f} ms" for n in ms),
+              flush=True)  # fmt: skip
+    return ms
+
+
+def replay_checks(path: Path, embedder: Precomputed, live: bytes) -> dict[str, bool]:
+    with MemoryStore(path, embedder=embedder, neural=True) as store:
+        loaded = store.neural_memory(user_id="u")
+        replayed = store.replay_neural(user_id="u")
+        return {
+            "fresh_process_equals_writer": loaded is not None and loaded.state_bytes() == live,
+            "replay_from_log_equals_writer": replayed.state_bytes() == live,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--adds", type=int, default=600, help="adds per store")
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args()
+    texts, _ = needle_stream(args.adds, 0, seed=7)
+    embedder = Precomputed(texts)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {name: Path(tmp) / f"{i}.db" for i, name in enumerate(CONFIGS)}
+        stores = {name: open_store(paths[name], name, embedder) for name in CONFIGS}
+        ms = timed_rounds(stores, texts, args.rounds)
+        memory = stores["neural"].neural_memory(user_id="u")
+        assert memory is not None
+        live = memory.state_bytes()
+        for store in stores.values():
+            store.close()
+        checks = replay_checks(paths["neural"], embedder, live)
+        sizes = {name: p.stat().st_size for name, p in paths.items()}
+    median = {name: statistics.median(v) for name, v in ms.items()}
+    paired = [n / p for n, p in zip(ms["neural"], ms["plain"], strict=True)]
+    result: dict[str, Any] = {
+        "benchmark": "neural_cost",
+        "adds_per_store": len(texts),
+        "rounds": args.rounds,
+        "checkpoint_every": CHECKPOINT_EVERY,
+        "state_bytes": len(live),
+        "ms_per_add_median": {n: round(v, 3) for n, v in median.items()},
+        "ms_per_add_rounds": {n: [round(x, 3) for x in v] for n, v in ms.items()},
+        "neural_over_plain": round(median["neural"] / median["plain"], 2),
+        "neural_over_plain_paired_median": round(statistics.median(paired), 2),
+        "state_per_add_over_plain": round(median["neural, state per add"] / median["plain"], 2),
+        "file_bytes": sizes,
+        **checks,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "ms_per_add_rounds"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
