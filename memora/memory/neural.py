@@ -168,7 +168,7 @@ class NeuralMemory:
         losses = (err**2).sum(axis=1)
         scores = self._scores(losses)
         grads = self._backward(cache, err) if designs.plain(cfg) else self._design_grads(k, v)
-        norm = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads.values()))
+        norm = math.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads.values()))
         if norm > cfg.max_grad_norm:
             grads = {n: g * np.float32(cfg.max_grad_norm / norm) for n, g in grads.items()}
         s = float(np.mean([score.normalized for score in scores]))
@@ -181,8 +181,11 @@ class NeuralMemory:
             alpha = 1.0 - 0.5 ** (len(k) / cfg.forget_half_life_steps)
         eta, th, keep = np.float32(cfg.momentum), np.float32(theta), np.float32(1.0 - alpha)
         for name in _PARAMS:  # new arrays, never in place: copy() shares the old ones
-            st.momentum[name] = eta * st.momentum[name] - th * grads[name]
-            st.delta[name] = keep * st.delta[name] + st.momentum[name]
+            momentum = eta * st.momentum[name]
+            momentum -= th * grads[name]
+            delta = keep * st.delta[name]
+            delta += momentum
+            st.momentum[name], st.delta[name] = momentum, delta
         if st.slow:
             slow_alpha = 1.0 - 0.5 ** (len(k) / cfg.slow_half_life_steps)
             st.slow = designs.slow_step(st.slow, grads, theta * cfg.slow_lr / cfg.lr, slow_alpha)
@@ -320,8 +323,22 @@ class NeuralMemory:
             )
         return out
 
+    def _current(self) -> dict[str, np.ndarray]:
+        """:meth:`weights`, computed once per state (its arrays are never changed in place,
+        so the same arrays mean the same weights); read-only."""
+        st = self._state
+        parts = [st.delta[n] for n in _PARAMS] + [st.slow[n] for n in st.slow]
+        cached = getattr(self, "_cached", None)
+        if (
+            cached is None
+            or len(cached[0]) != len(parts)
+            or any(a is not b for a, b in zip(cached[0], parts, strict=True))
+        ):
+            cached = self._cached = (parts, self.weights())
+        return cached[1]
+
     def _forward(self, x: np.ndarray) -> list[Any]:
-        w = self.weights()
+        w = self._current()
         mu = x.mean(axis=1, keepdims=True)
         z = (x - mu) / np.sqrt(x.var(axis=1, keepdims=True) + _LN_EPS)
         a = z @ w["w1"] + w["b1"]
@@ -354,7 +371,7 @@ class NeuralMemory:
             "w1": z.T @ da,
             "b1": da.sum(axis=0),
         }
-        return {n: g.astype(np.float32) for n, g in grads.items()}
+        return {n: g.astype(np.float32, copy=False) for n, g in grads.items()}
 
 
 def _init_params(dim: int, hidden: int, seed: int) -> dict[str, np.ndarray]:
