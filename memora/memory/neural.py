@@ -168,7 +168,7 @@ class NeuralMemory:
         losses = (err**2).sum(axis=1)
         scores = self._scores(losses)
         grads = self._backward(cache, err) if designs.plain(cfg) else self._design_grads(k, v)
-        norm = math.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads.values()))
+        norm = math.sqrt(sum(float(np.dot(x, x)) for x in _flat64(grads)))
         if norm > cfg.max_grad_norm:
             grads = {n: g * np.float32(cfg.max_grad_norm / norm) for n, g in grads.items()}
         s = float(np.mean([score.normalized for score in scores]))
@@ -363,15 +363,22 @@ class NeuralMemory:
         dh = dy @ w["w3"].T
         du = dh * (sig * (1.0 + u * (1.0 - sig)))
         da = dh + du @ w["w2"].T
+        # one row (a single pair): an outer product, the same numbers as the matrix product
+        # (no sums) in about half the time
+        outer = (lambda x, y: np.outer(x[0], y[0])) if len(err) == 1 else (lambda x, y: x.T @ y)
         grads = {
-            "w3": h.T @ dy,
+            "w3": outer(h, dy),
             "b3": dy.sum(axis=0),
-            "w2": a.T @ du,
+            "w2": outer(a, du),
             "b2": du.sum(axis=0),
-            "w1": z.T @ da,
+            "w1": outer(z, da),
             "b1": da.sum(axis=0),
         }
         return {n: g.astype(np.float32, copy=False) for n, g in grads.items()}
+
+
+def _flat64(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return [a.ravel().astype(np.float64) for a in arrays.values()]
 
 
 def _init_params(dim: int, hidden: int, seed: int) -> dict[str, np.ndarray]:
