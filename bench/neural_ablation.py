@@ -310,6 +310,42 @@ def run_updates(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -
     return out
 
 
+# -- (c) side effects: overshoot on a repeated pair, capacity on structureless pairs -----------
+
+
+def run_side(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -> dict[str, Any]:
+    """Per design, on random unit vectors (no embeddings): a pair written 40 times in a row
+    after 50 others (its loss: lowest, last, and the largest rebound after the lowest), and 500
+    structureless pairs written once each (recall@1 of each key's read among the 500 values)."""
+    from memora.memory.neural import NeuralMemory
+
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((1100, 384)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    out: dict[str, Any] = {}
+    for name, (overrides, keys) in CANDIDATES.items():
+        if overrides is None or keys != "auto" or (args.candidates and name not in args.candidates):
+            continue
+        memory = NeuralMemory(384, NeuralConfig(**overrides))
+        for i in range(50):
+            memory.write(noise[i], noise[50 + i], at=float(i))
+        losses = [memory.write(noise[1000], noise[1001], at=100.0 + t).scores[0].loss
+                  for t in range(40)]  # fmt: skip
+        low = int(np.argmin(losses))
+        memory = NeuralMemory(384, NeuralConfig(**overrides))
+        for i in range(500):
+            memory.write(noise[i], noise[500 + i], at=float(i))
+        hit = (memory.read(noise[:500]) @ noise[500:1000].T).argmax(axis=1) == np.arange(500)
+        out[name] = {
+            "repeat_first_loss": round(losses[0], 4), "repeat_lowest_loss": round(losses[low], 4),
+            "repeat_last_loss": round(losses[-1], 4),
+            "repeat_rebound": round(max(losses[low:]) - losses[low], 4),
+            "random_pairs_recall@1": round(float(hit.mean()), 3),
+        }  # fmt: skip
+        print(f"side effects: {name}: {out[name]}", flush=True)
+    return out
+
+
 # -- the decision and the plot -----------------------------------------------------------------
 
 
@@ -431,7 +467,7 @@ def plot(results: dict[str, Any], path: Path, weights: Sequence[float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--parts", default="retrieval,updates")
+    parser.add_argument("--parts", default="retrieval,updates,side")
     parser.add_argument("--limit", type=int, help="retrieval questions (an even sample)")
     parser.add_argument("--conversations", type=int, default=10)
     parser.add_argument("--personas", type=int, default=40)
@@ -448,7 +484,7 @@ def main() -> None:
         results = json.loads(args.results.read_text())
         if args.merge:
             other = json.loads(args.merge.read_text())
-            results |= {k: other[k] for k in ("retrieval", "updates") if k in other}
+            results |= {k: other[k] for k in ("retrieval", "updates", "side") if k in other}
             results["decision"] = decide(results)
             args.results.write_text(json.dumps(results, indent=1, default=str) + "\n")
             plot(results, args.results.with_suffix(".png"), args.weights)
@@ -458,13 +494,15 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    embedder, started = CachedEmbedder(args.threads), time.time()
+    embedder = CachedEmbedder(args.threads)
     results: dict[str, Any] = json.loads(args.results.read_text()) if args.results.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        for part, run in (("retrieval", run_retrieval), ("updates", run_updates)):
+        for part, run in (("retrieval", run_retrieval), ("updates", run_updates),
+                          ("side", run_side)):  # fmt: skip
             if part in args.parts.split(","):
+                t0 = time.time()
                 results[part] = run(args, embedder, Path(tmp))
-                results[part]["seconds"] = round(time.time() - started, 1)
+                results.setdefault("seconds", {})[part] = round(time.time() - t0, 1)
                 args.results.parent.mkdir(exist_ok=True)
                 args.results.write_text(json.dumps(results, indent=1) + "\n")
     results["decision"] = decide(results)
