@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +190,40 @@ def test_the_default_config_is_the_plain_memory() -> None:
     for i in range(5):
         twin.write(KEYS[i], VALUES[i], at=float(i))
     assert twin.state_bytes() == memory.state_bytes()
+
+
+class HashEmbedder:
+    """Deterministic unit vectors per text (no model)."""
+
+    name, dim = "hash-32", DIM
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        rows = [
+            np.random.default_rng(int.from_bytes(t.encode()[:8].ljust(8, b"\0"), "little") + len(t))
+            .standard_normal(DIM)
+            .astype(np.float32)
+            for t in texts
+        ]
+        out = np.stack(rows)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_a_store_keeps_and_replays_a_design_memory(tmp_path: Path) -> None:
+    """Through the memory store: the designs' state survives a reopen, and replaying the write
+    log gives the stored memory back."""
+    from memora.memory.store import MemoryStore
+
+    config = NeuralConfig(window=4, loss="huber", huber_delta=0.1, slow_lr=0.001)
+    texts = [f"note number {i} about topic {i % 7}" for i in range(150)]
+    with MemoryStore(tmp_path / "m.db", embedder=HashEmbedder(), neural=config) as store:
+        for i, text in enumerate(texts):
+            store.add(text, user_id="u", cue=f"question {i}" if i % 3 == 0 else None)
+        memory = store.neural_memory(user_id="u")
+        assert memory is not None and memory.step == 150
+        replayed = store.replay_neural(user_id="u")
+        assert replayed.state_bytes() == memory.state_bytes()
+        before = memory.state_bytes()
+    with MemoryStore(tmp_path / "m.db", embedder=HashEmbedder(), neural=config) as store:
+        reopened = store.neural_memory(user_id="u")
+        assert reopened is not None and reopened.state_bytes() == before
+        assert reopened._state.ring is not None and reopened._state.slow
