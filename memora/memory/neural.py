@@ -37,62 +37,13 @@ import numpy as np
 
 from memora.errors import ConfigError, InvalidRecordError, StoreError
 from memora.memory import neural_designs as designs
+from memora.memory.neural_config import NeuralConfig
 from memora.memory.types import SurpriseScore
 
 __all__ = ["NeuralConfig", "NeuralMemory", "NextMemory", "SurpriseScore", "WriteResult"]
 
 _PARAMS = ("w1", "b1", "w2", "b2", "w3", "b3")
 _LN_EPS = 1e-5
-
-
-@dataclass(frozen=True)
-class NeuralConfig:
-    """Hyper-parameters of a :class:`NeuralMemory` (stored with its state).
-
-    Args:
-        hidden: width of the hidden layers.
-        lr: base learning rate (``theta`` at average surprise).
-        momentum: ``eta``, the decay of past surprise.
-        forget_half_life_steps: writes after which half of what was learned is forgotten.
-        forget_half_life_seconds: if set, forgetting follows wall-clock time instead.
-        salient_threshold: normalized surprise at or above which an item is flagged salient.
-        loss_decay: decay of the running mean of the loss (normalizes surprise).
-        max_grad_norm: gradient clipping (global L2 norm).
-        seed: the random initialization ``M_0``.
-        window, window_decay, loss, huber_delta, slow_lr, slow_half_life_steps: the design
-            options, off by default (:mod:`memora.memory.neural_designs`).
-    """
-
-    hidden: int = 128
-    lr: float = 0.002
-    momentum: float = 0.5
-    forget_half_life_steps: float = 2_000.0
-    forget_half_life_seconds: float | None = None
-    salient_threshold: float = 1.25
-    loss_decay: float = 0.98
-    max_grad_norm: float = 5.0
-    seed: int = 0
-    window: int = 1
-    window_decay: float = 0.9
-    loss: str = "l2"
-    huber_delta: float = 0.5
-    slow_lr: float = 0.0
-    slow_half_life_steps: float = 50_000.0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "hidden >= 1": self.hidden >= 1,
-            "lr > 0": self.lr > 0,
-            "0 <= momentum < 1": 0 <= self.momentum < 1,
-            "forget_half_life_steps > 0": self.forget_half_life_steps > 0,
-            "forget_half_life_seconds > 0 or None": self.forget_half_life_seconds is None
-            or self.forget_half_life_seconds > 0,
-            "0 < loss_decay < 1": 0 < self.loss_decay < 1,
-            "max_grad_norm > 0": self.max_grad_norm > 0,
-        } | designs.check_designs(self)
-        broken = [name for name, ok in checks.items() if not ok]
-        if broken:
-            raise ConfigError(f"NeuralConfig needs {', '.join(broken)}")
 
 
 @dataclass(frozen=True)
@@ -168,9 +119,9 @@ class NeuralMemory:
         losses = (err**2).sum(axis=1)
         scores = self._scores(losses)
         grads = self._backward(cache, err) if designs.plain(cfg) else self._design_grads(k, v)
-        norm = math.sqrt(sum(float(np.dot(x, x)) for x in _flat64(grads)))
-        if norm > cfg.max_grad_norm:
-            grads = {n: g * np.float32(cfg.max_grad_norm / norm) for n, g in grads.items()}
+        # clipping scales the step sizes, not the gradient (no clipped copy of it)
+        norm = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads.values()))
+        clip = cfg.max_grad_norm / norm if norm > cfg.max_grad_norm else 1.0
         s = float(np.mean([score.normalized for score in scores]))
         theta = cfg.lr * 2.0 * s / (1.0 + s)
         at = time.time() if at is None else float(at)
@@ -179,7 +130,7 @@ class NeuralMemory:
             alpha = 1.0 - 0.5 ** (elapsed / cfg.forget_half_life_seconds)
         else:
             alpha = 1.0 - 0.5 ** (len(k) / cfg.forget_half_life_steps)
-        eta, th, keep = np.float32(cfg.momentum), np.float32(theta), np.float32(1.0 - alpha)
+        eta, th, keep = np.float32(cfg.momentum), np.float32(theta * clip), np.float32(1.0 - alpha)
         for name in _PARAMS:  # new arrays, never in place: copy() shares the old ones
             momentum = eta * st.momentum[name]
             momentum -= th * grads[name]
@@ -188,7 +139,8 @@ class NeuralMemory:
             st.momentum[name], st.delta[name] = momentum, delta
         if st.slow:
             slow_alpha = 1.0 - 0.5 ** (len(k) / cfg.slow_half_life_steps)
-            st.slow = designs.slow_step(st.slow, grads, theta * cfg.slow_lr / cfg.lr, slow_alpha)
+            rate = theta * clip * cfg.slow_lr / cfg.lr
+            st.slow = designs.slow_step(st.slow, grads, rate, slow_alpha)
         st.ring = designs.ring_after(st.ring, k, v, cfg.window)
         batch_loss = float(losses.mean())
         st.mean_loss = (
@@ -375,10 +327,6 @@ class NeuralMemory:
             "b1": da.sum(axis=0),
         }
         return {n: g.astype(np.float32, copy=False) for n, g in grads.items()}
-
-
-def _flat64(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return [a.ravel().astype(np.float64) for a in arrays.values()]
 
 
 def _init_params(dim: int, hidden: int, seed: int) -> dict[str, np.ndarray]:
