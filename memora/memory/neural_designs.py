@@ -22,26 +22,17 @@ Nothing here changes an array in place: the memory's copies share them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from memora.errors import InvalidRecordError
-from memora.memory.types import SurpriseScore
-
 __all__ = [
     "LOSSES",
-    "NextMemory",
-    "after_write",
     "check_designs",
-    "design_arrays",
-    "gradient",
-    "load_designs",
     "ring_after",
     "row_scales",
     "slow_step",
-    "total_weights",
     "window_pairs",
 ]
 
@@ -138,101 +129,3 @@ def load_design_arrays(
     if "ring_keys" in files:
         ring = data["ring_keys"].astype(np.float32), data["ring_values"].astype(np.float32)
     return slow, ring
-
-
-def slow_zeros(config: Any, zeros: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The slow weights of a new memory: zeros with slow weights on, else none."""
-    return {n: z.copy() for n, z in zeros.items()} if config.slow_lr > 0 else {}
-
-
-def total_weights(
-    base: Mapping[str, np.ndarray],
-    delta: Mapping[str, np.ndarray],
-    slow: Mapping[str, np.ndarray],
-    names: tuple[str, ...],
-) -> dict[str, np.ndarray]:
-    """``M_0 + D`` (``+ D_slow`` with slow weights), new arrays."""
-    if slow:
-        return {n: base[n] + delta[n] + slow[n] for n in names}
-    return {n: base[n] + delta[n] for n in names}
-
-
-def gradient(
-    forward: Callable[[np.ndarray], list[Any]],
-    backward: Callable[..., dict[str, np.ndarray]],
-    config: Any,
-    ring: tuple[np.ndarray, np.ndarray] | None,
-    keys: np.ndarray,
-    values: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """The gradient of a windowed and/or robust write: over the ring's pairs and the new ones,
-    each row scaled by :func:`row_scales`."""
-    k, v, old = window_pairs(ring, keys, values)
-    cache = forward(k)
-    err = cache[-1] - v
-    return backward(cache, err, row_scales(config, err, old))
-
-
-def after_write(
-    config: Any,
-    slow: Mapping[str, np.ndarray],
-    ring: tuple[np.ndarray, np.ndarray] | None,
-    grads: Mapping[str, np.ndarray],
-    rate: float,
-    keys: np.ndarray,
-    values: np.ndarray,
-) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
-    """The slow weights and the ring buffer after a write whose fast step had rate ``rate``
-    (the slow step's is ``rate * slow_lr / lr``); new arrays."""
-    new = dict(slow)
-    if slow:
-        forget = 1.0 - 0.5 ** (len(keys) / config.slow_half_life_steps)
-        new = slow_step(slow, grads, rate * config.slow_lr / config.lr, forget)
-    return new, ring_after(ring, keys, values, config.window)
-
-
-def extra_nbytes(slow: Mapping[str, np.ndarray], ring: tuple[np.ndarray, np.ndarray] | None) -> int:
-    """Bytes of the designs' persistent state."""
-    return sum(a.nbytes for a in design_arrays(slow, ring).values())
-
-
-def load_designs(
-    data: Mapping[str, np.ndarray], delta: Mapping[str, np.ndarray], slow_on: bool
-) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
-    """:func:`load_design_arrays` with the shapes of the learned delta ``delta``."""
-    return load_design_arrays(data, tuple(delta), slow_on, {n: a.shape for n, a in delta.items()})
-
-
-class Associative(Protocol):
-    """What :class:`NextMemory` needs of a memory (a ``NeuralMemory``)."""
-
-    def write(self, key: np.ndarray, value: np.ndarray, *, at: float | None = None) -> Any: ...
-
-    def read(self, query: np.ndarray) -> np.ndarray: ...
-
-
-class NextMemory:
-    """What-comes-next association: each observed vector is written as the value of the one
-    before it (key ``e_t``, value ``e_{t+1}``); :meth:`predict` reads ``M(e_last)``, an
-    estimate of the next item's embedding (e.g. to retrieve what usually follows).
-    (Importable from :mod:`memora.memory.neural`.)"""
-
-    def __init__(self, memory: Associative) -> None:
-        self.memory = memory
-        self.last: np.ndarray | None = None
-
-    def observe(self, vector: np.ndarray, *, at: float | None = None) -> SurpriseScore | None:
-        """Learn ``last -> vector``; returns how surprising ``vector`` was as a successor."""
-        vec = np.asarray(vector, dtype=np.float32)
-        score = None
-        if self.last is not None:
-            score = self.memory.write(self.last, vec, at=at).scores[0]
-        self.last = vec
-        return score
-
-    def predict(self, vector: np.ndarray | None = None) -> np.ndarray:
-        """``M(vector)`` (default: the last observed vector)."""
-        key = self.last if vector is None else vector
-        if key is None:
-            raise InvalidRecordError("nothing observed yet; observe() a vector first")
-        return self.memory.read(key)
