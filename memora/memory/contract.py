@@ -135,7 +135,7 @@ class NeuralLog(Protocol):
 
     def log(self, name: str, after: int = 0) -> list[tuple[int, float, bytes, bytes]]:
         """(step, time, key, value) of scope ``name``'s writes after step ``after``, oldest
-        first."""
+        first (float32 bytes; an empty key: the key is the value)."""
         ...
 
 

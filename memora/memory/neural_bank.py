@@ -148,7 +148,7 @@ SQLiteNeuralLog = NeuralTables
 
 
 #: Writes between two checkpoints of a scope's state (a write in between logs its pairs only).
-CHECKPOINT_EVERY = 64
+CHECKPOINT_EVERY = 128
 
 
 class NeuralBank:
@@ -212,10 +212,7 @@ class NeuralBank:
         current = self.get(name)
         memory = current.copy() if current is not None else self._empty()
         result = memory.write(keys, values, at=at)
-        pairs = [
-            (k.astype(np.float32).tobytes(), v.astype(np.float32).tobytes())
-            for k, v in zip(keys, values, strict=True)
-        ]
+        pairs = [_logged(k, v) for k, v in zip(keys, values, strict=True)]
         if current is None or memory.step % self.checkpoint_every == 0:
             self.log.put(name, self.embedder, memory.step, memory.state_bytes(), at, pairs)
         else:
@@ -245,12 +242,19 @@ class NeuralBank:
         return _replayed(fresh, self.log.log(name))
 
 
+def _logged(key: np.ndarray, value: np.ndarray) -> tuple[bytes, bytes]:
+    """A pair as the log holds it: float32 bytes, the key empty when it is the value (a text
+    written without a cue is its own key)."""
+    k, v = key.astype(np.float32).tobytes(), value.astype(np.float32).tobytes()
+    return (b"" if k == v else k), v
+
+
 def _replayed(
     memory: NeuralMemory, rows: Sequence[tuple[int, float, bytes, bytes]]
 ) -> NeuralMemory:
     """``memory`` after the logged writes ``rows`` (one write per step, in order)."""
     for batch in _batches(rows):
-        keys = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in batch])
+        keys = np.stack([np.frombuffer(r[2] or r[3], dtype=np.float32) for r in batch])
         values = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in batch])
         memory.write(keys, values, at=batch[0][1])
     return memory
