@@ -52,6 +52,9 @@ def test_changes_can_name_only_what_the_paragraph_or_the_lorebook_names() -> Non
     # words capitalised only because they start a sentence are not names
     starts = "As night fell, I'd waited. He'd gone. I'm here. Don't. When Mara came, O'Brien ran."
     assert candidate_names(starts) == ["Mara", "O'Brien"]
+    # nor pronouns with a possessive or a verb's "'s", time words, "You", or the prompt's "Task"
+    seen = "She's gone. It's late. You know. Task: Tomorrow and Today. Sometimes Mike's dog ran."
+    assert candidate_names(seen) == ["Mike"]
     schema = bible_schema(["Tom", "Greta"], updates=False)
     item = schema["properties"]["changes"]["items"]["properties"]
     assert item["name"]["enum"] == ["Tom", "Greta"] and item["action"]["enum"] == ["add"]

@@ -74,7 +74,9 @@ _SENTENCE_STARTS = (
     "i as if when while after before then still yet so now there here this that these those "
     "what why how where who one some every each all no not only just even once maybe perhaps "
     "suddenly finally later soon meanwhile instead again also too with without at in on by "
-    "for from to of into over under through my your his her its our their yes oh"
+    "for from to of into over under through my your his her its our their yes oh "
+    "you we me us today tomorrow yesterday tonight sometimes always never someday everyone "
+    "someone something nothing everything everybody nobody anyone anything task"
 )
 _NOT_NAMES = frozenset(_SENTENCE_STARTS.split())
 #: A contraction ("I'd", "He'll", "Don't"): a sentence's first word, not a name.
@@ -98,7 +100,7 @@ def candidate_names(paragraph: str, entries: Sequence[LoreEntry] = ()) -> list[s
     found: list[str] = []
     for run in re.findall(r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*", paragraph):
         words = run.split()
-        while words and _not_a_name(words[0]):
+        while words and _not_a_name(words[0].removesuffix("'s")):  # "She's" is "She"
             words = words[1:]
         name = " ".join(words).removesuffix("'s")
         if len(name) >= 2 and len(name) <= NAME_CHARS:
