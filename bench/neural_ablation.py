@@ -183,8 +183,11 @@ def scored(questions: list[dict[str, Any]], runs: list[dict[str, Any]]) -> dict[
 def searches(weight_sweep: Sequence[float], neural: bool) -> dict[str, dict[str, Any]]:
     """The search configurations of a candidate: each mode at each weight (w 0 without one)."""
     weights = weight_sweep if neural else [0.0]
-    return {f"{mode} w={w:g}": {**opts, "neural_weight": w}
-            for mode, opts in MODES.items() for w in weights}  # fmt: skip
+    out = {f"{mode} w={w:g}": {**opts, "neural_weight": w}
+           for mode, opts in MODES.items() for w in weights}  # fmt: skip
+    if not neural:  # the fusion a neural weight switches the default to (rank fusion)
+        out["default+rrf w=0"] = {"fusion": "rrf", "neural_weight": 0.0}
+    return out
 
 
 def run_retrieval(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -> dict[str, Any]:
@@ -392,6 +395,21 @@ def _stale_gain(upd: dict[str, Any], name: str, mode: str, label: str) -> dict[s
     return best
 
 
+def merge(results: dict[str, Any], other: dict[str, Any]) -> None:
+    """Add ``other``'s parts to ``results``: a part ``results`` lacks whole, else candidate by
+    candidate and search by search."""
+    for part in ("retrieval", "updates", "side"):
+        if part not in other:
+            continue
+        if part not in results or part == "side":
+            results[part] = other[part]
+            continue
+        for name, row in other[part]["candidates"].items():
+            results[part]["candidates"].setdefault(name, {}).update(row)
+    for part, seconds in other.get("seconds", {}).items():
+        results.setdefault("seconds", {}).setdefault(part, seconds)
+
+
 def table(results: dict[str, Any], *, gated_only: bool = False) -> str:
     """The README's tables: recall@10 by type (unseen questions for the question-keyed
     candidate), the false-hit rate of the unanswerable questions, and the updates task's
@@ -443,7 +461,8 @@ def plot(results: dict[str, Any], path: Path, weights: Sequence[float]) -> None:
                 label = f"{mode} w=0" if c["config"] is None else f"{mode} w={w:g}"
                 label += " (unseen)" if c["keys"] == "question" else ""
                 vals = [c[label].get(t, {}).get("recall@10", 0.0) for t in TYPES]
-                ax.bar(np.arange(len(TYPES)) + i * width, vals, width, label=name)
+                ax.bar(np.arange(len(TYPES)) + i * width, vals, width, label=name,
+                       color=plt.cm.tab20(i % 20))  # fmt: skip
             ax.set_xticks(np.arange(len(TYPES)) + 0.4 - width / 2, TYPES)
             ax.set_ylim(0.3, 1.02)
             ax.set_title(f"retrieval, {mode} search, w {w:g}: recall@10", fontsize=10)
@@ -483,8 +502,7 @@ def main() -> None:
     if args.table or args.merge:
         results = json.loads(args.results.read_text())
         if args.merge:
-            other = json.loads(args.merge.read_text())
-            results |= {k: other[k] for k in ("retrieval", "updates", "side") if k in other}
+            merge(results, json.loads(args.merge.read_text()))
             results["decision"] = decide(results)
             args.results.write_text(json.dumps(results, indent=1, default=str) + "\n")
             plot(results, args.results.with_suffix(".png"), args.weights)
