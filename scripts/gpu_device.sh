@@ -16,6 +16,10 @@
 #   test    wait for the build, put the bundled model where memora finds it, run the tests
 #   bench   run bench/gpu.py (bundled model, plus Gemma 3 270M when all four parts arrived)
 #   rank    wait for the build, run bench/gpu_rank.py (batch ranking queries per second)
+#   story   wait for the build, start bench/story.py's 100-step run (all layers offloaded) in the
+#           background; needs carry/mini-a, carry/mini-b (MiniLM), carry/whl2 (dateparser, pytz,
+#           tzlocal) and carry/faiss staged first (one `stage` call each: 64 MiB per call)
+#   story_poll [s]  wait up to s seconds for that run, bring back its log and results
 #   model   stage the model pieces carried by this call, join them and check the sha256 (no
 #           build needed: on the CPU machine, GPU_TMP=$(mktemp -d) checks what docs/gpu.md made)
 # Everything worth keeping is written under $OUT.
