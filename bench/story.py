@@ -271,13 +271,16 @@ def load(threads: int) -> LLM:
 
 
 def commit_sha() -> str:
+    given = os.environ.get("MEMORA_BENCH_COMMIT")  # a copy of the tree whose git is stale
+    if given:
+        return given
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("MEMORA_BENCH_COMMIT", "unknown")  # a copy of the tree, no .git
+        return "unknown"
     return sha
 
 
