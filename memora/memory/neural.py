@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
+import memora.memory.neural_designs as designs
 from memora.errors import ConfigError, InvalidRecordError, StoreError
-from memora.memory import neural_designs as designs
 from memora.memory.neural_config import NeuralConfig
 from memora.memory.types import SurpriseScore
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import memora.memory.neural_designs as designs
 from memora.errors import ConfigError
-from memora.memory import neural_designs as designs
 
 __all__ = ["NeuralConfig"]
 
