@@ -249,7 +249,7 @@ def _move_neural(
     def write() -> None:
         for group in _writes(log):
             dst.append(name, group[0][0], group[0][1], [(row[2], row[3]) for row in group])
-        at = next((row[1] for row in log if row[0] >= step), log[-1][1] if log else time.time())
+        at = log[-1][1] if log else time.time()
         dst.put(name, embedder, step, blob, at, [])  # the checkpoint as stored, at its step
 
     records.atomic(write)

@@ -88,6 +88,7 @@ class NeuralMemory:
         self._base = _init_params(dim, self.config.hidden, self.config.seed)
         zeros = {name: np.zeros_like(p) for name, p in self._base.items()}
         self._state = _State(delta=zeros, momentum={n: z.copy() for n, z in zeros.items()})
+        self._cached: tuple[list[np.ndarray], dict[str, np.ndarray]] | None = None
         if self.config.slow_lr > 0:
             self._state.slow = {n: z.copy() for n, z in zeros.items()}
 
@@ -231,6 +232,7 @@ class NeuralMemory:
             self.dim, self.config, self.embedder, self._base,
         )  # fmt: skip
         st = self._state
+        other._cached = self._cached  # the same arrays, the same weights
         other._state = replace(st, delta=dict(st.delta), momentum=dict(st.momentum),
                                extra=dict(st.extra), slow=dict(st.slow))  # fmt: skip
         return other
@@ -280,7 +282,7 @@ class NeuralMemory:
         so the same arrays mean the same weights); read-only."""
         st = self._state
         parts = [st.delta[n] for n in _PARAMS] + [st.slow[n] for n in st.slow]
-        cached = getattr(self, "_cached", None)
+        cached = self._cached
         if (
             cached is None
             or len(cached[0]) != len(parts)
