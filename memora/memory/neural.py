@@ -15,13 +15,11 @@ An associative memory ``M`` (a small MLP) maps key vectors to value vectors and 
   in writes (``forget_half_life_steps``) or in seconds (``forget_half_life_seconds``).
 
 The network: layer norm of the key, a linear layer, a residual SiLU block, a linear readout
-(three weight matrices; the readout starts at zero, so an empty memory reads the zero vector).
-numpy float32 on the CPU; the same writes in the same order reproduce the same weights.
-
-Three uses (see :class:`NeuralMemory` and :class:`NextMemory`): a surprise score per item (the
-memory store flags surprising items as salient), cue-to-content association (``read(q)`` of a
-question's embedding points toward the fact it was associated with; the memory store fuses
-candidates from ``q`` and from ``M(q)``), and what-comes-next association (``NextMemory``).
+(starting at zero: an empty memory reads zeros); numpy float32 on the CPU, the weight matrices
+learned in factored form (:mod:`memora.memory.neural_factored`). The same writes in the same
+order give the same state, bit for bit. Uses: a surprise score per item (the store flags
+surprising items salient), cue-to-content association (``read(q)``; the store fuses candidates
+from ``q`` and ``M(q)``), what-comes-next association (:class:`NextMemory`).
 """
 
 from __future__ import annotations
@@ -38,11 +36,14 @@ import numpy as np
 import memora.memory.neural_designs as designs
 from memora.errors import ConfigError, InvalidRecordError, StoreError
 from memora.memory.neural_config import NeuralConfig
+from memora.memory.neural_factored import Factored, Factors, gradient_norm2, init_params
 from memora.memory.types import SurpriseScore
 
 __all__ = ["NeuralConfig", "NeuralMemory", "NextMemory", "SurpriseScore", "WriteResult"]
 
 _PARAMS = ("w1", "b1", "w2", "b2", "w3", "b3")
+_MATRICES = ("w1", "w2", "w3")  # learned in factored form (:mod:`neural_factored`)
+_BIASES = ("b1", "b2", "b3")
 _LN_EPS = 1e-5
 
 
@@ -58,10 +59,12 @@ class WriteResult:
 
 @dataclass
 class _State:
-    delta: dict[str, np.ndarray]
+    mats: dict[str, Factored]  # the weight matrices' learned delta and momentum
+    delta: dict[str, np.ndarray]  # the biases'
     momentum: dict[str, np.ndarray]
     step: int = 0
     writes: int = 0
+    cued: int = 0  # pairs written with a key other than their value (a question, a cue)
     mean_loss: float | None = None
     last_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -85,12 +88,16 @@ class NeuralMemory:
         self.dim = dim
         self.config = config or NeuralConfig()
         self.embedder = embedder
-        self._base = _init_params(dim, self.config.hidden, self.config.seed)
-        zeros = {name: np.zeros_like(p) for name, p in self._base.items()}
-        self._state = _State(delta=zeros, momentum={n: z.copy() for n, z in zeros.items()})
-        self._cached: tuple[list[np.ndarray], dict[str, np.ndarray]] | None = None
+        self._base = init_params(dim, self.config.hidden, self.config.seed)
+        zeros = {name: np.zeros_like(self._base[name]) for name in _BIASES}
+        self._state = _State(
+            mats={n: Factored.zeros(self._base[n]) for n in _MATRICES},
+            delta=zeros,
+            momentum={n: z.copy() for n, z in zeros.items()},
+        )
+        self._cached: tuple[list[Any], dict[str, np.ndarray]] | None = None
         if self.config.slow_lr > 0:
-            self._state.slow = {n: z.copy() for n, z in zeros.items()}
+            self._state.slow = {n: np.zeros_like(p) for n, p in self._base.items()}
 
     # -- the three operations ------------------------------------------------------------
 
@@ -102,28 +109,27 @@ class NeuralMemory:
 
     def surprise(self, key: np.ndarray, value: np.ndarray) -> list[SurpriseScore]:
         """The surprise of each (key, value) pair, without learning anything."""
-        k, _ = self._keys(key, "key")
-        v, _ = self._keys(value, "value")
-        self._same_rows(k, v)
+        k, v = self._pairs(key, value)
         return self._scores(((self._forward(k)[-1] - v) ** 2).sum(axis=1))
 
     def write(self, key: np.ndarray, value: np.ndarray, *, at: float | None = None) -> WriteResult:
         """Learn the pairs: one momentum step on the batch's mean loss (a batch is one step,
         like a chunk in Titans' parallel training). ``at`` is the write time (seconds), used
         by time-based forgetting and recorded for replay."""
-        k, _ = self._keys(key, "key")
-        v, _ = self._keys(value, "value")
-        self._same_rows(k, v)
+        k, v = self._pairs(key, value)
         st, cfg = self._state, self.config
-        cache = self._forward(k)
+        cache = self._forward(k, factored=True)
         err = cache[-1] - v
         losses = (err**2).sum(axis=1)
         scores = self._scores(losses)
-        grads = self._backward(cache, err) if designs.plain(cfg) else self._design_grads(k, v)
+        if designs.plain(cfg):
+            factors, grads = self._backward(cache, err)
+        else:
+            factors, grads = self._design_grads(k, v)
         # clipping scales the step sizes, not the gradient (no clipped copy of it)
-        norm = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads.values()))
+        norm = math.sqrt(gradient_norm2(factors, grads))
         clip = cfg.max_grad_norm / norm if norm > cfg.max_grad_norm else 1.0
-        s = float(np.mean([score.normalized for score in scores]))
+        s = math.fsum(score.normalized for score in scores) / len(scores)
         theta = cfg.lr * 2.0 * s / (1.0 + s)
         at = time.time() if at is None else float(at)
         if cfg.forget_half_life_seconds is not None:
@@ -131,8 +137,10 @@ class NeuralMemory:
             alpha = 1.0 - 0.5 ** (elapsed / cfg.forget_half_life_seconds)
         else:
             alpha = 1.0 - 0.5 ** (len(k) / cfg.forget_half_life_steps)
+        st.mats = {n: st.mats[n].step(x, g, theta * clip, cfg.momentum, 1.0 - alpha)
+                   for n, (x, g) in factors.items()}  # fmt: skip
         eta, th, keep = np.float32(cfg.momentum), np.float32(theta * clip), np.float32(1.0 - alpha)
-        for name in _PARAMS:  # new arrays, never in place: copy() shares the old ones
+        for name in _BIASES:  # new arrays, never in place: copy() shares the old ones
             momentum = eta * st.momentum[name]
             momentum -= th * grads[name]
             delta = keep * st.delta[name]
@@ -141,9 +149,10 @@ class NeuralMemory:
         if st.slow:
             slow_alpha = 1.0 - 0.5 ** (len(k) / cfg.slow_half_life_steps)
             rate = theta * clip * cfg.slow_lr / cfg.lr
-            st.slow = designs.slow_step(st.slow, grads, rate, slow_alpha)
+            dense = {n: (x.T @ g).astype(np.float32) for n, (x, g) in factors.items()}
+            st.slow = designs.slow_step(st.slow, grads | dense, rate, slow_alpha)
         st.ring = designs.ring_after(st.ring, k, v, cfg.window)
-        batch_loss = float(losses.mean())
+        batch_loss = float(losses.sum()) / len(losses)
         st.mean_loss = (
             batch_loss
             if st.mean_loss is None
@@ -151,6 +160,7 @@ class NeuralMemory:
         )
         st.step += 1
         st.writes += len(k)
+        st.cued += int(np.any(k != v, axis=1).sum())
         st.last_at = at
         return WriteResult(scores=tuple(scores), step=st.step, theta=theta, alpha=alpha)
 
@@ -167,17 +177,25 @@ class NeuralMemory:
         return self._state.writes
 
     @property
+    def cued(self) -> int:
+        """Pairs written with a key other than their value (``add(text, cue=...)``)."""
+        return self._state.cued
+
+    @property
     def nbytes(self) -> int:
         """Bytes of state that persist (learned weights, momentum and the designs' state)."""
-        extra = designs.design_arrays(self._state.slow, self._state.ring).values()
-        return sum(a.nbytes for a in self._state.delta.values()) * 2 + sum(a.nbytes for a in extra)
+        st = self._state
+        extra = designs.design_arrays(st.slow, st.ring).values()
+        return (sum(m.nbytes for m in st.mats.values()) + sum(a.nbytes for a in extra)
+                + sum(a.nbytes for a in st.delta.values()) * 2)  # fmt: skip
 
     def weights(self) -> dict[str, np.ndarray]:
         """The current weights ``M_0 + D`` (``+ D_slow`` with slow weights; copies)."""
-        st = self._state
+        st, base = self._state, self._base
+        out = {n: base[n] + (st.mats[n].delta() if n in st.mats else st.delta[n]) for n in _PARAMS}
         if st.slow:
-            return {n: self._base[n] + st.delta[n] + st.slow[n] for n in _PARAMS}
-        return {n: self._base[n] + st.delta[n] for n in _PARAMS}
+            out = {n: w + st.slow[n] for n, w in out.items()}
+        return out
 
     def state_bytes(self) -> bytes:
         """The persistent state: config, counters and arrays, as one ``.npz`` blob."""
@@ -188,11 +206,14 @@ class NeuralMemory:
             "config": asdict(self.config),
             "step": st.step,
             "writes": st.writes,
+            "cued": st.cued,
             "mean_loss": st.mean_loss,
             "last_at": st.last_at,
         }
         arrays = {f"delta_{n}": a for n, a in st.delta.items()}
         arrays.update({f"momentum_{n}": a for n, a in st.momentum.items()})
+        for name, matrix in st.mats.items():
+            arrays.update(matrix.arrays(name))
         arrays.update(designs.design_arrays(st.slow, st.ring))
         buffer = io.BytesIO()
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -209,10 +230,11 @@ class NeuralMemory:
                     int(meta["dim"]), NeuralConfig(**meta["config"]), embedder=meta["embedder"]
                 )
                 st = memory._state
-                for name in _PARAMS:
+                for name in _BIASES:
                     st.delta[name] = data[f"delta_{name}"].astype(np.float32)
                     st.momentum[name] = data[f"momentum_{name}"].astype(np.float32)
-                shapes = {n: a.shape for n, a in st.delta.items()}
+                st.mats = {n: Factored.load(data, n, memory._base[n]) for n in _MATRICES}
+                shapes = {n: a.shape for n, a in memory._base.items()}
                 slow_on = memory.config.slow_lr > 0
                 st.slow, st.ring = designs.load_design_arrays(data, _PARAMS, slow_on, shapes)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -221,6 +243,7 @@ class NeuralMemory:
                 "write log (MemoryStore.rebuild_neural)"
             ) from exc
         st.step, st.writes = int(meta["step"]), int(meta["writes"])
+        st.cued = int(meta.get("cued", 0))  # not counted before it was saved
         st.mean_loss, st.last_at = meta["mean_loss"], meta["last_at"]
         return memory
 
@@ -228,13 +251,11 @@ class NeuralMemory:
         """An independent memory in the same state. Cheap: it shares the arrays, which are
         never changed in place (a write binds new ones), and the fixed initialization."""
         other = NeuralMemory.__new__(NeuralMemory)
-        other.dim, other.config, other.embedder, other._base = (
-            self.dim, self.config, self.embedder, self._base,
-        )  # fmt: skip
+        other.__dict__.update(self.__dict__)  # the config, M_0 and the weights cache, shared
         st = self._state
-        other._cached = self._cached  # the same arrays, the same weights
-        other._state = replace(st, delta=dict(st.delta), momentum=dict(st.momentum),
-                               extra=dict(st.extra), slow=dict(st.slow))  # fmt: skip
+        other._state = replace(st, mats=dict(st.mats), delta=dict(st.delta),
+                               momentum=dict(st.momentum), extra=dict(st.extra),
+                               slow=dict(st.slow))  # fmt: skip
         return other
 
     def fresh(self) -> NeuralMemory:
@@ -257,10 +278,11 @@ class NeuralMemory:
             raise InvalidRecordError(f"{what} holds NaN or infinite values")
         return x, single
 
-    @staticmethod
-    def _same_rows(k: np.ndarray, v: np.ndarray) -> None:
+    def _pairs(self, key: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        (k, _), (v, _) = self._keys(key, "key"), self._keys(value, "value")
         if len(k) != len(v):
             raise InvalidRecordError(f"{len(k)} keys but {len(v)} values; pass them in pairs")
+        return k, v
 
     def _scores(self, losses: np.ndarray) -> list[SurpriseScore]:
         mean = self._state.mean_loss
@@ -281,7 +303,8 @@ class NeuralMemory:
         """:meth:`weights`, computed once per state (its arrays are never changed in place,
         so the same arrays mean the same weights); read-only."""
         st = self._state
-        parts = [st.delta[n] for n in _PARAMS] + [st.slow[n] for n in st.slow]
+        parts = [st.mats[n] for n in _MATRICES] + [st.delta[n] for n in _BIASES]
+        parts += [st.slow[n] for n in st.slow]
         cached = self._cached
         if (
             cached is None
@@ -291,57 +314,63 @@ class NeuralMemory:
             cached = self._cached = (parts, self.weights())
         return cached[1]
 
-    def _forward(self, x: np.ndarray) -> list[Any]:
-        w = self._current()
+    def _forward(self, x: np.ndarray, *, factored: bool = False) -> list[Any]:
+        """The network on ``x``, and what the backward pass needs. ``factored``: from the
+        factored weights (a write: no dense weights formed), else from :meth:`_current`."""
+        st, base = self._state, self._base
+        if factored:
+            slow = st.slow
+            w = {n: base[n] + st.delta[n] + (slow[n] if slow else 0) for n in _BIASES}
+
+            def mul(name: str, v: np.ndarray) -> np.ndarray:
+                y = st.mats[name].times(v)
+                return y + v @ slow[name] if slow else y
+
+            def mul_t(name: str, g: np.ndarray) -> np.ndarray:
+                y = st.mats[name].times_t(g)
+                return y + g @ slow[name].T if slow else y
+        else:
+            w = self._current()
+
+            def mul(name: str, v: np.ndarray) -> np.ndarray:
+                out: np.ndarray = v @ w[name]
+                return out
+
+            def mul_t(name: str, g: np.ndarray) -> np.ndarray:
+                out: np.ndarray = g @ w[name].T
+                return out
+
         n = x.shape[1]  # layer norm, as x.mean and x.var compute it, without their overhead
         d = x - x.sum(axis=1, keepdims=True) / n
         z = d / np.sqrt((d * d).sum(axis=1, keepdims=True) / n + _LN_EPS)
-        a = z @ w["w1"] + w["b1"]
-        u = a @ w["w2"] + w["b2"]
+        a = mul("w1", z) + w["b1"]
+        u = mul("w2", a) + w["b2"]
         sig = 1.0 / (1.0 + np.exp(-np.clip(u, -30.0, 30.0)))
         h = a + u * sig
-        y = h @ w["w3"] + w["b3"]
-        return [z, a, u, sig, h, w, y]
+        y = mul("w3", h) + w["b3"]
+        return [z, a, u, sig, h, mul_t, y]
 
-    def _design_grads(self, k: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
+    def _design_grads(self, k: np.ndarray, v: np.ndarray) -> tuple[Factors, dict[str, np.ndarray]]:
         """The gradient of a windowed and/or robust write (:mod:`neural_designs`)."""
         keys, values, old = designs.window_pairs(self._state.ring, k, v)
-        cache = self._forward(keys)
+        cache = self._forward(keys, factored=True)
         err = cache[-1] - values
         return self._backward(cache, err, designs.row_scales(self.config, err, old))
 
+    @staticmethod
     def _backward(
-        self, cache: list[Any], err: np.ndarray, scale: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
-        z, a, u, sig, h, w, _ = cache
+        cache: list[Any], err: np.ndarray, scale: np.ndarray | None = None
+    ) -> tuple[Factors, dict[str, np.ndarray]]:
+        """The gradient: each weight matrix's as factors ``(x, g)`` (the gradient is
+        ``x.T @ g``), the biases' as arrays."""
+        z, a, u, sig, h, mul_t, _ = cache
         dy = (2.0 / len(err)) * err if scale is None else (2.0 * scale[:, None]) * err
-        dh = dy @ w["w3"].T
+        dh = mul_t("w3", dy)
         du = dh * (sig * (1.0 + u * (1.0 - sig)))
-        da = dh + du @ w["w2"].T
-        # one row (a single pair): an outer product, the same numbers as the matrix product
-        # (no sums) in about half the time
-        outer = (lambda x, y: np.outer(x[0], y[0])) if len(err) == 1 else (lambda x, y: x.T @ y)
-        grads = {
-            "w3": outer(h, dy),
-            "b3": dy.sum(axis=0),
-            "w2": outer(a, du),
-            "b2": du.sum(axis=0),
-            "w1": outer(z, da),
-            "b1": da.sum(axis=0),
-        }
-        return {n: g.astype(np.float32, copy=False) for n, g in grads.items()}
-
-
-def _init_params(dim: int, hidden: int, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {
-        "w1": (rng.standard_normal((dim, hidden)) / math.sqrt(dim)).astype(np.float32),
-        "b1": np.zeros(hidden, dtype=np.float32),
-        "w2": (rng.standard_normal((hidden, hidden)) / math.sqrt(hidden)).astype(np.float32),
-        "b2": np.zeros(hidden, dtype=np.float32),
-        "w3": np.zeros((hidden, dim), dtype=np.float32),
-        "b3": np.zeros(dim, dtype=np.float32),
-    }
+        da = dh + mul_t("w2", du)
+        factors = {"w3": (h, dy), "w2": (a, du), "w1": (z, da)}
+        biases = {"b3": dy.sum(axis=0), "b2": du.sum(axis=0), "b1": da.sum(axis=0)}
+        return factors, {n: g.astype(np.float32, copy=False) for n, g in biases.items()}
 
 
 class NextMemory:
