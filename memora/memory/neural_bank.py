@@ -31,6 +31,7 @@ __all__ = [
     "NeuralTables",
     "SQLiteNeuralLog",
     "config_with",
+    "earns_latest",
     "neural_keys",
     "read_unit",
 ]
@@ -265,9 +266,28 @@ def neural_keys(
 ) -> np.ndarray:
     """The key of each written text: its cue's embedding (``cue_vectors``, one per cue that is
     not None, in order), else the text's own embedding."""
+    if all(c is None for c in cues):
+        return vectors
     rows = iter(cue_vectors)
     keys = [next(rows) if c is not None else v for c, v in zip(cues, vectors, strict=True)]
     return np.stack(keys) if keys else vectors
+
+
+#: What a scope's neural memory needs before search applies ``neural_latest_weight`` to a
+#: query that asks for the current state: the windowed update, at least this wide, and at least
+#: this share of its pairs written with question keys (``cue=``). bench/neural_ablation.py
+#: measured the gain there only (docs/neural-memory.md).
+LATEST_MIN_WINDOW = 8
+LATEST_MIN_CUED = 0.5
+
+
+def earns_latest(memory: NeuralMemory) -> bool:
+    """Whether ``memory`` is one whose read made stale answers rarer (see above)."""
+    return (
+        memory.config.window >= LATEST_MIN_WINDOW
+        and memory.writes > 0
+        and memory.cued >= LATEST_MIN_CUED * memory.writes
+    )
 
 
 def read_unit(memory: NeuralMemory, key: np.ndarray) -> np.ndarray | None:

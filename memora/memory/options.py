@@ -83,6 +83,11 @@ class SearchOptions:
             are taken in turns with the first hop's. 1: one hop.
         latest: a query that asks for the current state ("now", "currently") ranks later
             statements of the same thing before earlier ones (a new job before the old).
+        neural_latest_weight: the ``neural_weight`` of such a query (``latest`` on,
+            ``neural_weight`` 0) in a scope whose neural memory earned it: a windowed update
+            (``NeuralConfig(window >= 8)``) written mostly with question keys (``cue=``), where
+            it made stale answers rarer (``docs/neural-memory.md``). Ignored elsewhere, and
+            in a store without a neural memory.
     """
 
     k: int = 10
@@ -109,6 +114,7 @@ class SearchOptions:
     adaptive: bool = True
     hops: int = 2
     latest: bool = True
+    neural_latest_weight: float = 0.25
 
     def __post_init__(self) -> None:
         if self.rerank is not None and not callable(getattr(self.rerank, "rank", None)):
@@ -140,7 +146,8 @@ class SearchOptions:
             raise ConfigError(f"mode must be 'hybrid', 'dense' or 'lexical', got {self.mode!r}")
         if self.filters is not None and not isinstance(self.filters, Mapping):
             raise ConfigError("filters must be a dict of metadata keys and values")
-        for name in ("recency_weight", "neural_weight", "salience_weight", "time_weight"):
+        for name in ("recency_weight", "neural_weight", "salience_weight", "time_weight",
+                     "neural_latest_weight"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack, cast
 
@@ -17,8 +18,9 @@ from memora._sqlite import Database
 from memora.embed import Embedder, check_threads, load_embedder
 from memora.errors import ClosedError, ConfigError, ReadOnlyError
 from memora.memory.contract import RecordStore, SQLDatabase
+from memora.memory.fusion import asks_latest
 from memora.memory.neural import NeuralConfig, NeuralMemory
-from memora.memory.neural_bank import NeuralBank, read_unit
+from memora.memory.neural_bank import NeuralBank, earns_latest, read_unit
 from memora.memory.records import SQLiteRecords
 from memora.memory.rows import write_scope
 from memora.memory.search import SearchOptions, neural_blend
@@ -215,6 +217,20 @@ class DerivedParts:
         if self.neural is None:
             raise ConfigError("this store has no neural memory; open it with neural=True")
         return self.neural.replay(where.key())
+
+    def _latest_options(
+        self, query: str, where: Scope | None, opts: SearchOptions
+    ) -> SearchOptions:
+        """``opts`` with ``neural_latest_weight`` as the neural weight when the query asks for
+        the current state and the scope's neural memory earned it (:func:`earns_latest`)."""
+        if (self.neural is None or where is None or opts.neural_weight or not opts.latest
+                or not opts.neural_latest_weight or opts.mode == "lexical"
+                or not asks_latest(query)):  # fmt: skip
+            return opts
+        memory = self.neural_memory(where)
+        if memory is None or not earns_latest(memory):
+            return opts
+        return replace(opts, neural_weight=opts.neural_latest_weight)
 
     def _neural_candidates(
         self, where: Scope, opts: SearchOptions, qvec: np.ndarray, dense: builtins.list[int],

@@ -50,6 +50,10 @@ class Retrieval(StoreSide):
             all_users: bool = False, **ids: Unpack[ScopeIds]) -> MemoryRecord:  # fmt: skip
         raise NotImplementedError
 
+    def _latest_options(self, query: str, where: Scope | None,
+                        opts: SearchOptions) -> SearchOptions:  # fmt: skip
+        raise NotImplementedError
+
     def _neural_candidates(self, where: Scope, opts: SearchOptions, qvec: np.ndarray,
                            dense: builtins.list[int], keys: builtins.list[int] | None,
                            depth: int) -> Any:  # fmt: skip
@@ -77,6 +81,7 @@ class Retrieval(StoreSide):
                                     session_id=session_id), all_scopes, all_users)  # fmt: skip
         words = searched_words(query_words(query))
         opts.check_neural(self.neural is not None)
+        opts = self._latest_options(query, where, opts)
         window = _window(query, opts)
         if opts.mode == "lexical" and opts.min_score is None and opts.abstain_below is None:
             hits = lexical_hits(self.records, query, where, opts, window)  # no embedder
