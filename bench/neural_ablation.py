@@ -309,6 +309,9 @@ def run_updates(args: argparse.Namespace, embedder: CachedEmbedder, tmp: Path) -
                         row[f"{search} gated"] = updates_scores(probes, mixed)
                     print(f"  {search}: {row[search]} gated: {row.get(f'{search} gated')}",
                           flush=True)  # fmt: skip
+                if overrides is not None:  # no option given: neural_latest_weight as shipped
+                    row["store default"] = updates_scores(probes, updates_ranks(store, probes, {}))
+                    print(f"  store default: {row['store default']}", flush=True)
             out["candidates"][label] = row
     return out
 
