@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_info
 
-from memora.memory.neural_factored import FOLD_ROWS, Factored
+from memora.memory.neural_factored import FOLD_ROWS, ONE_BLAS_THREAD, Factored
 
 SHAPE = (12, 7)
 BASE = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
@@ -106,3 +107,33 @@ def test_a_state_saved_as_dense_arrays_loads_as_such() -> None:
     assert loaded.rows == 0
     assert np.array_equal(loaded.delta(), old["delta_w1"])
     assert np.array_equal(loaded.momentum(), old["momentum_w1"])
+
+
+def blas_threads() -> list[int]:
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_the_memory_runs_its_products_on_one_blas_thread_and_restores_the_setting() -> None:
+    from memora.memory.neural import NeuralConfig, NeuralMemory
+
+    before = blas_threads()
+    seen: list[list[int]] = []
+    memory = NeuralMemory(16, NeuralConfig(hidden=8, window=4))
+    original = Factored.times
+
+    def spying(self: Factored, x: np.ndarray) -> np.ndarray:
+        seen.append(blas_threads())
+        return original(self, x)
+
+    rng = np.random.default_rng(0)
+    pairs = rng.standard_normal((6, 16)).astype(np.float32)
+    Factored.times = spying  # type: ignore[method-assign]
+    try:
+        memory.write(pairs[:2], pairs[2:4])  # a windowed write of two pairs
+        with ONE_BLAS_THREAD:  # nested and overlapping uses restore once, at the last exit
+            memory.write(pairs[4], pairs[5])
+            assert all(n == 1 for n in blas_threads())
+    finally:
+        Factored.times = original  # type: ignore[method-assign]
+    assert seen and all(n == 1 for threads in seen for n in threads)
+    assert blas_threads() == before

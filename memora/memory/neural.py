@@ -36,7 +36,14 @@ import numpy as np
 import memora.memory.neural_designs as designs
 from memora.errors import ConfigError, InvalidRecordError, StoreError
 from memora.memory.neural_config import NeuralConfig
-from memora.memory.neural_factored import Factored, Factors, gradient_norm2, init_params
+from memora.memory.neural_factored import (
+    ONE_BLAS_THREAD,
+    Factored,
+    Factors,
+    gradient_norm2,
+    init_params,
+)
+from memora.memory.neural_next import NextMemory
 from memora.memory.types import SurpriseScore
 
 __all__ = ["NeuralConfig", "NeuralMemory", "NextMemory", "SurpriseScore", "WriteResult"]
@@ -104,7 +111,11 @@ class NeuralMemory:
     def read(self, query: np.ndarray) -> np.ndarray:
         """``M(q)``: the value the memory associates with ``query`` (one vector or a batch)."""
         x, single = self._keys(query, "query")
-        y: np.ndarray = self._forward(x)[-1]
+        if single:  # products of one row: BLAS does not thread them
+            y: np.ndarray = self._forward(x)[-1]
+        else:
+            with ONE_BLAS_THREAD:
+                y = self._forward(x)[-1]
         return y[0] if single else y
 
     def surprise(self, key: np.ndarray, value: np.ndarray) -> list[SurpriseScore]:
@@ -117,6 +128,12 @@ class NeuralMemory:
         like a chunk in Titans' parallel training). ``at`` is the write time (seconds), used
         by time-based forgetting and recorded for replay."""
         k, v = self._pairs(key, value)
+        if len(k) == 1 and self.config.window == 1:  # products of one row: BLAS never threads
+            return self._write(k, v, at)
+        with ONE_BLAS_THREAD:
+            return self._write(k, v, at)
+
+    def _write(self, k: np.ndarray, v: np.ndarray, at: float | None) -> WriteResult:
         st, cfg = self._state, self.config
         cache = self._forward(k, factored=True)
         err = cache[-1] - v
@@ -371,29 +388,3 @@ class NeuralMemory:
         factors = {"w3": (h, dy), "w2": (a, du), "w1": (z, da)}
         biases = {"b3": dy.sum(axis=0), "b2": du.sum(axis=0), "b1": da.sum(axis=0)}
         return factors, {n: g.astype(np.float32, copy=False) for n, g in biases.items()}
-
-
-class NextMemory:
-    """What-comes-next association: each observed vector is written as the value of the one
-    before it (key ``e_t``, value ``e_{t+1}``); :meth:`predict` reads ``M(e_last)``, an
-    estimate of the next item's embedding (e.g. to retrieve what usually follows)."""
-
-    def __init__(self, memory: NeuralMemory) -> None:
-        self.memory = memory
-        self.last: np.ndarray | None = None
-
-    def observe(self, vector: np.ndarray, *, at: float | None = None) -> SurpriseScore | None:
-        """Learn ``last -> vector``; returns how surprising ``vector`` was as a successor."""
-        vec = np.asarray(vector, dtype=np.float32)
-        score = None
-        if self.last is not None:
-            score = self.memory.write(self.last, vec, at=at).scores[0]
-        self.last = vec
-        return score
-
-    def predict(self, vector: np.ndarray | None = None) -> np.ndarray:
-        """``M(vector)`` (default: the last observed vector)."""
-        key = self.last if vector is None else vector
-        if key is None:
-            raise InvalidRecordError("nothing observed yet; observe() a vector first")
-        return self.memory.read(key)

@@ -149,7 +149,7 @@ SQLiteNeuralLog = NeuralTables
 
 
 #: Writes between two checkpoints of a scope's state (a write in between logs its pairs only).
-CHECKPOINT_EVERY = 128
+CHECKPOINT_EVERY = 256
 
 
 class NeuralBank:

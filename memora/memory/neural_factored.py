@@ -25,20 +25,80 @@ for bit (the fold points depend on the rows written only).
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-__all__ = ["FOLD_ROWS", "Factored", "Factors", "gradient_norm2", "init_params"]
+__all__ = [
+    "FOLD_ROWS",
+    "ONE_BLAS_THREAD",
+    "Factored",
+    "Factors",
+    "gradient_norm2",
+    "init_params",
+    "one_blas_thread",
+]
 
 #: Rows of factors kept before they are folded into the dense parts (32 was the fastest of
 #: 8, 16, 32, 64 and 128 for one-pair writes at the default width).
 FOLD_ROWS = 32
 
 _F32 = np.float32
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class _OneThread:
+    """numpy's BLAS limited to one thread while any thread is inside (counted, so that
+    overlapping calls from several threads restore the setting once, at the last exit)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._blas: Any = None
+        self._limit: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                if self._blas is None:
+                    self._blas = ThreadpoolController().select(user_api="blas")
+                self._limit = self._blas.limit(limits=1)
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0 and self._limit is not None:
+                self._limit.restore_original_limits()
+                self._limit = None
+
+
+#: ``with ONE_BLAS_THREAD:`` runs a block with numpy's BLAS on one thread (see
+#: :func:`one_blas_thread`).
+ONE_BLAS_THREAD = _OneThread()
+
+
+def one_blas_thread(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` with numpy's BLAS on one thread. The memory's products are small; a BLAS that
+    threads them (a windowed write, a fold) leaves its threads spinning afterwards, and on a
+    machine with few cores they starve what runs next (an embedder's threads: 3.8x slower
+    ``add`` measured with ``NeuralConfig(window=8)`` on 2 cores)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with ONE_BLAS_THREAD:
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 class _Rows:
@@ -172,6 +232,7 @@ class Factored:
         assert held is not None
         return buffer, held
 
+    @one_blas_thread
     def folded(self) -> Factored:
         """The same matrix with its factors folded into the dense parts."""
         if self.u is None or self.v is None or self.p is None or self.q is None:
