@@ -73,6 +73,8 @@ CANDIDATES: dict[str, tuple[dict[str, Any] | None, str]] = {
     "window 8 + momentum 0.9": ({"window": 8, "momentum": 0.9}, "auto"),
     "two timescales + momentum 0.9": (
         {"lr": 0.004, "forget_half_life_steps": 200.0, "slow_lr": 0.001, "momentum": 0.9}, "auto"),
+    "hidden 64": ({"hidden": 64}, "auto"),
+    "window 8 + hidden 64": ({"window": 8, "window_decay": 0.9, "hidden": 64}, "auto"),
     "question keys (today's config)": ({}, "question"),
     "question keys (window 8 + momentum 0.9)": ({"window": 8, "momentum": 0.9}, "question"),
 }  # fmt: skip

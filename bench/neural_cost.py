@@ -1,13 +1,15 @@
 """What the neural memory costs a write: ``MemoryStore.add`` with the memory on against off.
 
-Three stores take the same texts one ``add`` at a time, in alternating rounds (so that load
-on the machine hits all three alike):
+Four stores take the same texts one ``add`` at a time, in alternating rounds (so that load
+on the machine hits all of them alike):
 
 - ``plain``: no neural memory;
 - ``neural``: the memory on, as shipped (its write log appended per add, the whole state
   checkpointed every ``CHECKPOINT_EVERY`` writes);
 - ``neural, state per add``: the same memory checkpointing its whole state at every add (what
-  every add did before the write log and checkpoints).
+  every add did before the write log and checkpoints);
+- ``neural, window 8``: the memory with the windowed update (``NeuralConfig(window=8)``), the
+  design that search's ``neural_latest_weight`` needs.
 
 The embeddings are computed once before the timing (the bundled MiniLM), so the main figures
 are the store's own cost; a second, shorter measurement (``--live-adds``) embeds in every add,
@@ -15,7 +17,7 @@ as a user's add does. After the timing, the memory rebuilt from scratch from its
 memory a fresh process loads (latest checkpoint plus the later writes), are compared with the
 one in the writing process, byte for byte.
 
-    python bench/neural_cost.py [--adds 600] [--rounds 6] [--live-adds 120]
+    python bench/neural_cost.py [--adds 1200] [--rounds 12] [--live-adds 120]
 
 Writes bench/results/neural_cost.json.
 """
@@ -44,11 +46,12 @@ sys.path.insert(0, str(HERE))
 from research_data import needle_stream  # noqa: E402
 
 from memora.embed import load_embedder  # noqa: E402
+from memora.memory.neural import NeuralConfig  # noqa: E402
 from memora.memory.neural_bank import CHECKPOINT_EVERY  # noqa: E402
 from memora.memory.store import MemoryStore  # noqa: E402
 
 RESULTS = HERE / "results" / "neural_cost.json"
-CONFIGS = ("plain", "neural", "neural, state per add")
+CONFIGS = ("plain", "neural", "neural, state per add", "neural, window 8")
 
 
 class Precomputed:
@@ -67,7 +70,8 @@ class Precomputed:
 
 
 def open_store(path: Path, config: str, embedder: Precomputed) -> MemoryStore:
-    store = MemoryStore(path, embedder=embedder, neural=config != "plain")
+    neural = NeuralConfig(window=8) if config == "neural, window 8" else config != "plain"
+    store = MemoryStore(path, embedder=embedder, neural=neural)
     if config == "neural, state per add":
         assert store.neural is not None
         store.neural.checkpoint_every = 1
@@ -76,13 +80,18 @@ def open_store(path: Path, config: str, embedder: Precomputed) -> MemoryStore:
 
 def timed_rounds(stores: dict[str, MemoryStore], texts: list[str], rounds: int,
                  ) -> dict[str, list[float]]:  # fmt: skip
-    """ms per add of each store, one figure per round; the stores take turns each round."""
+    """ms per add of each store, one figure per round; the stores take turns each round, in an
+    order rotated every round (each follows each other as often), with the file system's
+    writes flushed before each turn (so that no store pays for the writeback of another's,
+    the state-per-add store writes a megabyte per add)."""
     per_round = len(texts) // rounds
     ms: dict[str, list[float]] = {name: [] for name in stores}
+    names = list(stores)
     for r in range(rounds):
         part = texts[r * per_round : (r + 1) * per_round]
-        order = list(stores) if r % 2 == 0 else list(reversed(stores))
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
+            os.sync()
             start = time.perf_counter()
             for text in part:
                 stores[name].add(text, user_id="u")
@@ -104,8 +113,8 @@ def replay_checks(path: Path, embedder: Precomputed, live: bytes) -> dict[str, b
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--adds", type=int, default=600, help="adds per store")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--adds", type=int, default=1200, help="adds per store")
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument(
         "--live-adds", type=int, default=120, help="adds per store, embedding in each (0: skip)"
     )
@@ -116,14 +125,15 @@ def main() -> None:
         live = measure(Precomputed([], live=True), texts[: args.live_adds], 2)
         result["with_embedding"] = {k: live[k] for k in (
             "adds_per_store", "ms_per_add_median", "ms_per_add_rounds", "neural_over_plain",
-            "neural_over_plain_paired_median", "state_per_add_over_plain")}  # fmt: skip
+            "neural_over_plain_paired_median", "state_per_add_over_plain",
+            "window_8_over_plain")}  # fmt: skip
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "ms_per_add_rounds"}, indent=1))
 
 
 def measure(embedder: Precomputed, texts: list[str], rounds: int) -> dict[str, Any]:
-    """The three stores over ``texts``, ``rounds`` alternating rounds; the figures and checks."""
+    """The stores over ``texts``, ``rounds`` alternating rounds; the figures and checks."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = {name: Path(tmp) / f"{i}.db" for i, name in enumerate(CONFIGS)}
         stores = {name: open_store(paths[name], name, embedder) for name in CONFIGS}
@@ -148,6 +158,7 @@ def measure(embedder: Precomputed, texts: list[str], rounds: int) -> dict[str, A
         "neural_over_plain": round(median["neural"] / median["plain"], 2),
         "neural_over_plain_paired_median": round(statistics.median(paired), 2),
         "state_per_add_over_plain": round(median["neural, state per add"] / median["plain"], 2),
+        "window_8_over_plain": round(median["neural, window 8"] / median["plain"], 2),
         "file_bytes": sizes,
         **checks,
         "machine": {
