@@ -55,6 +55,9 @@ from the caller's point of view, and every message says how to fix it::
     │   ├── DatabaseAuthError        a database server that refused the DSN's credentials
     │   └── StoreBusyError           the database stayed locked, or aborted the transaction,
     │                                through the bounded retries
+    ├── AccessError                  a request to memora serve without a valid API key (HTTP
+    │   │                            401) or with a key that may not do it (403)
+    │   └── KeyNotFoundError         an API key id that does not exist (memora keys list)
     ├── ClosedError                  a call on a model, memory store, story or agent after its
     │                                close(); open a new one
     └── AgentError                   a memory agent (memora.agents)
@@ -72,6 +75,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
+    "AccessError",
     "AgentError",
     "AuthenticationError",
     "BackendError",
@@ -94,6 +98,7 @@ __all__ = [
     "InvalidOptionError",
     "InvalidRecordError",
     "InvalidSchemaError",
+    "KeyNotFoundError",
     "MemoraError",
     "MissingDependencyError",
     "ModelError",
@@ -328,6 +333,15 @@ class DatabaseAuthError(StoreError):
 class EmbedderMismatchError(ConfigError):
     """A database whose vectors were made by another embedder (name or dimension) than the one
     opening it."""
+
+
+class AccessError(MemoraError):
+    """A request to ``memora serve`` without a valid API key (HTTP 401), or with a key that may
+    not do what it asks (HTTP 403): keys come from ``memora keys create``."""
+
+
+class KeyNotFoundError(AccessError):
+    """No API key has that id (``memora keys list`` shows them)."""
 
 
 class ClosedError(MemoraError):

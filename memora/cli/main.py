@@ -13,6 +13,7 @@ from rich.console import Console
 from memora.cli.boundary import report
 from memora.cli.memory import memory
 from memora.cli.rank import eval_, rank
+from memora.cli.serve import keys, serve
 from memora.cli.story import story, write
 from memora.errors import (
     FileAccessError,
@@ -208,3 +209,5 @@ main.add_command(write)
 main.add_command(story)
 main.add_command(rank)
 main.add_command(eval_, name="eval")
+main.add_command(serve)
+main.add_command(keys)

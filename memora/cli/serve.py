@@ -1,0 +1,91 @@
+"""``memora serve`` (the HTTP server, :mod:`memora.serve`) and ``memora keys ...`` (its API
+keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from memora.cli.memory_common import Where, db_option, open_store
+from memora.errors import ConfigError
+
+__all__ = ["keys", "serve"]
+
+_out = Console(soft_wrap=True, highlight=False)
+
+
+@click.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="the address to listen on (127.0.0.1: this machine only)")  # fmt: skip
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=1_000_000,
+              show_default=True, help="the largest request body")  # fmt: skip
+def serve(db_path: Where, host: str, port: int, max_body_bytes: int) -> None:
+    """Serve the memory store over HTTP: the memory API under /v1, one scope per API key."""
+    import uvicorn
+
+    from memora.serve.app import Limits, create_app
+
+    if not isinstance(db_path, Path):
+        raise ConfigError("memora serve keeps its API keys in a store file for now. Fix: --db "
+                          "PATH")  # fmt: skip
+    with open_store(db_path, embeds=True) as store:
+        app = create_app(store, limits=Limits(max_body_bytes=max_body_bytes))
+        _out.print(f"memora serve: http://{host}:{port} (store {db_path})")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@click.group()
+def keys() -> None:
+    """Create, list and revoke the API keys of memora serve."""
+
+
+@keys.command()
+@db_option
+@click.option("--user", "user_id", default=None, help="the user whose memories the key reaches")
+@click.option("--agent", "agent_id", default=None, help="narrow the key to one agent's memories")
+@click.option("--scopes", default="read,write", show_default=True,
+              help="comma-separated: read, write, chat, rerank")  # fmt: skip
+@click.option("--admin", is_flag=True, help="a key for every user (cross-scope operations)")
+def create(db_path: Where, user_id: str | None, agent_id: str | None, scopes: str,
+           admin: bool) -> None:  # fmt: skip
+    """Create a key; its secret is printed once and only its hash is stored."""
+    from memora.serve.keys import ApiKeys
+
+    with open_store(db_path) as store:
+        secret, key = ApiKeys(store.database).create(
+            user_id, agent_id=agent_id, scopes=scopes.split(","), admin=admin
+        )
+    click.echo(secret)
+    who = "admin" if key.admin else f"user {key.user_id}" + (
+        f", agent {key.agent_id}" if key.agent_id else "")  # fmt: skip
+    click.echo(f"key {key.id} ({who}; {','.join(key.scopes)}): keep the line above, it is not "
+               "stored", err=True)  # fmt: skip
+
+
+@keys.command("list")
+@db_option
+def list_(db_path: Where) -> None:
+    """The keys (ids and scopes, never secrets)."""
+    from memora.serve.keys import ApiKeys
+
+    with open_store(db_path) as store:
+        for key in ApiKeys(store.database).list():
+            state = "revoked" if key.revoked_at is not None else "live"
+            owner = "admin" if key.admin else f"user={key.user_id} agent={key.agent_id or '-'}"
+            _out.print(f"{key.id}  {state}  {owner}  scopes={','.join(key.scopes)}")
+
+
+@keys.command()
+@db_option
+@click.argument("key_id")
+def revoke(db_path: Where, key_id: str) -> None:
+    """Revoke a key: refused from the next request on."""
+    from memora.serve.keys import ApiKeys
+
+    with open_store(db_path) as store:
+        key = ApiKeys(store.database).revoke(key_id)
+    _out.print(f"revoked {key.id}")

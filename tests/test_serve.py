@@ -1,0 +1,220 @@
+"""``memora serve``: a real server process on 127.0.0.1 (uvicorn, the bundled MiniLM, a SQLite
+store), a real HTTP client (httpx); API keys made with ``memora keys create``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import free_port
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "memora.cli", *argv], env=ENV, text=True,
+                          capture_output=True, timeout=120, check=False)  # fmt: skip
+
+
+def create_key(db: Path, *args: str) -> tuple[str, str]:
+    """A new key's secret and id, through the CLI."""
+    done = cli("keys", "create", "--db", str(db), *args)
+    assert done.returncode == 0, done.stderr
+    secret = done.stdout.strip()
+    key_id = done.stderr.split()[1]
+    assert secret.startswith("mk_") and key_id in secret
+    return secret, key_id
+
+
+@dataclass
+class Server:
+    url: str
+    db: Path
+    ana: str
+    bob: str
+    reader: str
+    proc: subprocess.Popen[bytes]
+
+    def client(self, secret: str | None) -> httpx.Client:
+        headers = {} if secret is None else {"Authorization": f"Bearer {secret}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("serve")
+    db = tmp / "memory.db"
+    ana, _ = create_key(db, "--user", "ana")
+    bob, _ = create_key(db, "--user", "bob")
+    reader, _ = create_key(db, "--user", "ana", "--scopes", "read")
+    port = free_port()
+    log = tmp / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "memora.cli", "serve", "--db", str(db),
+                                 "--port", str(port), "--max-body-bytes", "20000"],
+                                env=ENV, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"memora serve exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"memora serve did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.25)
+        yield Server(url, db, ana, bob, reader, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def texts_of(response: httpx.Response, field: str) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [r["text"] for r in response.json()[field]]
+
+
+def test_the_memory_api_round_trip(server: Server) -> None:
+    with server.client(server.ana) as ana:
+        added = ana.post("/v1/memories", json={"texts": ["Ana keeps bees in Braga.",
+                                                         "Ana's sister is called Rita."],
+                                               "metadata": {"source": "test"}})  # fmt: skip
+        assert added.status_code == 201, added.text
+        first, second = added.json()["results"]
+        assert (
+            first["created"]
+            and first["user_id"] == "ana"
+            and first["metadata"] == {"source": "test"}
+        )
+        hits = ana.post("/v1/memories/search", json={"query": "who is Ana's sister?", "k": 1})
+        assert texts_of(hits, "hits") == ["Ana's sister is called Rita."]
+        assert ana.get(f"/v1/memories/{first['id']}").json()["text"] == first["text"]
+        updated = ana.patch(f"/v1/memories/{first['id']}",
+                            json={"text": "Ana keeps bees in Porto now."})  # fmt: skip
+        assert updated.status_code == 200 and updated.json()["text"].endswith("Porto now.")
+        events = ana.get(f"/v1/memories/{first['id']}/history").json()["history"]
+        assert [e["event"] for e in events] == ["ADD", "UPDATE"]
+        assert ana.delete(f"/v1/memories/{second['id']}").json() == {
+            "id": second["id"], "deleted": True}  # fmt: skip
+        assert ana.get(f"/v1/memories/{second['id']}").json()["deleted"] is True
+        listed = texts_of(ana.get("/v1/memories"), "records")
+        assert "Ana keeps bees in Porto now." in listed
+        exported = ana.get("/v1/export").json()["records"]
+        assert {r["id"] for r in exported} >= {first["id"], second["id"]}
+        assert all(r["user_id"] == "ana" for r in exported)
+    schema = httpx.get(f"{server.url}/v1/openapi.json").json()
+    assert "/v1/memories/search" in schema["paths"]
+
+
+def test_a_key_reaches_its_own_user_only(server: Server) -> None:
+    with server.client(server.bob) as bob:
+        made = bob.post("/v1/memories", json={"texts": ["Bob's locker code is 4417."]}).json()
+        bob_id = made["results"][0]["id"]
+    with server.client(server.ana) as ana:
+        assert ana.get(f"/v1/memories/{bob_id}").status_code == 404
+        assert ana.delete(f"/v1/memories/{bob_id}").status_code == 404
+        found = ana.post("/v1/memories/search", json={"query": "locker code", "k": 10})
+        assert "Bob's locker code is 4417." not in texts_of(found, "hits")
+    with server.client(server.bob) as bob:  # still there
+        assert bob.get(f"/v1/memories/{bob_id}").json()["deleted"] is False
+
+
+HOSTILE_FIELDS = st.sampled_from(["user_id", "agent_id", "scope", "all_users", "all_scopes"])
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(field=HOSTILE_FIELDS, value=st.sampled_from(["bob", None, True, "*", ["bob"]]),
+       where=st.sampled_from(["body", "query", "header"]))  # fmt: skip
+def test_hostile_requests_never_reach_the_other_key(server: Server, field: str, value: object,
+                                                    where: str) -> None:  # fmt: skip
+    body: dict[str, object] = {"query": "locker code", "k": 10}
+    params: dict[str, str] = {}
+    headers = {"Authorization": f"Bearer {server.ana}"}
+    if where == "body":
+        body[field] = value
+    elif where == "query":
+        params[field] = json.dumps(value)
+    else:
+        headers[f"X-{field.replace('_', '-')}"] = json.dumps(value)
+    response = httpx.post(f"{server.url}/v1/memories/search", json=body, params=params,
+                          headers=headers, timeout=60)  # fmt: skip
+    if where == "body":  # the scope comes from the key: a body naming one is refused
+        assert response.status_code == 422, response.text
+        assert "unknown field" in response.json()["error"]["message"]
+    else:
+        assert all(h["user_id"] == "ana" for h in response.json()["hits"])
+        assert "Bob's locker code is 4417." not in texts_of(response, "hits")
+
+
+def test_keys_are_checked_on_every_request(server: Server) -> None:
+    for secret in (None, "mk_nothing_here", server.ana + "x"):
+        with server.client(secret) as client:
+            response = client.post("/v1/memories/search", json={"query": "bees"})
+            assert response.status_code == 401
+            assert response.json()["error"]["type"] == "AccessError"
+    with server.client(server.reader) as reader:
+        assert reader.post("/v1/memories/search", json={"query": "bees"}).status_code == 200
+        refused = reader.post("/v1/memories", json={"texts": ["a reader may not write"]})
+        assert refused.status_code == 403 and "write" in refused.json()["error"]["fix"]
+    secret, key_id = create_key(server.db, "--user", "carla")
+    with server.client(secret) as carla:
+        assert carla.get("/v1/memories").status_code == 200
+        done = cli("keys", "revoke", "--db", str(server.db), key_id)
+        assert done.returncode == 0, done.stderr
+        assert carla.get("/v1/memories").status_code == 401  # the next request
+    listed = cli("keys", "list", "--db", str(server.db)).stdout
+    assert f"{key_id}  revoked" in listed and "mk_" not in listed
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "says"),
+    [
+        ({"content": b"{not json", "headers": {"content-type": "application/json"},
+          "path": "/v1/memories"}, 422, "not valid JSON"),
+        ({"content": b"texts=x", "path": "/v1/memories"}, 422, "a JSON object"),
+        ({"json": {"texts": "one text"}, "path": "/v1/memories"}, 422, "texts"),
+        ({"json": {"texts": ["x"], "colour": "red"}, "path": "/v1/memories"}, 422,
+         "unknown field 'colour'"),
+        ({"json": {"texts": [""]}, "path": "/v1/memories"}, 422, "empty"),
+        ({"json": {"texts": ["x" * 30_000]}, "path": "/v1/memories"}, 413, "max_body_bytes"),
+        ({"json": {"texts": [f"t{i}" for i in range(101)]}, "path": "/v1/memories"}, 422,
+         "max_records"),
+        ({"json": {"query": "  "}, "path": "/v1/memories/search"}, 422, "query"),
+        ({"json": {"query": "bees", "k": 10**6}, "path": "/v1/memories/search"}, 422, "max_k"),
+        ({"json": {"query": "bees", "k": "10"}, "path": "/v1/memories/search"}, 422, "k"),
+    ],
+    ids=["malformed JSON", "not JSON", "wrong type", "unknown field", "empty text", "oversize body",
+         "too many records", "empty query", "huge k", "k as a string"],
+)  # fmt: skip
+def test_bad_input_is_a_clear_4xx_and_writes_nothing(
+    server: Server, request_: dict[str, object], status: int, says: str
+) -> None:
+    with server.client(server.ana) as ana:
+        before = ana.get("/v1/export").json()["records"]
+        path = str(request_.pop("path"))
+        response = ana.post(path, **request_)  # type: ignore[arg-type]
+        request_["path"] = path
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert says in f"{error['message']} {error.get('fix')}", error
+        assert "Traceback" not in response.text
+        assert ana.get("/v1/export").json()["records"] == before
