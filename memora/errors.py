@@ -58,6 +58,7 @@ from the caller's point of view, and every message says how to fix it::
     ├── AccessError                  a request to memora serve without a valid API key (HTTP
     │   │                            401) or with a key that may not do it (403)
     │   └── KeyNotFoundError         an API key id that does not exist (memora keys list)
+    ├── ServerBusyError              memora serve's model queue is full (HTTP 429, Retry-After)
     ├── ClosedError                  a call on a model, memory store, story or agent after its
     │                                close(); open a new one
     └── AgentError                   a memory agent (memora.agents)
@@ -115,6 +116,7 @@ __all__ = [
     "RecordNotFoundError",
     "SchemaVersionError",
     "ScopeError",
+    "ServerBusyError",
     "ServerError",
     "StepError",
     "StoreBusyError",
@@ -342,6 +344,11 @@ class AccessError(MemoraError):
 
 class KeyNotFoundError(AccessError):
     """No API key has that id (``memora keys list`` shows them)."""
+
+
+class ServerBusyError(MemoraError):
+    """``memora serve``'s model queue is full, or a key has its limit of model calls running
+    (HTTP 429 with ``Retry-After``)."""
 
 
 class ClosedError(MemoraError):

@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 
 from tests.conftest import free_port
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "MEMORA_N_THREADS": "1",
+}
 
 
 def cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -218,3 +223,97 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(
         assert says in f"{error['message']} {error.get('fix')}", error
         assert "Traceback" not in response.text
         assert ana.get("/v1/export").json()["records"] == before
+
+
+DOCS = [
+    "The recipe needs two eggs, flour and a pinch of salt.",
+    "Lisbon's trams climb the steep streets of Alfama.",
+    "Beekeepers wear veils so that the bees do not sting their faces.",
+]
+
+
+def test_rerank_orders_documents_in_the_common_shape(server: Server) -> None:
+    with server.client(server.ana) as ana:
+        body = {"query": "how do beekeepers avoid stings?", "documents": DOCS,
+                "strategy": "biencoder", "top_n": 2, "return_documents": True}  # fmt: skip
+        response = ana.post("/v1/rerank", json=body)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert [r["index"] for r in results][:1] == [2] and len(results) == 2
+        assert results[0]["document"]["text"] == DOCS[2]
+        assert results[0]["relevance_score"] >= results[1]["relevance_score"]
+        # the model's listwise ranking: every index once
+        full = ana.post("/v1/rerank", json={"query": "trams", "documents": DOCS})
+        assert full.status_code == 200, full.text
+        assert sorted(r["index"] for r in full.json()["results"]) == [0, 1, 2]
+        assert full.json()["model"] == "full"
+        # a long document is ranked by its passages, and says so
+        long = " ".join(["Nothing about the query here."] * 40) + " Beekeepers wear veils."
+        asked = {"query": "beekeepers veils", "strategy": "biencoder",
+                 "documents": [DOCS[0], long], "passage_words": 20}  # fmt: skip
+        split = ana.post("/v1/rerank", json=asked)
+        assert split.json()["meta"]["split"] == [{"index": 1, "words": len(long.split())}]
+        assert split.json()["results"][0]["index"] == 1
+        many = ana.post("/v1/rerank", json={"query": "q", "documents": ["d"] * 101})
+        assert many.status_code == 422 and "max_documents" in many.json()["error"]["message"]
+
+
+def test_chat_completions_with_the_openai_client_remember_across_processes(
+    server: Server,
+) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server.url}/v1", api_key=server.bob, max_retries=0, timeout=300)
+    said = client.chat.completions.create(
+        model="memora", messages=[{"role": "user", "content": "Remember this: my bike is red."}]
+    )
+    assert said.choices[0].message.role == "assistant"
+    assert isinstance(said.choices[0].message.content, str)
+    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="memora", stream=True,
+        messages=[{"role": "user", "content": "Say hello."}])]  # fmt: skip
+    assert "".join(pieces).strip()
+    # the facts of bob's turns reach his memory (extraction runs after each answer)
+    deadline = time.monotonic() + 240
+    with server.client(server.bob) as bob:
+        while not any("red" in t.lower() for t in texts_of(bob.get("/v1/memories"), "records")):
+            assert time.monotonic() < deadline, "no memory extracted from bob's turn"
+            time.sleep(1)
+    # a second process, another client: the memory is in its answer's context
+    code = (
+        "import json, sys; from openai import OpenAI\n"
+        f"c = OpenAI(base_url={server.url + '/v1'!r}, api_key={server.bob!r}, max_retries=0,"
+        " timeout=300)\n"
+        "r = c.chat.completions.create(model='memora', messages=[{'role': 'user',"
+        " 'content': 'What colour is my bike?'}])\n"
+        "print(json.dumps(r.model_dump()['memora']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, text=True, capture_output=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    memories = [m["text"].lower() for m in json.loads(done.stdout)["memories"]]
+    assert any("red" in m for m in memories), memories
+    # ana's chat never sees bob's memory
+    other = OpenAI(base_url=f"{server.url}/v1", api_key=server.ana, max_retries=0, timeout=300)
+    answer = other.chat.completions.create(
+        model="memora", messages=[{"role": "user", "content": "What colour is my bike?"}]
+    )
+    assert not any("red" in m["text"].lower() for m in answer.model_dump()["memora"]["memories"])
+
+
+def test_a_full_model_queue_is_a_429_with_retry_after(server: Server) -> None:
+    asked = [{"role": "user", "content": "Count slowly from one to fifty."}]
+    body = {"model": "memora", "stream": True, "messages": asked}
+    headers = {"Authorization": f"Bearer {server.ana}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=300) as http:
+        streams = [http.stream("POST", "/v1/chat/completions", json=body) for _ in range(2)]
+        opened = [s.__enter__() for s in streams]
+        try:
+            assert all(r.status_code == 200 for r in opened)
+            refused = http.post("/v1/chat/completions", json={**body, "stream": False})
+            assert refused.status_code == 429, refused.text
+            assert refused.headers["retry-after"] == "2"
+            assert "max_generations_per_key" in refused.json()["error"]["message"]
+        finally:
+            for s in streams:
+                s.__exit__(None, None, None)

@@ -9,69 +9,44 @@ The memory API: ``POST /v1/memories`` (add one or many), ``POST /v1/memories/sea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, FastAPI
+from pydantic import Field
 
 from memora import __version__
-from memora.errors import AccessError, InvalidOptionError
 from memora.memory.store import MemoryStore
-from memora.memory.types import MemoryRecord, Scope, SearchHit
+from memora.memory.types import MemoryRecord, SearchHit
+from memora.serve.common import Body, Caller, Limits, at_most, scope_of
 from memora.serve.errors import BodyLimit, install_error_handlers
-from memora.serve.keys import ApiKey, ApiKeys
+from memora.serve.keys import ApiKeys
+from memora.serve.models import ModelQueue, model_routes
 
 __all__ = ["Limits", "create_app", "memory_routes"]
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for; each refusal names its limit."""
-
-    max_body_bytes: int = 1_000_000
-    max_records: int = 100
-    max_k: int = 100
-    max_list: int = 1_000
-
-
-class _Body(BaseModel):
-    # unknown fields are refused (a body that names a user_id is one: the key gives the scope);
-    # strict: "10" is not a number
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class AddBody(_Body):
+class AddBody(Body):
     texts: list[str] = Field(min_length=1)
     metadata: dict[str, Any] | None = None
     metadatas: list[dict[str, Any] | None] | None = None
     cues: list[str | None] | None = None
 
 
-class SearchBody(_Body):
+class SearchBody(Body):
     query: str
     k: int = Field(default=10, ge=1)
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     filters: dict[str, Any] | None = None
 
 
-class UpdateBody(_Body):
+class UpdateBody(Body):
     text: str
     metadata: dict[str, Any] | None = None
 
 
-def _caller(request: Request) -> ApiKey:
-    """The key of a request (``Authorization: Bearer <key>``), checked on every request."""
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    keys: ApiKeys = request.app.state.keys
-    return keys.check(secret.strip() if scheme.lower() == "bearer" else None)
-
-
-Caller = Annotated[ApiKey, Depends(_caller)]
-
-
-def create_app(store: MemoryStore, *, limits: Limits | None = None) -> FastAPI:
-    """The application over ``store`` (a SQLite store: its file also holds the API keys)."""
+def create_app(store: MemoryStore, *, llm: Any = None, limits: Limits | None = None) -> FastAPI:
+    """The application over ``store`` (a SQLite store: its file also holds the API keys) and
+    ``llm`` (None: no chat, and the bi-encoder the only reranker)."""
     limits = limits or Limits()
     keys = ApiKeys(store.database)
     app = FastAPI(title="memora", version=__version__, openapi_url="/v1/openapi.json",
@@ -87,6 +62,9 @@ def create_app(store: MemoryStore, *, limits: Limits | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(memory_routes(store, limits))
+    queue = ModelQueue(limits.max_queue, limits.max_generations_per_key)
+    app.state.queue, app.state.agents = queue, {}
+    app.include_router(model_routes(store, llm, limits, queue, app.state.agents))
     return app
 
 
@@ -96,8 +74,8 @@ def memory_routes(store: MemoryStore, limits: Limits) -> APIRouter:
 
     @router.post("/memories", status_code=201)
     def add(body: AddBody, key: Caller) -> dict[str, Any]:
-        scope = _scope(key, "write")
-        _at_most(len(body.texts), limits.max_records, "max_records", "texts")
+        scope = scope_of(key, "write")
+        at_most(len(body.texts), limits.max_records, "max_records", "texts")
         results = store.add_many(body.texts, scope, metadata=body.metadata,
                                  metadatas=body.metadatas, cues=body.cues,
                                  actor=f"key:{key.id}")  # fmt: skip
@@ -105,63 +83,42 @@ def memory_routes(store: MemoryStore, limits: Limits) -> APIRouter:
 
     @router.post("/memories/search")
     def search(body: SearchBody, key: Caller) -> dict[str, Any]:
-        scope = _scope(key, "read")
-        _at_most(body.k, limits.max_k, "max_k", "k")
+        scope = scope_of(key, "read")
+        at_most(body.k, limits.max_k, "max_k", "k")
         hits = store.search(body.query, scope, k=body.k, mode=body.mode, filters=body.filters)
         return {"hits": [_hit(h) for h in hits]}
 
     @router.get("/memories")
     def list_(key: Caller, limit: int = 100) -> dict[str, Any]:
-        _at_most(limit, limits.max_list, "max_list", "limit")
-        return {"records": [_record(r) for r in store.list(_scope(key, "read"), limit=limit)]}
+        at_most(limit, limits.max_list, "max_list", "limit")
+        return {"records": [_record(r) for r in store.list(scope_of(key, "read"), limit=limit)]}
 
     @router.get("/memories/{record_id}")
     def get(record_id: str, key: Caller) -> dict[str, Any]:
-        return _record(store.get(record_id, _scope(key, "read")))
+        return _record(store.get(record_id, scope_of(key, "read")))
 
     @router.patch("/memories/{record_id}")
     def update(record_id: str, body: UpdateBody, key: Caller) -> dict[str, Any]:
-        record = store.update(record_id, body.text, _scope(key, "write"),
+        record = store.update(record_id, body.text, scope_of(key, "write"),
                               metadata=body.metadata, actor=f"key:{key.id}")  # fmt: skip
         return _record(record)
 
     @router.delete("/memories/{record_id}")
     def delete(record_id: str, key: Caller) -> dict[str, Any]:
-        store.delete(record_id, _scope(key, "write"), actor=f"key:{key.id}")
+        store.delete(record_id, scope_of(key, "write"), actor=f"key:{key.id}")
         return {"id": record_id, "deleted": True}
 
     @router.get("/memories/{record_id}/history")
     def history(record_id: str, key: Caller) -> dict[str, Any]:
-        entries = store.history(record_id, _scope(key, "read"))
+        entries = store.history(record_id, scope_of(key, "read"))
         return {"history": [_plain(e) for e in entries]}
 
     @router.get("/export")
     def export(key: Caller) -> dict[str, Any]:
-        records = store.list(_scope(key, "read"), include_deleted=True)
+        records = store.list(scope_of(key, "read"), include_deleted=True)
         return {"records": [_record(r) for r in records]}
 
     return router
-
-
-def _scope(key: ApiKey, need: str) -> Scope:
-    """The scope of a request: its key's, never its body's."""
-    if not key.allows(need):
-        raise AccessError(f"this API key may not {need}. Fix: create a key with --scopes "
-                          f"{','.join((*key.scopes, need))}")  # fmt: skip
-    if key.user_id is None:
-        raise AccessError(
-            "an admin key names no user; memory calls need a user's key. Fix: memora keys "
-            "create --user U"
-        )
-    return Scope(user_id=key.user_id, agent_id=key.agent_id)
-
-
-def _at_most(value: int, limit: int, name: str, field: str) -> None:
-    if value > limit:
-        raise InvalidOptionError(
-            f"{field} is {value}, over the server's limit {name}={limit}. Fix: ask for at most "
-            f"{limit}, in several requests if needed"
-        )
 
 
 def _record(record: MemoryRecord) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from memora.errors import (
     ReadOnlyError,
     RecordNotFoundError,
     ScopeError,
+    ServerBusyError,
     StoreBusyError,
 )
 
@@ -30,8 +31,12 @@ __all__ = ["BodyLimit", "error_body", "install_error_handlers", "status_of"]
 
 log = logging.getLogger("memora.serve")
 
+#: Seconds a client told 429 (a full model queue) or 503 (a busy store) waits before retrying.
+RETRY_AFTER = 2
+
 # the most specific class first
 _STATUS: tuple[tuple[type[MemoraError], int], ...] = (
+    (ServerBusyError, 429),
     (AccessError, 401),
     (RecordNotFoundError, 404),
     (ReadOnlyError, 403),
@@ -66,7 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if status == 500:
             log.error("request failed: %s: %s", type(exc).__name__, exc)
             return JSONResponse(error_body("InternalError", "the server failed"), status_code=500)
-        return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=status)
+        headers = {"Retry-After": str(RETRY_AFTER)} if status in (429, 503) else None
+        return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=status,
+                            headers=headers)  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -70,7 +70,7 @@ class ApiKeys:
         db.ensure(API_KEYS)
 
     def create(self, user_id: str | None, *, agent_id: str | None = None,
-               scopes: Iterable[str] = ("read", "write"), admin: bool = False,
+               scopes: Iterable[str] = SCOPES, admin: bool = False,
                ) -> tuple[str, ApiKey]:  # fmt: skip
         """A new key: its secret (shown once, never stored) and what is stored."""
         wanted = tuple(dict.fromkeys(s.strip() for s in scopes if s.strip()))
