@@ -165,6 +165,9 @@ def test_hostile_requests_never_reach_the_other_key(server: Server, field: str, 
     if where == "body":  # the scope comes from the key: a body naming one is refused
         assert response.status_code == 422, response.text
         assert "unknown field" in response.json()["error"]["message"]
+    elif where == "query" and field in ("user_id", "agent_id"):  # naming another user: refused
+        assert response.status_code == 403, response.text
+        assert "another user" in response.json()["error"]["message"]
     else:
         assert all(h["user_id"] == "ana" for h in response.json()["hits"])
         assert "Bob's locker code is 4417." not in texts_of(response, "hits")
@@ -317,3 +320,39 @@ def test_a_full_model_queue_is_a_429_with_retry_after(server: Server) -> None:
         finally:
             for s in streams:
                 s.__exit__(None, None, None)
+
+
+def test_an_admin_key_acts_for_the_user_it_names(server: Server) -> None:
+    with server.client(server.bob) as bob:
+        assert bob.post("/v1/memories", json={"texts": ["Bob collects stamps."]}).is_success
+    admin, _ = create_key(server.db, "--admin")
+    with server.client(admin) as client:
+        assert client.get("/v1/memories").status_code == 422  # names no user
+        as_bob = client.get("/v1/memories", params={"user_id": "bob"})
+        assert "Bob collects stamps." in texts_of(as_bob, "records")
+        added = client.post("/v1/memories", params={"user_id": "dora"},
+                            json={"texts": ["Dora plays the cello."]})  # fmt: skip
+        assert added.status_code == 201 and added.json()["results"][0]["user_id"] == "dora"
+    with server.client(server.ana) as ana:
+        assert ana.get("/v1/memories", params={"user_id": "bob"}).status_code == 403
+        assert ana.get("/v1/memories", params={"user_id": "ana"}).status_code == 200
+
+
+def test_metrics_count_requests_by_route(server: Server) -> None:
+    with server.client(server.ana) as ana:
+        ana.get("/v1/memories/no-such-id")
+    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    assert (
+        'memora_requests_total{method="GET",route="/v1/memories/{record_id}",status="404"}' in text
+    )
+    assert "memora_request_seconds_bucket" in text and "memora_model_queue_depth" in text
+    assert "no-such-id" not in text
+
+
+def test_the_served_schema_is_the_one_checked_in(server: Server) -> None:
+    served = httpx.get(f"{server.url}/v1/openapi.json", timeout=30).json()
+    path = Path(__file__).parent.parent / "docs" / "openapi.json"
+    if os.environ.get("MEMORA_UPDATE_GOLDEN"):
+        path.write_text(json.dumps(served, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    assert path.exists(), "no docs/openapi.json: run with MEMORA_UPDATE_GOLDEN=1, then review it"
+    assert served == json.loads(path.read_text(encoding="utf-8")), "the API changed: see the diff"

@@ -4,7 +4,10 @@ request in the scope of its API key (:mod:`memora.serve.keys`). :func:`create_ap
 
 The memory API: ``POST /v1/memories`` (add one or many), ``POST /v1/memories/search``,
 ``GET /v1/memories`` (list), ``GET|PATCH|DELETE /v1/memories/{id}``,
-``GET /v1/memories/{id}/history``, ``GET /v1/export``. ``GET /healthz`` needs no key.
+``GET /v1/memories/{id}/history``, ``GET /v1/export``; rerank and chat
+(:mod:`memora.serve.models`). ``GET /healthz`` and ``GET /metrics`` (Prometheus) need no key.
+An admin key acts for the user named by ``?user_id=`` (and ``agent_id``); any other key only
+for its own, and a request naming another user is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from memora.memory.types import MemoryRecord, SearchHit
 from memora.serve.common import Body, Caller, Limits, at_most, scope_of
 from memora.serve.errors import BodyLimit, install_error_handlers
 from memora.serve.keys import ApiKeys
+from memora.serve.metrics import install_metrics
 from memora.serve.models import ModelQueue, model_routes
 
 __all__ = ["Limits", "create_app", "memory_routes"]
@@ -64,7 +68,8 @@ def create_app(store: MemoryStore, *, llm: Any = None, limits: Limits | None = N
     app.include_router(memory_routes(store, limits))
     queue = ModelQueue(limits.max_queue, limits.max_generations_per_key)
     app.state.queue, app.state.agents = queue, {}
-    app.include_router(model_routes(store, llm, limits, queue, app.state.agents))
+    app.state.metrics = metrics = install_metrics(app, queue)
+    app.include_router(model_routes(store, llm, limits, queue, app.state.agents, metrics))
     return app
 
 

@@ -3,7 +3,7 @@ caller's API key and the scope it gives."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -36,10 +36,20 @@ class Body(BaseModel):
 
 
 def _caller(request: Request) -> ApiKey:
-    """The key of a request (``Authorization: Bearer <key>``), checked on every request."""
+    """The key of a request (``Authorization: Bearer <key>``), checked on every request; an
+    admin key as the user it names in ``?user_id=`` (and ``agent_id``)."""
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     keys: ApiKeys = request.app.state.keys
-    return keys.check(secret.strip() if scheme.lower() == "bearer" else None)
+    key = keys.check(secret.strip() if scheme.lower() == "bearer" else None)
+    user, agent = request.query_params.get("user_id"), request.query_params.get("agent_id")
+    if key.admin:
+        return key if user is None else replace(key, user_id=user, agent_id=agent)
+    if (user is not None and user != key.user_id) or (agent is not None and agent != key.agent_id):
+        raise AccessError(
+            f"this API key may not reach another user's memories (it belongs to user "
+            f"{key.user_id}). Fix: leave user_id and agent_id out; an admin key names a user"
+        )
+    return key
 
 
 Caller = Annotated[ApiKey, Depends(_caller)]
@@ -51,9 +61,9 @@ def scope_of(key: ApiKey, need: str) -> Scope:
         raise AccessError(f"this API key may not {need}. Fix: create a key with --scopes "
                           f"{','.join((*key.scopes, need))}")  # fmt: skip
     if key.user_id is None:
-        raise AccessError(
-            "an admin key names no user; memory calls need a user's key. Fix: memora keys "
-            "create --user U"
+        raise InvalidOptionError(
+            "an admin key acts for the user a request names, and this one names none. Fix: "
+            "add ?user_id=U (and &agent_id=A) to the URL"
         )
     return Scope(user_id=key.user_id, agent_id=key.agent_id)
 

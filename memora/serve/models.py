@@ -101,7 +101,7 @@ class ChatBody(Body):
 
 
 def model_routes(store: MemoryStore, llm: Any, limits: Limits, queue: ModelQueue,
-                 agents: dict[str, Any]) -> APIRouter:  # fmt: skip
+                 agents: dict[str, Any], metrics: Any) -> APIRouter:  # fmt: skip
     """Rerank and chat over ``llm`` (None: the bi-encoder reranker only, no chat); ``agents``:
     the memory agent of each key that chatted (its owner closes them)."""
     router = APIRouter(prefix="/v1")
@@ -146,10 +146,11 @@ def model_routes(store: MemoryStore, llm: Any, limits: Limits, queue: ModelQueue
         call = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if body.stream:
             queue.enter(key)  # a full queue is a 429 before the stream starts
-            return StreamingResponse(_sse(agent, asked, queue, key, call, body.model),
+            return StreamingResponse(_sse(agent, asked, queue, key, call, body.model, metrics),
                                      media_type="text/event-stream")  # fmt: skip
         with queue.slot(key):
             reply = agent.chat(asked)
+        metrics.tokens.labels("prompt").inc(reply.prompt_tokens)
         return _completion(call, body.model, reply)
 
     return router
@@ -195,8 +196,8 @@ def _completion(call: str, model: str, reply: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _sse(agent: Any, asked: str, queue: ModelQueue, key: ApiKey, call: str,
-         model: str) -> Iterator[bytes]:  # fmt: skip
+def _sse(agent: Any, asked: str, queue: ModelQueue, key: ApiKey, call: str, model: str,
+         metrics: Any) -> Iterator[bytes]:  # fmt: skip
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         data = {"id": call, "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model,
@@ -209,6 +210,7 @@ def _sse(agent: Any, asked: str, queue: ModelQueue, key: ApiKey, call: str,
         try:
             for piece in stream:
                 yield chunk({"content": piece})
+            metrics.tokens.labels("prompt").inc(stream.reply.prompt_tokens)
         finally:
             stream.close()
     yield chunk({}, "stop")
