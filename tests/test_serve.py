@@ -7,8 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ def cli(*argv: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=120, check=False)  # fmt: skip
 
 
-def create_key(db: Path, *args: str) -> tuple[str, str]:
+def create_key(db: str | Path, *args: str) -> tuple[str, str]:
     """A new key's secret and id, through the CLI."""
     done = cli("keys", "create", "--db", str(db), *args)
     assert done.returncode == 0, done.stderr
@@ -45,7 +47,7 @@ def create_key(db: Path, *args: str) -> tuple[str, str]:
 @dataclass
 class Server:
     url: str
-    db: Path
+    db: str | Path
     ana: str
     bob: str
     reader: str
@@ -56,18 +58,14 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("serve")
-    db = tmp / "memory.db"
-    ana, _ = create_key(db, "--user", "ana")
-    bob, _ = create_key(db, "--user", "bob")
-    reader, _ = create_key(db, "--user", "ana", "--scopes", "read")
+@contextmanager
+def running(db: str | Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``memora serve --db db`` on a free port of 127.0.0.1, until the block ends."""
     port = free_port()
-    log = tmp / "server.log"
+    log = Path(tempfile.mkdtemp()) / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "memora.cli", "serve", "--db", str(db),
-                                 "--port", str(port), "--max-body-bytes", "20000"],
+                                 "--port", str(port), *extra],
                                 env=ENV, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -83,13 +81,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"memora serve did not start: {log.read_text()[-2000:]}")
             time.sleep(0.25)
-        yield Server(url, db, ana, bob, reader, proc)
+        yield url, proc
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    db = tmp_path_factory.mktemp("serve") / "memory.db"
+    ana, _ = create_key(db, "--user", "ana")
+    bob, _ = create_key(db, "--user", "bob")
+    reader, _ = create_key(db, "--user", "ana", "--scopes", "read")
+    with running(db, "--max-body-bytes", "20000") as (url, proc):
+        yield Server(url, db, ana, bob, reader, proc)
 
 
 def texts_of(response: httpx.Response, field: str) -> list[str]:
@@ -356,3 +364,20 @@ def test_the_served_schema_is_the_one_checked_in(server: Server) -> None:
         path.write_text(json.dumps(served, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     assert path.exists(), "no docs/openapi.json: run with MEMORA_UPDATE_GOLDEN=1, then review it"
     assert served == json.loads(path.read_text(encoding="utf-8")), "the API changed: see the diff"
+
+
+def test_the_server_on_postgresql_keeps_keys_and_scopes_there(pg_dsn: str) -> None:
+    ana, _ = create_key(pg_dsn, "--user", "ana")
+    bob, _ = create_key(pg_dsn, "--user", "bob")
+    with running(pg_dsn, "--no-model") as (url, _):
+        auth = {"Authorization": f"Bearer {ana}"}
+        added = httpx.post(f"{url}/v1/memories", headers=auth, timeout=60,
+                           json={"texts": ["Ana's passport expires in May."]})  # fmt: skip
+        assert added.status_code == 201, added.text
+        found = httpx.post(f"{url}/v1/memories/search", headers=auth, timeout=60,
+                           json={"query": "when does the passport expire?"})  # fmt: skip
+        assert texts_of(found, "hits") == ["Ana's passport expires in May."]
+        other = httpx.post(f"{url}/v1/memories/search", timeout=60,
+                           headers={"Authorization": f"Bearer {bob}"},
+                           json={"query": "when does the passport expire?"})  # fmt: skip
+        assert texts_of(other, "hits") == []

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
 from memora.cli.memory_common import Where, db_option, open_store
-from memora.errors import ConfigError
 
 __all__ = ["keys", "serve"]
 
@@ -42,9 +40,6 @@ def serve(db_path: Where, host: str, port: int, model_spec: str | None, no_model
 
     from memora.serve.app import Limits, create_app
 
-    if not isinstance(db_path, Path):
-        raise ConfigError("memora serve keeps its API keys in a store file for now. Fix: --db "
-                          "PATH")  # fmt: skip
     limits = Limits(max_body_bytes=max_body_bytes, max_queue=max_queue)
     with open_store(db_path, embeds=True) as store, _model(model_spec, no_model, n_threads) as llm:
         app = create_app(store, llm=llm, limits=limits)

@@ -49,7 +49,7 @@ class UpdateBody(Body):
 
 
 def create_app(store: MemoryStore, *, llm: Any = None, limits: Limits | None = None) -> FastAPI:
-    """The application over ``store`` (a SQLite store: its file also holds the API keys) and
+    """The application over ``store`` (its database also holds the API keys) and
     ``llm`` (None: no chat, and the bi-encoder the only reranker)."""
     limits = limits or Limits()
     keys = ApiKeys(store.database)

@@ -1,7 +1,7 @@
 """API keys of ``memora serve``: each bound to one user (and optionally one agent) with the
 scopes it may use, stored as a SHA-256 hash only, next to the memories (their own schema
-component in the store's SQLite file). A request's scope comes from its key, never from its
-body; a revoked key is refused from the next request on."""
+component in the store's SQLite file or PostgreSQL database). A request's scope comes from
+its key, never from its body; a revoked key is refused from the next request on."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from memora._sqlite import Component, Database
+from memora._sqlite import Component
 from memora.errors import AccessError, ConfigError, KeyNotFoundError
 from memora.memory.contract import SQLDatabase
 
@@ -34,6 +34,18 @@ CREATE TABLE IF NOT EXISTS api_keys (
     admin INTEGER NOT NULL,
     created_at REAL NOT NULL,
     revoked_at REAL
+);
+""",
+    postgres="""
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    user_id TEXT,
+    agent_id TEXT,
+    scopes TEXT NOT NULL,
+    admin INTEGER NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
 );
 """,
 )
@@ -61,11 +73,6 @@ class ApiKeys:
     """The keys in a store's database."""
 
     def __init__(self, db: SQLDatabase) -> None:
-        if not isinstance(db, Database):
-            raise ConfigError(
-                "memora serve keeps its API keys in a SQLite store for now. Fix: serve a store "
-                "file (--db PATH)"
-            )
         self.db = db
         db.ensure(API_KEYS)
 

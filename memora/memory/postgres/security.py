@@ -7,8 +7,9 @@ role read the rows of one user (call it again to add users). The role that owns 
 must not see other users' data: a reporting tool, a per-tenant service, a person with psql.
 
 What a bound role sees: its users' memories and their history, agent turns and core blocks,
-and their neural memories; ``meta`` and ``schema_versions`` (no user data), so a
-``MemoryStore(readonly=True)`` opened as that role works and lists only those users' records.
+their neural memories and the (hashed) API keys of ``memora serve``; ``meta`` and
+``schema_versions`` (no user data), so a ``MemoryStore(readonly=True)`` opened as that role
+works and lists only those users' records.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _POLICIES = {
     "neural_state": f"(name::jsonb ->> 0) IN ({_MINE})",
     "neural_log": f"(name::jsonb ->> 0) IN ({_MINE})",
     "role_users": "role = current_user",
+    "api_keys": f"user_id IN ({_MINE})",  # memora serve's keys (hashes): a user's own
 }
 _OPEN = ("meta", "schema_versions")  # no user data: readable by a bound role
 
