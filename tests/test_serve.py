@@ -381,3 +381,38 @@ def test_the_server_on_postgresql_keeps_keys_and_scopes_there(pg_dsn: str) -> No
                            headers={"Authorization": f"Bearer {bob}"},
                            json={"query": "when does the passport expire?"})  # fmt: skip
         assert texts_of(other, "hits") == []
+
+
+def test_the_model_queue_runs_one_call_at_a_time_and_refuses_beyond_its_depth() -> None:
+    import threading
+
+    from memora.errors import ServerBusyError
+    from memora.serve.keys import ApiKey
+    from memora.serve.models import ModelQueue
+
+    keys = [ApiKey(f"k{i}", f"u{i}", None, ("chat",), False, 0.0) for i in range(3)]
+    queue = ModelQueue(depth=2, per_key=1)
+    queue.enter(keys[0])
+    with pytest.raises(ServerBusyError, match="max_generations_per_key=1"):
+        queue.enter(keys[0])
+    queue.enter(keys[1])
+    with pytest.raises(ServerBusyError, match="max_queue=2"):
+        queue.enter(keys[2])
+    assert queue.waiting == 2
+    inside, most = [0], [0]
+
+    def call(key: ApiKey) -> None:
+        with queue.running(key):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.05)
+            inside[0] -= 1
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in keys[:2]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and queue.waiting == 0  # one at a time, and every place given back
+    with queue.slot(keys[2]):
+        assert queue.waiting == 1
