@@ -7,10 +7,8 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,29 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import free_port
-
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "MEMORA_N_THREADS": "1",
-}
-
-
-def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "memora.cli", *argv], env=ENV, text=True,
-                          capture_output=True, timeout=120, check=False)  # fmt: skip
-
-
-def create_key(db: str | Path, *args: str) -> tuple[str, str]:
-    """A new key's secret and id, through the CLI."""
-    done = cli("keys", "create", "--db", str(db), *args)
-    assert done.returncode == 0, done.stderr
-    secret = done.stdout.strip()
-    key_id = done.stderr.split()[1]
-    assert secret.startswith("mk_") and key_id in secret
-    return secret, key_id
+from tests.serving import ENV, cli, create_key, running
 
 
 @dataclass
@@ -58,46 +34,14 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
 
-@contextmanager
-def running(db: str | Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``memora serve --db db`` on a free port of 127.0.0.1, until the block ends."""
-    port = free_port()
-    log = Path(tempfile.mkdtemp()) / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "memora.cli", "serve", "--db", str(db),
-                                 "--port", str(port), *extra],
-                                env=ENV, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"memora serve exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"memora serve did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.25)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = tmp_path_factory.mktemp("serve") / "memory.db"
     ana, _ = create_key(db, "--user", "ana")
     bob, _ = create_key(db, "--user", "bob")
     reader, _ = create_key(db, "--user", "ana", "--scopes", "read")
-    with running(db, "--max-body-bytes", "20000") as (url, proc):
-        yield Server(url, db, ana, bob, reader, proc)
+    with running(db, "--max-body-bytes", "20000", log=db.with_name("server.log")) as served:
+        yield Server(served.url, db, ana, bob, reader, served.proc)
 
 
 def texts_of(response: httpx.Response, field: str) -> list[str]:
@@ -366,10 +310,12 @@ def test_the_served_schema_is_the_one_checked_in(server: Server) -> None:
     assert served == json.loads(path.read_text(encoding="utf-8")), "the API changed: see the diff"
 
 
-def test_the_server_on_postgresql_keeps_keys_and_scopes_there(pg_dsn: str) -> None:
+def test_the_server_on_postgresql_keeps_keys_and_scopes_there(pg_dsn: str,
+                                                              tmp_path: Path) -> None:  # fmt: skip
     ana, _ = create_key(pg_dsn, "--user", "ana")
     bob, _ = create_key(pg_dsn, "--user", "bob")
-    with running(pg_dsn, "--no-model") as (url, _):
+    with running(pg_dsn, "--no-model", log=tmp_path / "server.log") as served:
+        url = served.url
         auth = {"Authorization": f"Bearer {ana}"}
         added = httpx.post(f"{url}/v1/memories", headers=auth, timeout=60,
                            json={"texts": ["Ana's passport expires in May."]})  # fmt: skip

@@ -7,9 +7,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,78 +16,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "MEMORA_N_THREADS": "1",
-}
+from tests.serving import Served, create_key, start
+
 CLIENTS = 8
 LOAD_SECONDS = 10.0
 WORDS = ("bees", "tram", "violin", "harbour", "recipe", "sister", "garden", "ferry", "chess",
          "bakery", "dentist", "lantern", "meadow", "copper", "camera", "island")  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def create_key(db: Path, user: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "memora.cli", "keys", "create", "--db", str(db),
-                           "--user", user], env=ENV, text=True, capture_output=True, timeout=120,
-                          check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def client(self, secret: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {secret}"},
-                            timeout=60)  # fmt: skip
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
-
-
-def start_server(db: Path, log: Path) -> Server:
-    port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "memora.cli", "serve", "--db", str(db),
-                                 "--port", str(port), "--no-model"], env=ENV, stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"memora serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"memora serve did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.25)
-
-
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[Server]]:
+def servers(tmp_path: Path) -> Iterator[list[Served]]:
     """The servers a test starts (stopped after it, killed or not)."""
-    started: list[Server] = []
+    started: list[Served] = []
     yield started
     for server in started:
         server.stop()
@@ -112,7 +49,7 @@ def note(user: str, rng: random.Random, n: int) -> str:
     return f"{user} wrote note {n} about the {a}, the {b} and the {c}."
 
 
-def run_client(server: Server, client: Client, stop_at: float, seed: int) -> None:
+def run_client(server: Served, client: Client, stop_at: float, seed: int) -> None:
     """Adds (one to three texts a request) and searches (k=10) mixed, until ``stop_at``; every
     text and every query uses the same words for every user, so a search that crossed scopes
     would find the others' records."""
@@ -143,11 +80,12 @@ def run_client(server: Server, client: Client, stop_at: float, seed: int) -> Non
 
 
 def test_concurrent_clients_lose_nothing_and_see_only_their_own(
-    tmp_path: Path, servers: list[Server]
+    tmp_path: Path, servers: list[Served]
 ) -> None:
     db = tmp_path / "memory.db"
-    clients = [Client(f"user{i}", create_key(db, f"user{i}")) for i in range(CLIENTS)]
-    server = start_server(db, tmp_path / "server.log")
+    clients = [Client(f"user{i}", create_key(db, "--user", f"user{i}")[0])
+               for i in range(CLIENTS)]  # fmt: skip
+    server = start(db, "--no-model", log=tmp_path / "server.log")
     servers.append(server)
     stop_at = time.monotonic() + LOAD_SECONDS
     threads = [threading.Thread(target=run_client, args=(server, c, stop_at, i))
@@ -186,10 +124,10 @@ def test_concurrent_clients_lose_nothing_and_see_only_their_own(
             assert http.get(f"/v1/memories/{record_id}").status_code == 404
 
 
-def test_every_acknowledged_add_survives_a_kill_9(tmp_path: Path, servers: list[Server]) -> None:
+def test_every_acknowledged_add_survives_a_kill_9(tmp_path: Path, servers: list[Served]) -> None:
     db = tmp_path / "memory.db"
-    secret = create_key(db, "ana")
-    server = start_server(db, tmp_path / "server.log")
+    secret = create_key(db, "--user", "ana")[0]
+    server = start(db, "--no-model", log=tmp_path / "server.log")
     servers.append(server)
     acked: dict[str, str] = {}
     stop = threading.Event()
@@ -226,7 +164,7 @@ def test_every_acknowledged_add_survives_a_kill_9(tmp_path: Path, servers: list[
     before_kill = dict(acked)
     print(f"{len(before_kill)} records acknowledged before the kill")
 
-    again = start_server(db, tmp_path / "server2.log")
+    again = start(db, "--no-model", log=tmp_path / "server2.log")
     servers.append(again)
     with again.client(secret) as http:
         records = {r["id"]: r["text"] for r in http.get("/v1/export").json()["records"]}

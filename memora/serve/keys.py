@@ -21,33 +21,24 @@ __all__ = ["API_KEYS", "SCOPES", "ApiKey", "ApiKeys"]
 #: delete), ``chat``, ``rerank``; ``admin`` keys act for any user.
 SCOPES = ("read", "write", "chat", "rerank")
 
+_TABLE = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    user_id TEXT,
+    agent_id TEXT,
+    scopes TEXT NOT NULL,
+    admin INTEGER NOT NULL,
+    created_at {real} NOT NULL,
+    revoked_at {real}
+);
+"""
+
 API_KEYS = Component(
     name="api_keys",
     version=1,
-    schema="""
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    hash TEXT NOT NULL UNIQUE,
-    user_id TEXT,
-    agent_id TEXT,
-    scopes TEXT NOT NULL,
-    admin INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-""",
-    postgres="""
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    hash TEXT NOT NULL UNIQUE,
-    user_id TEXT,
-    agent_id TEXT,
-    scopes TEXT NOT NULL,
-    admin INTEGER NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    revoked_at DOUBLE PRECISION
-);
-""",
+    schema=_TABLE.format(real="REAL"),
+    postgres=_TABLE.format(real="DOUBLE PRECISION"),
 )
 
 _PREFIX = "mk_"
