@@ -1,6 +1,7 @@
 """``memora serve`` under concurrent load, and killed mid-write: real server processes on
-127.0.0.1 (``--no-model``, a SQLite store), real HTTP clients (httpx, one thread and one API key
-per client). Bounded: about 10 s of load, a few seconds of writes before the kill."""
+127.0.0.1 (a SQLite store; the bundled model for two chats amid the load), real HTTP clients
+(httpx, one thread and one API key per client). Bounded: about 10 s of load, a few seconds of
+writes before the kill."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from tests.serving import Served, create_key, start
 
 CLIENTS = 8
+CHATS = 2  # the bundled model on the CPU: a few seconds each
 LOAD_SECONDS = 10.0
 WORDS = ("bees", "tram", "violin", "harbour", "recipe", "sister", "garden", "ferry", "chess",
          "bakery", "dentist", "lantern", "meadow", "copper", "camera", "island")  # fmt: skip
@@ -79,22 +81,39 @@ def run_client(server: Served, client: Client, stop_at: float, seed: int) -> Non
                 client.errors.append(repr(exc))
 
 
+def run_chat(server: Served, secret: str, statuses: list[int], errors: list[str]) -> None:
+    """Two chat completions on the bundled model, one after the other, amid the load."""
+    body = {"model": "memora", "messages": [{"role": "user", "content": "Hello, who are you?"}]}
+    with server.client(secret) as http:
+        for _ in range(CHATS):
+            try:
+                statuses.append(http.post("/v1/chat/completions", json=body,
+                                          timeout=300).status_code)  # fmt: skip
+            except httpx.HTTPError as exc:
+                errors.append(repr(exc))
+
+
 def test_concurrent_clients_lose_nothing_and_see_only_their_own(
     tmp_path: Path, servers: list[Served]
 ) -> None:
     db = tmp_path / "memory.db"
     clients = [Client(f"user{i}", create_key(db, "--user", f"user{i}")[0])
                for i in range(CLIENTS)]  # fmt: skip
-    server = start(db, "--no-model", log=tmp_path / "server.log")
+    chatter = create_key(db, "--user", "chatter")[0]
+    server = start(db, log=tmp_path / "server.log")  # with the bundled model, for the chats
     servers.append(server)
     stop_at = time.monotonic() + LOAD_SECONDS
     threads = [threading.Thread(target=run_client, args=(server, c, stop_at, i))
                for i, c in enumerate(clients)]  # fmt: skip
+    chats: list[int] = []
+    chat_errors: list[str] = []
+    threads.append(threading.Thread(target=run_chat, args=(server, chatter, chats, chat_errors)))
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=LOAD_SECONDS + 120)
+        t.join(timeout=LOAD_SECONDS + 600)
     assert not any(t.is_alive() for t in threads)
+    assert not chat_errors and set(chats) <= {200, 429} and 200 in chats, (chats, chat_errors)
     statuses = [s for c in clients for s in c.statuses]
     errors = [e for c in clients for e in c.errors]
     assert not errors, errors[:5]
