@@ -224,6 +224,9 @@ def test_chat_completions_with_the_openai_client_remember_across_processes(
     )
     assert said.choices[0].message.role == "assistant"
     assert isinstance(said.choices[0].message.content, str)
+    assert said.usage is not None and said.usage.prompt_tokens > 0
+    assert said.usage.total_tokens == said.usage.prompt_tokens + said.usage.completion_tokens
+    assert (said.usage.completion_tokens > 0) == bool(said.choices[0].message.content)
     pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
         model="memora", stream=True,
         messages=[{"role": "user", "content": "Say hello."}])]  # fmt: skip

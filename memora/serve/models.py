@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import ConfigDict, Field
 
-from memora.errors import ConfigError, ServerBusyError
+from memora.errors import ConfigError, MemoraError, ServerBusyError
 from memora.memory.store import MemoryStore
 from memora.serve.common import Body, Caller, Limits, at_most, scope_of
 from memora.serve.keys import ApiKey
@@ -150,8 +150,10 @@ def model_routes(store: MemoryStore, llm: Any, limits: Limits, queue: ModelQueue
                                      media_type="text/event-stream")  # fmt: skip
         with queue.slot(key):
             reply = agent.chat(asked)
+        answered = _tokens(llm, reply.text)
         metrics.tokens.labels("prompt").inc(reply.prompt_tokens)
-        return _completion(call, body.model, reply)
+        metrics.tokens.labels("completion").inc(answered)
+        return _completion(call, body.model, reply, answered)
 
     return router
 
@@ -184,13 +186,23 @@ def _reranker(strategy: str, llm: Any, store: MemoryStore, words: int, split: li
     return PassageReranker(inner, passage_words=words, stride=max(1, words * 2 // 3))
 
 
-def _completion(call: str, model: str, reply: Any) -> dict[str, Any]:
+def _tokens(llm: Any, text: str) -> int:
+    """The tokens of an answer (the backend's count; an estimate where it has no tokenizer)."""
+    if not text:
+        return 0
+    try:
+        return int(llm.count_tokens(text))
+    except MemoraError:
+        return max(1, len(text.encode()) // 3)  # as the remote backend estimates: errs high
+
+
+def _completion(call: str, model: str, reply: Any, answered: int) -> dict[str, Any]:
     return {
         "id": call, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "finish_reason": "stop",
                      "message": {"role": "assistant", "content": reply.text}}],
-        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": 0,
-                  "total_tokens": reply.prompt_tokens},
+        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": answered,
+                  "total_tokens": reply.prompt_tokens + answered},
         "memora": {"memories": [{"id": h.record.id, "text": h.record.text}
                                 for h in reply.memories]},
     }  # fmt: skip
@@ -211,6 +223,7 @@ def _sse(agent: Any, asked: str, queue: ModelQueue, key: ApiKey, call: str, mode
             for piece in stream:
                 yield chunk({"content": piece})
             metrics.tokens.labels("prompt").inc(stream.reply.prompt_tokens)
+            metrics.tokens.labels("completion").inc(_tokens(agent.llm, stream.reply.text))
         finally:
             stream.close()
     yield chunk({}, "stop")
