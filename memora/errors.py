@@ -56,7 +56,9 @@ from the caller's point of view, and every message says how to fix it::
     │   └── StoreBusyError           the database stayed locked, or aborted the transaction,
     │                                through the bounded retries
     ├── AccessError                  a request to memora serve without a valid API key (HTTP
-    │   │                            401) or with a key that may not do it (403)
+    │   │                            401)
+    │   ├── ForbiddenError           a valid key that may not do it: a scope it lacks,
+    │   │                            another user's memories (HTTP 403)
     │   └── KeyNotFoundError         an API key id that does not exist (memora keys list)
     ├── ServerBusyError              memora serve's model queue is full (HTTP 429, Retry-After)
     ├── ClosedError                  a call on a model, memory store, story or agent after its
@@ -93,6 +95,7 @@ __all__ = [
     "EmptyQueryError",
     "ExtractionError",
     "FileAccessError",
+    "ForbiddenError",
     "GenerationCancelledError",
     "GenerationError",
     "InputFormatError",
@@ -338,8 +341,13 @@ class EmbedderMismatchError(ConfigError):
 
 
 class AccessError(MemoraError):
-    """A request to ``memora serve`` without a valid API key (HTTP 401), or with a key that may
-    not do what it asks (HTTP 403): keys come from ``memora keys create``."""
+    """A request to ``memora serve`` without a valid API key (HTTP 401; :class:`ForbiddenError`
+    for a key that may not do what it asks): keys come from ``memora keys create``."""
+
+
+class ForbiddenError(AccessError):
+    """A valid API key that may not do what the request asks: a scope it lacks, or another
+    user's memories (HTTP 403)."""
 
 
 class KeyNotFoundError(AccessError):

@@ -135,6 +135,7 @@ def test_keys_are_checked_on_every_request(server: Server) -> None:
         assert reader.post("/v1/memories/search", json={"query": "bees"}).status_code == 200
         refused = reader.post("/v1/memories", json={"texts": ["a reader may not write"]})
         assert refused.status_code == 403 and "write" in refused.json()["error"]["fix"]
+        assert refused.json()["error"]["type"] == "ForbiddenError"
     secret, key_id = create_key(server.db, "--user", "carla")
     with server.client(secret) as carla:
         assert carla.get("/v1/memories").status_code == 200

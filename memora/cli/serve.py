@@ -43,17 +43,13 @@ def serve(db_path: Where, host: str, port: int, model_spec: str | None, no_model
     limits = Limits(max_body_bytes=max_body_bytes, max_queue=max_queue)
     with open_store(db_path, embeds=True) as store, _model(model_spec, no_model, n_threads) as llm:
         app = create_app(store, llm=llm, limits=limits)
-        model = "no model" if llm is None else f"model {getattr(llm, 'name', spec_or(model_spec))}"
+        model = "no model" if llm is None else f"model {getattr(llm, 'name', model_spec)}"
         _out.print(f"memora serve: http://{host}:{port} (store {db_path}, {model})")
         try:
             uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             for agent in app.state.agents.values():
                 agent.close()
-
-
-def spec_or(spec: str | None) -> str:
-    return spec or "the default"
 
 
 @contextmanager

@@ -12,6 +12,7 @@ for its own, and a request naming another user is refused.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI
@@ -116,7 +117,7 @@ def memory_routes(store: MemoryStore, limits: Limits) -> APIRouter:
     @router.get("/memories/{record_id}/history")
     def history(record_id: str, key: Caller) -> dict[str, Any]:
         entries = store.history(record_id, scope_of(key, "read"))
-        return {"history": [_plain(e) for e in entries]}
+        return {"history": [asdict(e) for e in entries]}
 
     @router.get("/export")
     def export(key: Caller) -> dict[str, Any]:
@@ -142,8 +143,3 @@ def _record(record: MemoryRecord) -> dict[str, Any]:
 
 def _hit(hit: SearchHit) -> dict[str, Any]:
     return {**_record(hit.record), "score": hit.score, "similarity": hit.similarity}
-
-
-def _plain(entry: Any) -> dict[str, Any]:
-    fields = getattr(entry, "__dataclass_fields__", {})
-    return {name: getattr(entry, name) for name in fields}

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict
 
-from memora.errors import AccessError, InvalidOptionError
+from memora.errors import ForbiddenError, InvalidOptionError
 from memora.memory.types import Scope
 from memora.serve.keys import ApiKey, ApiKeys
 
@@ -45,7 +45,7 @@ def _caller(request: Request) -> ApiKey:
     if key.admin:
         return key if user is None else replace(key, user_id=user, agent_id=agent)
     if (user is not None and user != key.user_id) or (agent is not None and agent != key.agent_id):
-        raise AccessError(
+        raise ForbiddenError(
             f"this API key may not reach another user's memories (it belongs to user "
             f"{key.user_id}). Fix: leave user_id and agent_id out; an admin key names a user"
         )
@@ -58,7 +58,7 @@ Caller = Annotated[ApiKey, Depends(_caller)]
 def scope_of(key: ApiKey, need: str) -> Scope:
     """The scope of a request: its key's, never its body's."""
     if not key.allows(need):
-        raise AccessError(f"this API key may not {need}. Fix: create a key with --scopes "
+        raise ForbiddenError(f"this API key may not {need}. Fix: create a key with --scopes "
                           f"{','.join((*key.scopes, need))}")  # fmt: skip
     if key.user_id is None:
         raise InvalidOptionError(

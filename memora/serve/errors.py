@@ -18,7 +18,9 @@ from memora.errors import (
     AccessError,
     ClosedError,
     ConfigError,
+    ForbiddenError,
     InvalidRecordError,
+    KeyNotFoundError,
     MemoraError,
     ReadOnlyError,
     RecordNotFoundError,
@@ -37,6 +39,8 @@ RETRY_AFTER = 2
 # the most specific class first
 _STATUS: tuple[tuple[type[MemoraError], int], ...] = (
     (ServerBusyError, 429),
+    (ForbiddenError, 403),
+    (KeyNotFoundError, 404),
     (AccessError, 401),
     (RecordNotFoundError, 404),
     (ReadOnlyError, 403),
@@ -50,8 +54,6 @@ _STATUS: tuple[tuple[type[MemoraError], int], ...] = (
 
 def status_of(exc: MemoraError) -> int:
     """The HTTP status of an error (500: a server-side failure)."""
-    if isinstance(exc, AccessError) and "may not" in str(exc):
-        return 403
     return next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
 
 

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -113,7 +113,7 @@ def model_routes(store: MemoryStore, llm: Any, limits: Limits, queue: ModelQueue
         at_most(len(body.documents), limits.max_documents, "max_documents", "documents")
         strategy = body.strategy or ("full" if llm is not None else "biencoder")
         docs, split = _passages(body.documents, body.passage_words)
-        with queue.slot(key) if strategy != "biencoder" else _nothing():
+        with queue.slot(key) if strategy != "biencoder" else nullcontext():
             ranking = _reranker(strategy, llm, store, body.passage_words, split).rank(
                 body.query, docs
             )
@@ -156,11 +156,6 @@ def model_routes(store: MemoryStore, llm: Any, limits: Limits, queue: ModelQueue
         return _completion(call, body.model, reply, answered)
 
     return router
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _passages(documents: list[str], words: int) -> tuple[list[tuple[str, str]], list[Any]]:
